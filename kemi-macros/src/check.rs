@@ -1,0 +1,1 @@
+//! Validation of a [`KemiFn`](crate::model::KemiFn). (Minimal; to be completed.)

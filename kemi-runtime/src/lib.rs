@@ -1,0 +1,34 @@
+//! The KEMI runtime: what every export, engine and host shares.
+//!
+//! - [`export`]: the static descriptor that `#[kemi]` emits for each exported function, and the
+//!   traits that map Rust parameter and return types onto KEMI's `int`/`str`/`bool`/`xval` kinds.
+//! - [`table`]: the fixed-size dispatch table that indexes every export at startup.
+//! - [`xval`]: value-returning exports' result type.
+//! - [`msg`]: [`SipMsg`], the per-message routing context every export receives.
+//! - [`sip`]: the zero-copy SIP message model (parser, lazy header access, edits, replies).
+//! - [`engine`]: the script engines (Lua first) behind one interface.
+
+extern crate self as kemi_runtime;
+
+pub mod engine;
+pub mod export;
+pub mod msg;
+pub mod sip;
+pub mod table;
+pub mod xval;
+
+pub use export::{Arg, ArgError, KemiExport, KemiParam, KemiRet, KemiReturn, ParamType, RetType};
+pub use kemi_macros::kemi;
+pub use msg::SipMsg;
+pub use table::{ExportTable, TableError};
+pub use xval::Xval;
+
+/// Items the `#[kemi]` expansion refers to. Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use linkme;
+
+    /// Every descriptor emitted by `#[kemi]`, in link order (unsorted).
+    #[linkme::distributed_slice]
+    pub static KEMI_EXPORTS: [crate::KemiExport];
+}

@@ -1,0 +1,263 @@
+//! [`SipMsg`]: the per-message routing context that every export receives (Kamailio's
+//! `sip_msg_t`): the received message, what the script changed (R-URI, destination, flags, header
+//! edits), and what it asked the host to do (replies, forwards).
+//!
+//! Exports never touch the network. They record [`Action`]s in [`SipMsg::outbox`]; the host (the
+//! `sipd` server, or `sipd route-test`) carries them out once the callback returns. That keeps every
+//! export testable without sockets and keeps engines free of I/O.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use crate::sip::{HeaderEdit, Message};
+
+/// Transport protocol a message arrived on or leaves by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Proto {
+    /// UDP.
+    #[default]
+    Udp,
+    /// TCP.
+    Tcp,
+    /// TLS over TCP.
+    Tls,
+    /// SCTP.
+    Sctp,
+    /// WebSocket.
+    Ws,
+    /// Secure WebSocket.
+    Wss,
+}
+
+impl Proto {
+    /// Lower-case name as in `$pr` and `sipd route-test --src`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+            Proto::Tls => "tls",
+            Proto::Sctp => "sctp",
+            Proto::Ws => "ws",
+            Proto::Wss => "wss",
+        }
+    }
+
+    /// Parse a protocol name, ignoring case.
+    pub fn parse(s: &str) -> Option<Proto> {
+        [Proto::Udp, Proto::Tcp, Proto::Tls, Proto::Sctp, Proto::Ws, Proto::Wss]
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// Upper-case name as written in a Via header (`SIP/2.0/UDP`).
+    pub const fn via_name(self) -> &'static str {
+        match self {
+            Proto::Udp => "UDP",
+            Proto::Tcp => "TCP",
+            Proto::Tls => "TLS",
+            Proto::Sctp => "SCTP",
+            Proto::Ws => "WS",
+            Proto::Wss => "WSS",
+        }
+    }
+}
+
+/// Where a message came from and which local socket received it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecvInfo {
+    /// Transport.
+    pub proto: Proto,
+    /// The peer's address (`$si`, `$sp`).
+    pub src: SocketAddr,
+    /// The local socket that received it (`$Ri`, `$Rp`).
+    pub dst: SocketAddr,
+}
+
+impl Default for RecvInfo {
+    fn default() -> Self {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        RecvInfo { proto: Proto::Udp, src: SocketAddr::new(lo, 5060), dst: SocketAddr::new(lo, 5060) }
+    }
+}
+
+/// Host facts that exports need and cannot derive from the message: who "myself" is.
+#[derive(Clone, Debug, Default)]
+pub struct RouteEnv {
+    /// Local listen sockets.
+    pub listen: Vec<(Proto, SocketAddr)>,
+    /// Extra host names and addresses that count as this proxy (`alias` in Kamailio).
+    pub aliases: Vec<String>,
+    /// Value of the `Server` header in locally generated replies (none when `None`).
+    pub server_header: Option<String>,
+}
+
+/// A reply the script asked for (`sl.send_reply` and friends), ready to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// Status code.
+    pub code: u16,
+    /// Reason phrase.
+    pub reason: String,
+    /// The whole reply as it goes on the wire.
+    pub wire: Vec<u8>,
+}
+
+/// A stateless forward the script asked for (`KSR.forward`, `KSR.forward_uri`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forward {
+    /// The Request-URI the forwarded request carries.
+    pub ruri: String,
+    /// Where it goes, when that differs from the R-URI (`$du`, or `forward_uri`'s argument).
+    pub dst: Option<String>,
+}
+
+/// Something the host must do once the callback returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send a locally generated reply back to the source.
+    Reply(Reply),
+    /// Forward the (edited) request statelessly.
+    Forward(Forward),
+}
+
+/// Severity of a script log line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// `dbg`.
+    Debug,
+    /// `info`.
+    Info,
+    /// `notice`.
+    Notice,
+    /// `warn`.
+    Warn,
+    /// `err`.
+    Err,
+    /// `crit`.
+    Crit,
+}
+
+impl LogLevel {
+    /// Kamailio's level name (`dbg`, `info`, `notice`, `warn`, `err`, `crit`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "dbg",
+            LogLevel::Info => "info",
+            LogLevel::Notice => "notice",
+            LogLevel::Warn => "warn",
+            LogLevel::Err => "err",
+            LogLevel::Crit => "crit",
+        }
+    }
+
+    /// Parse a level name; anything unknown is `err`, as `KSR.log` does.
+    pub fn parse_or_err(s: &str) -> LogLevel {
+        match s {
+            "dbg" => LogLevel::Debug,
+            "info" => LogLevel::Info,
+            "notice" => LogLevel::Notice,
+            "warn" => LogLevel::Warn,
+            "crit" => LogLevel::Crit,
+            _ => LogLevel::Err,
+        }
+    }
+}
+
+/// One line a script logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRecord {
+    /// Severity.
+    pub level: LogLevel,
+    /// Text as given.
+    pub text: String,
+}
+
+/// A per-worker variable value (`$var(name)`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VarValue {
+    /// An integer.
+    Int(i64),
+    /// A string.
+    Str(String),
+}
+
+/// Worker-local `$var(...)` storage. Kamailio keeps `$var` per process, across messages; the
+/// runner moves the worker's store into the context for a message and back afterwards.
+pub type VarStore = std::collections::HashMap<String, VarValue>;
+
+/// What the script changed on the message so far. Header edits are recorded, not applied:
+/// reads in the same route see the message as received (Kamailio's lumps).
+#[derive(Clone, Debug, Default)]
+pub struct RouteState {
+    /// The rewritten Request-URI (`$ru` writes, `seturi`, ...), if any.
+    pub new_ruri: Option<String>,
+    /// The destination URI (`$du`), if set.
+    pub dst_uri: Option<String>,
+    /// Message flags (`setflag`), bits 0..63.
+    pub flags: u64,
+    /// Branch flags of branch 0 (`setbflag`).
+    pub bflags: u64,
+    /// Script flags (`setsflag`): reset to 0 for every callback.
+    pub sflags: u64,
+    /// `force_rport()` was called.
+    pub force_rport: bool,
+    /// The message is to be dropped (`set_drop`, `KSR.x.drop`).
+    pub drop: bool,
+    /// Header edits, in the order the script made them.
+    pub edits: Vec<HeaderEdit>,
+    /// Header lines to add to locally generated replies (`hdr.append_to_reply`).
+    pub reply_headers: Vec<String>,
+}
+
+/// The per-message routing context every export receives.
+#[derive(Debug)]
+pub struct SipMsg {
+    /// The message as received.
+    pub message: Message,
+    /// Where it came from.
+    pub rcv: RecvInfo,
+    /// What the script changed.
+    pub route: RouteState,
+    /// What the host must do after the callback.
+    pub outbox: Vec<Action>,
+    /// The worker's `$var` store, lent for this message.
+    pub vars: VarStore,
+    /// Log lines of this message, kept when the host asks (`sipd route-test`).
+    pub captured_logs: Option<Vec<LogRecord>>,
+    /// Host facts.
+    pub env: Arc<RouteEnv>,
+}
+
+impl SipMsg {
+    /// A fresh context for a received message.
+    pub fn new(message: Message, rcv: RecvInfo, env: Arc<RouteEnv>) -> Self {
+        SipMsg {
+            message,
+            rcv,
+            route: RouteState::default(),
+            outbox: Vec::new(),
+            vars: VarStore::new(),
+            captured_logs: None,
+            env,
+        }
+    }
+
+    /// The Request-URI in effect: the rewritten one, else the received one (`$ru`).
+    pub fn ruri(&self) -> Option<&str> {
+        self.route.new_ruri.as_deref().or_else(|| self.message.ruri())
+    }
+
+    /// Log a script line through `tracing`, and keep it when capture is on.
+    pub fn log(&mut self, level: LogLevel, text: &str) {
+        let text = text.trim_end_matches(['\r', '\n']);
+        match level {
+            LogLevel::Debug => tracing::debug!(target: "script", "{text}"),
+            LogLevel::Info | LogLevel::Notice => tracing::info!(target: "script", "{text}"),
+            LogLevel::Warn => tracing::warn!(target: "script", "{text}"),
+            LogLevel::Err | LogLevel::Crit => tracing::error!(target: "script", "{text}"),
+        }
+        if let Some(logs) = self.captured_logs.as_mut() {
+            logs.push(LogRecord { level, text: text.to_string() });
+        }
+    }
+}

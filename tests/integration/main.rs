@@ -1,0 +1,1 @@
+//! sipd integration tests (one binary).
