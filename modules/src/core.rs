@@ -20,3 +20,9 @@ pub fn setflag(msg: &mut SipMsg, flag: i32) -> bool {
         _ => false,
     }
 }
+
+/// Log `text` at the level named by `level`.
+#[kemi(name = "log")]
+pub fn log(msg: &mut SipMsg, level: &str, text: &str) {
+    msg.log(LogLevel::parse_or_err(level), text);
+}
