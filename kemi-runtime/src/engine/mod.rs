@@ -1,1 +1,140 @@
-//! Script engines. (Skeleton.)
+//! Script engines behind one language-neutral interface.
+//!
+//! An [`Engine`] owns one interpreter loaded with one routing script. The host creates one engine
+//! per worker thread (engines are not `Send`), hands it each message with [`Engine::run`], and
+//! reloads it with [`Engine::reload`]. Engines reach the exports only through the shared
+//! [`ExportTable`], by slot index.
+//!
+//! Adding a language means one new sub-module implementing [`Engine`], one [`EngineKind`]
+//! variant, and one arm in [`load`]. Nothing else here knows about Lua.
+//!
+//! What lives elsewhere: error types are in [`error`]; the Lua engine is in [`lua`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::{ExportTable, SipMsg};
+
+pub mod error;
+pub mod lua;
+
+pub use error::{LoadError, ScriptError};
+
+/// Name of the callback run for every SIP request (Kamailio `kemi.request_route_callback`).
+/// A script without it fails to load.
+pub const REQUEST_ROUTE: &str = "ksr_request_route";
+/// Name of the callback run for every SIP reply (`kemi.reply_route_callback`); optional.
+pub const REPLY_ROUTE: &str = "ksr_reply_route";
+/// Name of the callback run for every request sent out (`kemi.onsend_route_callback`); optional.
+pub const ONSEND_ROUTE: &str = "ksr_onsend_route";
+
+/// The marker error value that `KSR.x.exit()` raises; runners treat it as a normal end.
+pub const EXIT_MARKER: &str = "~~ksr~exit~~";
+
+/// The scripting languages sipd can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    /// Lua 5.4 (Kamailio's `app_lua`).
+    Lua,
+}
+
+impl EngineKind {
+    /// Every kind, for listings.
+    pub const ALL: [EngineKind; 1] = [EngineKind::Lua];
+
+    /// The engine name as in Kamailio's `cfgengine` (`"lua"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            EngineKind::Lua => "lua",
+        }
+    }
+
+    /// The kind for a `cfgengine` name, ignoring case.
+    pub fn from_name(name: &str) -> Option<EngineKind> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The kind for a script file extension (`"lua"` or `".lua"`), ignoring case.
+    pub fn from_extension(ext: &str) -> Option<EngineKind> {
+        let ext = ext.strip_prefix('.').unwrap_or(ext);
+        if ext.eq_ignore_ascii_case("lua") {
+            Some(EngineKind::Lua)
+        } else {
+            None
+        }
+    }
+
+    /// The kind for a script path, from its extension.
+    pub fn from_path(path: &Path) -> Option<EngineKind> {
+        path.extension()
+            .and_then(|e| e.to_str())
+            .and_then(Self::from_extension)
+    }
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How one callback run ended. The callback's own return value is ignored, as in Kamailio:
+/// routing decisions come only from what the script did to the [`SipMsg`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// The callback returned normally.
+    Returned,
+    /// The callback ended with `KSR.x.exit()` or `KSR.x.drop()` (at any call depth).
+    Exited,
+    /// The script defines no such callback. Fine for the reply, onsend and tm callbacks.
+    Missing,
+}
+
+/// One interpreter with one routing script loaded, used by one worker thread.
+pub trait Engine {
+    /// Which language this engine runs.
+    fn kind(&self) -> EngineKind;
+
+    /// Run the global function `callback` for `msg`.
+    ///
+    /// Script flags are reset to 0 for the run and restored afterwards. `arg` is passed as the
+    /// only argument when given (event callbacks receive their event name). A script error is
+    /// contained: it is returned, and the engine stays usable for the next message.
+    fn run(
+        &mut self,
+        callback: &str,
+        msg: &mut SipMsg,
+        arg: Option<&str>,
+    ) -> Result<RunOutcome, ScriptError>;
+
+    /// True when the script defines `name` as a function.
+    fn has_callback(&self, name: &str) -> bool;
+
+    /// Re-execute the script file into the existing interpreter (Kamailio's reload): old globals
+    /// stay, redefined functions replace the old ones. On error the previous callbacks stay in
+    /// effect.
+    fn reload(&mut self) -> Result<(), LoadError>;
+}
+
+/// Create an engine of `kind` and load the script at `path` into it, with `KSR` bound to the
+/// exports of `table`.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use kemi_runtime::engine::{self, EngineKind};
+/// # fn f(table: Arc<kemi_runtime::ExportTable>) -> Result<(), engine::LoadError> {
+/// let mut engine = engine::load(EngineKind::Lua, "route.lua".as_ref(), table)?;
+/// assert!(engine.has_callback(engine::REQUEST_ROUTE));
+/// # Ok(()) }
+/// ```
+pub fn load(
+    kind: EngineKind,
+    path: &Path,
+    table: Arc<ExportTable>,
+) -> Result<Box<dyn Engine>, LoadError> {
+    match kind {
+        EngineKind::Lua => Ok(Box::new(lua::LuaEngine::load(path, table)?)),
+    }
+}

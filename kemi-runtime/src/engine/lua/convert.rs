@@ -1,0 +1,223 @@
+//! Conversions between Lua stack values and KEMI values, with `app_lua`'s rules
+//! (`kemi-reference.md` §2.2 and §3.1).
+//!
+//! Arguments are read in two steps so that no Rust value with a destructor is alive while a Lua
+//! API call could raise an error (a `longjmp` must only cross plain frames): [`read_raw`] only
+//! borrows from the stack, [`with_args`] then makes owned copies where needed (non-UTF-8 strings)
+//! without calling Lua. Results with heap data are pushed inside a protected call
+//! ([`push_xval`]) for the same reason.
+
+use std::ffi::{c_int, c_void};
+use std::ptr;
+
+use mlua::ffi;
+
+use crate::export::{KemiRet, ParamType};
+use crate::{Arg, Xval};
+
+/// Most parameters an export has (`SR_KEMI_PARAMS_MAX`).
+pub(super) const MAX_PARAMS: usize = 6;
+
+/// One argument read from the stack, still borrowing the Lua string.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Raw<'a> {
+    /// An `int` argument.
+    Int(i32),
+    /// A `long` argument.
+    Long(i64),
+    /// A `str` argument's bytes.
+    Bytes(&'a [u8]),
+}
+
+/// The bytes of stack value `idx` as `lua_tolstring` gives them: strings as they are, numbers
+/// converted (in place, as Lua does), anything else empty (Kamailio passes a NULL `str`).
+///
+/// # Safety
+/// `l` is a valid state and `idx` a valid stack index. The slice borrows the stack slot: the
+/// caller must not use it after the value leaves the stack (the borrow `'a` is unchecked).
+/// May raise a Lua memory error when converting a number.
+#[inline]
+pub(super) unsafe fn read_bytes<'a>(l: *mut ffi::lua_State, idx: c_int) -> &'a [u8] {
+    // SAFETY (whole fn): guaranteed by the caller; `lua_tolstring` returns a pointer to `len`
+    // bytes owned by the string on the stack.
+    unsafe {
+        match ffi::lua_type(l, idx) {
+            ffi::LUA_TSTRING | ffi::LUA_TNUMBER => {
+                let mut len = 0usize;
+                let p = ffi::lua_tolstring(l, idx, &mut len);
+                if p.is_null() {
+                    &[]
+                } else {
+                    std::slice::from_raw_parts(p.cast::<u8>(), len)
+                }
+            }
+            _ => &[],
+        }
+    }
+}
+
+/// Read stack value `idx` as a parameter of kind `ty`.
+///
+/// `int`: `lua_tointeger` (numeric strings converted; floats with a fraction and non-numbers
+/// give 0), truncated to 32 bits as C does. `long`: integers exactly, other numbers truncated.
+///
+/// # Safety
+/// As [`read_bytes`].
+#[inline]
+pub(super) unsafe fn read_raw<'a>(l: *mut ffi::lua_State, idx: c_int, ty: ParamType) -> Raw<'a> {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        match ty {
+            ParamType::Str => Raw::Bytes(read_bytes(l, idx)),
+            ParamType::Int => Raw::Int(ffi::lua_tointegerx(l, idx, ptr::null_mut()) as i32),
+            ParamType::Long => {
+                if ffi::lua_isinteger(l, idx) != 0 {
+                    Raw::Long(ffi::lua_tointegerx(l, idx, ptr::null_mut()))
+                } else {
+                    Raw::Long(ffi::lua_tonumberx(l, idx, ptr::null_mut()) as i64)
+                }
+            }
+        }
+    }
+}
+
+/// Turn raw arguments into [`Arg`]s and call `f` with them. Valid UTF-8 strings are borrowed;
+/// only a non-UTF-8 string is copied (lossily). Calls no Lua API.
+#[inline]
+pub(super) fn with_args<R>(raws: &[Raw<'_>], f: impl FnOnce(&[Arg<'_>]) -> R) -> R {
+    let n = raws.len().min(MAX_PARAMS);
+    let mut strs: [Option<&str>; MAX_PARAMS] = [None; MAX_PARAMS];
+    let mut owned: [Option<String>; MAX_PARAMS] = Default::default();
+    for (i, raw) in raws[..n].iter().enumerate() {
+        if let Raw::Bytes(b) = raw {
+            match std::str::from_utf8(b) {
+                Ok(s) => strs[i] = Some(s),
+                Err(_) => owned[i] = Some(String::from_utf8_lossy(b).into_owned()),
+            }
+        }
+    }
+    let mut args = [Arg::Int(0); MAX_PARAMS];
+    for (i, raw) in raws[..n].iter().enumerate() {
+        args[i] = match raw {
+            Raw::Int(v) => Arg::Int(*v),
+            Raw::Long(v) => Arg::Long(*v),
+            Raw::Bytes(_) => Arg::Str(strs[i].or(owned[i].as_deref()).unwrap_or("")),
+        };
+    }
+    f(&args[..n])
+}
+
+/// What pushing a result left on the stack.
+pub(super) enum Pushed {
+    /// This many results are on the stack.
+    Results(c_int),
+    /// Converting failed (out of memory); the error value is on the stack, to be raised once
+    /// every Rust value of the caller has been dropped.
+    Raise,
+}
+
+/// Push an export result. `zero_params` selects the 0-parameter path, where a NONE result is
+/// `false` rather than integer `0` (`app_lua`'s quirk).
+///
+/// # Safety
+/// `l` is a valid state with room for one value (a C function always has `LUA_MINSTACK`).
+#[inline]
+pub(super) unsafe fn push_ret(l: *mut ffi::lua_State, ret: KemiRet, zero_params: bool) -> Pushed {
+    // SAFETY: guaranteed by the caller; these pushes do not allocate.
+    unsafe {
+        match ret {
+            KemiRet::None if zero_params => ffi::lua_pushboolean(l, 0),
+            KemiRet::None => ffi::lua_pushinteger(l, 0),
+            KemiRet::Int(n) => ffi::lua_pushinteger(l, ffi::lua_Integer::from(n)),
+            KemiRet::Bool(b) => ffi::lua_pushboolean(l, c_int::from(b)),
+            KemiRet::Xval(x) => return push_xval(l, x),
+        }
+    }
+    Pushed::Results(1)
+}
+
+/// Push an [`Xval`]: `None` pushes nothing, `Long` a float, `Null` nil, arrays and dicts tables.
+///
+/// # Safety
+/// As [`push_ret`].
+unsafe fn push_xval(l: *mut ffi::lua_State, x: Xval) -> Pushed {
+    // SAFETY: guaranteed by the caller. Scalars push without allocating. Values with heap data
+    // are converted by `push_xval_protected` under `lua_pcall`, whose frames hold only borrows,
+    // so a memory error unwinds to the `lua_pcall` here and `x` is dropped normally.
+    unsafe {
+        match x {
+            Xval::None => return Pushed::Results(0),
+            Xval::Null => ffi::lua_pushnil(l),
+            Xval::Int(n) => ffi::lua_pushinteger(l, ffi::lua_Integer::from(n)),
+            Xval::Long(n) => ffi::lua_pushnumber(l, n as ffi::lua_Number),
+            Xval::Bool(b) => ffi::lua_pushboolean(l, c_int::from(b)),
+            Xval::Str(_) | Xval::Array(_) | Xval::Dict(_) => {
+                ffi::lua_pushcfunction(l, push_xval_protected);
+                ffi::lua_pushlightuserdata(l, ptr::from_ref(&x).cast_mut().cast::<c_void>());
+                let rc = ffi::lua_pcall(l, 1, 1, 0);
+                drop(x);
+                if rc != ffi::LUA_OK {
+                    return Pushed::Raise;
+                }
+            }
+        }
+    }
+    Pushed::Results(1)
+}
+
+/// `lua_pcall` target: push the [`Xval`] its light-userdata argument points to.
+unsafe extern "C-unwind" fn push_xval_protected(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: only `push_xval` calls this, with a pointer to an `Xval` it keeps alive across the
+    // call. Frames below hold only borrows (no destructors), so Lua errors may longjmp over them.
+    unsafe {
+        let x = &*ffi::lua_touserdata(l, 1).cast::<Xval>();
+        ffi::lua_settop(l, 0);
+        push_value(l, x, 0);
+    }
+    1
+}
+
+/// Deepest array/dict nesting converted; deeper values raise an error instead of exhausting
+/// the native stack.
+const MAX_DEPTH: u32 = 64;
+
+/// Push `x` as one value (nested `None` becomes nil). Raises a Lua error on memory exhaustion
+/// or nesting deeper than [`MAX_DEPTH`].
+///
+/// # Safety
+/// Must run inside a protected call; see [`push_xval_protected`].
+unsafe fn push_value(l: *mut ffi::lua_State, x: &Xval, depth: u32) {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        if depth > MAX_DEPTH {
+            let msg = "KSR result nested too deep";
+            ffi::lua_pushlstring(l, msg.as_ptr().cast(), msg.len());
+            ffi::lua_error(l);
+        }
+        ffi::luaL_checkstack(l, 3, c"KSR result nested too deep".as_ptr());
+        match x {
+            Xval::None | Xval::Null => ffi::lua_pushnil(l),
+            Xval::Int(n) => ffi::lua_pushinteger(l, ffi::lua_Integer::from(*n)),
+            Xval::Long(n) => ffi::lua_pushnumber(l, *n as ffi::lua_Number),
+            Xval::Bool(b) => ffi::lua_pushboolean(l, c_int::from(*b)),
+            Xval::Str(s) => {
+                ffi::lua_pushlstring(l, s.as_ptr().cast(), s.len());
+            }
+            Xval::Array(items) => {
+                ffi::lua_createtable(l, c_int::try_from(items.len()).unwrap_or(0), 0);
+                for (i, item) in items.iter().enumerate() {
+                    push_value(l, item, depth + 1);
+                    ffi::lua_rawseti(l, -2, i as ffi::lua_Integer + 1);
+                }
+            }
+            Xval::Dict(items) => {
+                ffi::lua_createtable(l, 0, c_int::try_from(items.len()).unwrap_or(0));
+                for (name, item) in items {
+                    ffi::lua_pushlstring(l, name.as_ptr().cast(), name.len());
+                    push_value(l, item, depth + 1);
+                    ffi::lua_rawset(l, -3);
+                }
+            }
+        }
+    }
+}

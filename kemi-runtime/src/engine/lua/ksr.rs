@@ -1,0 +1,369 @@
+//! The global `KSR` table of one interpreter, and the C functions behind it.
+//!
+//! Every `KSR.<mod>.<fn>` is a Lua C closure over two upvalues: a light userdata pointing to the
+//! engine's [`Ctx`] and the export's slot index. A call reads both upvalues, converts the stack
+//! arguments and calls the export's trampoline: no name lookup, no allocation for int and UTF-8
+//! string arguments, no Lua value created except the result. `KSR.x.{exit,drop,modf,probe}` are
+//! C functions too.
+//!
+//! # Lua errors and Rust frames
+//!
+//! Lua raises errors with `longjmp`, which must only cross frames without destructors. So each
+//! C function here is a thin shell: the work happens in an inner function that returns a
+//! [`Step`] after dropping everything it owned, and only the shell calls `lua_error`. The only
+//! Lua API calls made while Rust values are alive cannot raise (type checks, number reads,
+//! pushes of scalars) or convert numbers to strings in place (may raise a memory error only
+//! while nothing owned is alive).
+
+use std::ffi::{c_int, c_void};
+use std::ptr;
+use std::rc::Rc;
+
+use mlua::{ffi, Function, Lua, Table};
+
+use super::convert::{push_ret, read_bytes, read_raw, with_args, Pushed, Raw, MAX_PARAMS};
+use super::ctx::{CallError, Ctx};
+use crate::engine::EXIT_MARKER;
+use crate::export::{KemiExport, KemiRet, ParamType};
+use crate::{Arg, Xval};
+
+/// What a C function does once its inner work has returned.
+enum Step {
+    /// Return this many results.
+    Results(c_int),
+    /// Raise the error value on top of the stack.
+    Raise,
+    /// Raise "KSR.<export> panicked".
+    Panicked(&'static KemiExport),
+}
+
+/// Build `KSR` (core exports as `KSR.<fn>`, one table per module, `KSR.x`) and `KSRVERSION`.
+///
+/// `ctx` must outlive the interpreter: the closures keep a raw pointer to it.
+pub(super) fn install(lua: &Lua, ctx: &Rc<Ctx>) -> mlua::Result<()> {
+    let ctx_ptr = Rc::as_ptr(ctx);
+    let ksr = lua.create_table()?;
+    for module in ctx.table().modules() {
+        let target: Table = if module.name.is_empty() {
+            ksr.clone()
+        } else {
+            let t = lua.create_table_with_capacity(0, module.slots.len())?;
+            ksr.raw_set(module.name, &t)?;
+            t
+        };
+        for slot in module.slots.clone() {
+            if let Some(export) = ctx.export(slot) {
+                target.raw_set(
+                    export.name,
+                    c_closure(lua, ksr_call, Some(ctx_ptr), Some(slot))?,
+                )?;
+            }
+        }
+    }
+    let x = lua.create_table_with_capacity(0, 4)?;
+    x.raw_set("exit", c_closure(lua, x_exit, None, None)?)?;
+    x.raw_set("drop", c_closure(lua, x_drop, Some(ctx_ptr), None)?)?;
+    x.raw_set("modf", c_closure(lua, x_modf, Some(ctx_ptr), None)?)?;
+    x.raw_set("probe", c_closure(lua, x_probe, None, None)?)?;
+    ksr.raw_set("x", x)?;
+    let globals = lua.globals();
+    globals.raw_set("KSR", ksr)?;
+    globals.raw_set("KSRVERSION", "2.0")?;
+    Ok(())
+}
+
+/// A C closure over the optional upvalues `ctx` (light userdata) and `slot` (integer).
+fn c_closure(
+    lua: &Lua,
+    f: ffi::lua_CFunction,
+    ctx: Option<*const Ctx>,
+    slot: Option<u16>,
+) -> mlua::Result<Function> {
+    // SAFETY: the closure pushes at most three values inside mlua's protected call, which
+    // reserves the stack it needs; it owns nothing, so a memory error may longjmp over it.
+    unsafe {
+        lua.exec_raw::<Function>((), |state| {
+            let mut n = 0;
+            if let Some(ctx) = ctx {
+                ffi::lua_pushlightuserdata(state, ctx.cast_mut().cast::<c_void>());
+                n += 1;
+            }
+            if let Some(slot) = slot {
+                ffi::lua_pushinteger(state, ffi::lua_Integer::from(slot));
+                n += 1;
+            }
+            ffi::lua_pushcclosure(state, f, n);
+        })
+    }
+}
+
+/// The [`Ctx`] in upvalue 1 of the running C closure.
+///
+/// # Safety
+/// Only for closures made by [`install`] with a ctx. The engine drops its interpreter before
+/// its `Ctx` (field order in `LuaEngine`), so the pointer is valid whenever Lua runs the closure.
+#[inline]
+unsafe fn ctx_of<'a>(l: *mut ffi::lua_State) -> &'a Ctx {
+    // SAFETY: guaranteed by the caller.
+    unsafe { &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Ctx>() }
+}
+
+/// Shell: carry out a [`Step`].
+///
+/// # Safety
+/// `l` is the running state; nothing owned may be alive in the caller.
+#[inline]
+unsafe fn finish(l: *mut ffi::lua_State, step: Step) -> c_int {
+    // SAFETY: guaranteed by the caller; pieces pushed are `'static` strings.
+    unsafe {
+        match step {
+            Step::Results(n) => n,
+            Step::Raise => ffi::lua_error(l),
+            Step::Panicked(export) => {
+                ffi::luaL_where(l, 1);
+                push_static(l, "KSR.");
+                if !export.module.is_empty() {
+                    push_static(l, export.module);
+                    push_static(l, ".");
+                }
+                push_static(l, export.name);
+                push_static(l, " panicked");
+                let pieces = if export.module.is_empty() { 4 } else { 6 };
+                ffi::lua_concat(l, pieces);
+                ffi::lua_error(l)
+            }
+        }
+    }
+}
+
+/// Push a `'static` string.
+///
+/// # Safety
+/// `l` is a valid state with room for one value.
+#[inline]
+unsafe fn push_static(l: *mut ffi::lua_State, s: &'static str) {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        ffi::lua_pushlstring(l, s.as_ptr().cast(), s.len());
+    }
+}
+
+/// Push `false` and return one result.
+///
+/// # Safety
+/// `l` is a valid state with room for one value.
+#[inline]
+unsafe fn push_false(l: *mut ffi::lua_State) -> Step {
+    // SAFETY: guaranteed by the caller.
+    unsafe { ffi::lua_pushboolean(l, 0) };
+    Step::Results(1)
+}
+
+/// `KSR.<mod>.<fn>(...)`: upvalue 1 the ctx, upvalue 2 the slot.
+unsafe extern "C-unwind" fn ksr_call(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: `install` made this closure with both upvalues; `call_export` returns after
+    // dropping what it owned, so `finish` may raise.
+    unsafe {
+        let ctx = ctx_of(l);
+        let slot = ffi::lua_tointegerx(l, ffi::lua_upvalueindex(2), ptr::null_mut());
+        let step = match u16::try_from(slot).ok().and_then(|s| ctx.export(s)) {
+            Some(export) => call_export(l, ctx, export),
+            None => push_false(l),
+        };
+        finish(l, step)
+    }
+}
+
+/// Apply `app_lua`'s argument rules, call `export`, push its result.
+///
+/// # Safety
+/// `l` is the running state of a `ksr_call`.
+#[inline]
+unsafe fn call_export(l: *mut ffi::lua_State, ctx: &Ctx, export: &'static KemiExport) -> Step {
+    // SAFETY (whole fn): `l` is valid; argument slices borrow stack slots that stay on the
+    // stack until this function returns.
+    unsafe {
+        if !ctx.has_msg() {
+            return invalid_env(l, export);
+        }
+        let argc = usize::try_from(ffi::lua_gettop(l)).unwrap_or(0);
+        let params = export.params;
+        let ret = if params.is_empty() {
+            if argc > 0 {
+                tracing::error!(target: "lua", "invalid parameters for KSR.{}: it takes none, got {argc}", export.qualified_name());
+                return push_false(l);
+            }
+            ctx.call(export, &[])
+        } else {
+            if argc > MAX_PARAMS || params.len() > MAX_PARAMS {
+                tracing::error!(target: "lua", "too many parameters for KSR.{}: {argc}", export.qualified_name());
+                return push_false(l);
+            }
+            if argc < params.len() {
+                tracing::error!(target: "lua", "not enough parameters for KSR.{}: {argc} of {}", export.qualified_name(), params.len());
+                return push_false(l);
+            }
+            let mut raws = [Raw::Int(0); MAX_PARAMS];
+            for (i, ty) in params.iter().enumerate() {
+                raws[i] = read_raw(l, i as c_int + 1, *ty);
+            }
+            with_args(&raws[..params.len()], |args| ctx.call(export, args))
+        };
+        match ret {
+            Ok(ret) => match push_ret(l, ret, params.is_empty()) {
+                Pushed::Results(n) => Step::Results(n),
+                Pushed::Raise => Step::Raise,
+            },
+            Err(CallError::Panicked) => Step::Panicked(export),
+            Err(CallError::NoMessage) => invalid_env(l, export),
+            Err(CallError::Args(e)) => {
+                tracing::error!(target: "lua", "invalid parameters for KSR.{}: {e}", export.qualified_name());
+                push_false(l)
+            }
+        }
+    }
+}
+
+/// No message is lent: log Kamailio's "invalid Lua environment" and give `false`.
+///
+/// # Safety
+/// `l` is a valid state with room for one value.
+#[cold]
+unsafe fn invalid_env(l: *mut ffi::lua_State, export: &KemiExport) -> Step {
+    tracing::error!(target: "lua", "invalid Lua environment: KSR.{} called with no current message", export.qualified_name());
+    // SAFETY: guaranteed by the caller.
+    unsafe { push_false(l) }
+}
+
+/// `KSR.x.exit()`: raise the exit marker (no position, like `error(m, 0)`).
+unsafe extern "C-unwind" fn x_exit(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: nothing owned is alive here.
+    unsafe {
+        push_static(l, EXIT_MARKER);
+        ffi::lua_error(l)
+    }
+}
+
+/// `KSR.x.drop()`: mark the message dropped, then exit. `false` when no message is current.
+unsafe extern "C-unwind" fn x_drop(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: made by `install` with a ctx; `with_msg` owns nothing once it returns.
+    unsafe {
+        let marked = ctx_of(l).with_msg(|msg| msg.route.drop = true).is_some();
+        if !marked {
+            tracing::error!(target: "lua", "invalid Lua environment: KSR.x.drop called with no current message");
+            ffi::lua_pushboolean(l, 0);
+            return 1;
+        }
+        x_exit(l)
+    }
+}
+
+/// `KSR.x.probe()`: does nothing (Kamailio runs it once to check the library loads).
+unsafe extern "C-unwind" fn x_probe(_l: *mut ffi::lua_State) -> c_int {
+    0
+}
+
+/// `KSR.x.modf(fname, ...)`: run an export found by function name with string arguments.
+unsafe extern "C-unwind" fn x_modf(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: made by `install` with a ctx; `modf` returns after dropping what it owned.
+    unsafe {
+        let step = modf(l, ctx_of(l));
+        finish(l, step)
+    }
+}
+
+/// Body of `KSR.x.modf`: find the export (core first, then modules), convert the string
+/// arguments to the declared kinds, push its result as an integer (bool gives 1/-1, none 1).
+/// Unknown functions, bad argument counts and unparsable numbers log and give -1.
+///
+/// # Safety
+/// `l` is the running state of an `x_modf` closure.
+unsafe fn modf(l: *mut ffi::lua_State, ctx: &Ctx) -> Step {
+    // SAFETY (whole fn): as `call_export`.
+    unsafe {
+        if !ctx.has_msg() {
+            tracing::error!(target: "lua", "invalid Lua environment: KSR.x.modf called with no current message");
+            return push_false(l);
+        }
+        let argc = usize::try_from(ffi::lua_gettop(l)).unwrap_or(0);
+        let name = if argc >= 1 && ffi::lua_type(l, 1) == ffi::LUA_TSTRING {
+            std::str::from_utf8(read_bytes(l, 1)).ok()
+        } else {
+            None
+        };
+        let Some(name) = name else {
+            tracing::error!(target: "lua", "KSR.x.modf: the first argument must be a function name");
+            return push_int(l, -1);
+        };
+        let Some(export) = ctx.modf_export(name) else {
+            tracing::error!(target: "lua", "KSR.x.modf: function `{name}` not found");
+            return push_int(l, -1);
+        };
+        let params = export.params;
+        let nargs = argc - 1;
+        if nargs < params.len() || nargs > MAX_PARAMS || params.len() > MAX_PARAMS {
+            tracing::error!(target: "lua", "KSR.x.modf: `{name}` takes {} parameters, got {nargs}", params.len());
+            return push_int(l, -1);
+        }
+        let mut raws = [Raw::Int(0); MAX_PARAMS];
+        for (i, raw) in raws.iter_mut().enumerate().take(params.len()) {
+            *raw = Raw::Bytes(read_bytes(l, i as c_int + 2));
+        }
+        let ret = with_args(&raws[..params.len()], |strs| {
+            let mut typed = [Arg::Int(0); MAX_PARAMS];
+            for (i, (arg, ty)) in strs.iter().zip(params).enumerate() {
+                let Arg::Str(s) = *arg else { continue };
+                typed[i] = match ty {
+                    ParamType::Str => Arg::Str(s),
+                    ParamType::Int => match s.trim().parse() {
+                        Ok(n) => Arg::Int(n),
+                        Err(_) => return Err(i),
+                    },
+                    ParamType::Long => match s.trim().parse() {
+                        Ok(n) => Arg::Long(n),
+                        Err(_) => return Err(i),
+                    },
+                };
+            }
+            Ok(ctx.call(export, &typed[..params.len()]))
+        });
+        match ret {
+            Err(i) => {
+                tracing::error!(target: "lua", "KSR.x.modf: argument {} of `{name}` is not a number", i + 1);
+                push_int(l, -1)
+            }
+            Ok(Ok(ret)) => push_int(l, modf_code(&ret)),
+            Ok(Err(CallError::Panicked)) => Step::Panicked(export),
+            Ok(Err(CallError::NoMessage)) => push_false(l),
+            Ok(Err(CallError::Args(e))) => {
+                tracing::error!(target: "lua", "KSR.x.modf: invalid parameters for `{name}`: {e}");
+                push_int(l, -1)
+            }
+        }
+    }
+}
+
+/// The native return code `KSR.x.modf` gives for an export result.
+fn modf_code(ret: &KemiRet) -> i32 {
+    match ret {
+        KemiRet::Int(n) | KemiRet::Xval(Xval::Int(n)) => *n,
+        KemiRet::Bool(b) | KemiRet::Xval(Xval::Bool(b)) => {
+            if *b {
+                1
+            } else {
+                -1
+            }
+        }
+        KemiRet::None | KemiRet::Xval(_) => 1,
+    }
+}
+
+/// Push an integer and return one result.
+///
+/// # Safety
+/// `l` is a valid state with room for one value.
+unsafe fn push_int(l: *mut ffi::lua_State, n: i32) -> Step {
+    // SAFETY: guaranteed by the caller.
+    unsafe { ffi::lua_pushinteger(l, ffi::lua_Integer::from(n)) };
+    Step::Results(1)
+}

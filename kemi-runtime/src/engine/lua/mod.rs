@@ -1,0 +1,265 @@
+//! The Lua engine (Kamailio's `app_lua`): Lua 5.4, one interpreter per [`LuaEngine`].
+//!
+//! - [`ksr`]: the `KSR` table and the C functions behind it.
+//! - [`convert`]: argument and result conversions.
+//! - [`ctx`]: state shared by the `KSR` functions, and the message lent during a run.
+//!
+//! Differences from `app_lua`, on purpose:
+//! - `os.exit` raises an error ("os.exit is disabled in sipd; use KSR.x.exit()") so a script can
+//!   never stop the proxy.
+//! - The interpreter is mlua's safe one: the `debug` library and C modules are not available,
+//!   and only text chunks load, so a script cannot break memory safety.
+
+mod convert;
+mod ctx;
+mod ksr;
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use mlua::{ChunkMode, Function, Lua, Value};
+
+use super::error::{source_matches, split_position};
+use super::{
+    Engine, EngineKind, LoadError, RunOutcome, ScriptError, EXIT_MARKER, ONSEND_ROUTE, REPLY_ROUTE,
+    REQUEST_ROUTE,
+};
+use crate::{ExportTable, SipMsg};
+use ctx::Ctx;
+
+/// Replaces `os.exit` so that a script cannot end the process.
+const PRELUDE: &str = r#"
+os.exit = function()
+    error("os.exit is disabled in sipd; use KSR.x.exit()", 2)
+end
+"#;
+
+/// The core callbacks, looked up once per (re)load so a run does no global lookup.
+#[derive(Default)]
+struct Callbacks {
+    request: Option<Function>,
+    reply: Option<Function>,
+    onsend: Option<Function>,
+}
+
+/// A Lua interpreter with one routing script loaded. Create one per worker thread.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use kemi_runtime::engine::{Engine, lua::LuaEngine, REQUEST_ROUTE};
+/// # fn f(table: Arc<kemi_runtime::ExportTable>, msg: &mut kemi_runtime::SipMsg) {
+/// let mut engine = LuaEngine::load("route.lua".as_ref(), table).unwrap();
+/// match engine.run(REQUEST_ROUTE, msg, None) {
+///     Ok(outcome) => println!("{outcome:?}"),
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// # }
+/// ```
+pub struct LuaEngine {
+    // Field order matters: the callbacks go first, then the interpreter (closing it runs the
+    // remaining finalizers, which may still call `KSR` functions), and only then `ctx`, which
+    // those functions point to.
+    callbacks: Callbacks,
+    lua: Lua,
+    ctx: Rc<Ctx>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for LuaEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LuaEngine")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LuaEngine {
+    /// Create an interpreter, bind `KSR` to `table` and run the script at `path`.
+    ///
+    /// Fails with the file, line and cause for syntax errors and errors at top level, and when
+    /// the script defines no `ksr_request_route`.
+    pub fn load(path: &Path, table: Arc<ExportTable>) -> Result<Self, LoadError> {
+        let lua = Lua::new();
+        let ctx = Rc::new(Ctx::new(table));
+        let setup = lua
+            .load(PRELUDE)
+            .set_name("=sipd")
+            .exec()
+            .and_then(|()| ksr::install(&lua, &ctx));
+        if let Err(e) = setup {
+            return Err(LoadError::new(
+                path,
+                format!("cannot set up the Lua interpreter: {e}"),
+            ));
+        }
+        let mut engine = LuaEngine {
+            callbacks: Callbacks::default(),
+            lua,
+            ctx,
+            path: path.to_path_buf(),
+        };
+        engine.exec_file()?;
+        engine.callbacks = engine.lookup_callbacks()?;
+        Ok(engine)
+    }
+
+    /// The script file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run the script file into the interpreter.
+    fn exec_file(&self) -> Result<(), LoadError> {
+        let src = std::fs::read(&self.path)
+            .map_err(|e| LoadError::new(&self.path, format!("cannot read the script: {e}")))?;
+        self.lua
+            .load(&src[..])
+            .set_name(format!("@{}", self.path.display()))
+            .set_mode(ChunkMode::Text)
+            .exec()
+            .map_err(|e| load_error(&self.path, &e))
+    }
+
+    /// The core callbacks as the script now defines them.
+    fn lookup_callbacks(&self) -> Result<Callbacks, LoadError> {
+        let request = self.global_function(REQUEST_ROUTE).ok_or_else(|| {
+            LoadError::new(
+                &self.path,
+                format!("function {REQUEST_ROUTE} is not defined"),
+            )
+        })?;
+        Ok(Callbacks {
+            request: Some(request),
+            reply: self.global_function(REPLY_ROUTE),
+            onsend: self.global_function(ONSEND_ROUTE),
+        })
+    }
+
+    /// The global `name` when it is a function.
+    fn global_function(&self, name: &str) -> Option<Function> {
+        match self.lua.globals().raw_get::<Value>(name) {
+            Ok(Value::Function(f)) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+impl Engine for LuaEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Lua
+    }
+
+    fn run(
+        &mut self,
+        callback: &str,
+        msg: &mut SipMsg,
+        arg: Option<&str>,
+    ) -> Result<RunOutcome, ScriptError> {
+        let looked_up;
+        let func = match callback {
+            REQUEST_ROUTE => self.callbacks.request.as_ref(),
+            REPLY_ROUTE => self.callbacks.reply.as_ref(),
+            ONSEND_ROUTE => self.callbacks.onsend.as_ref(),
+            _ => {
+                looked_up = self.global_function(callback);
+                looked_up.as_ref()
+            }
+        };
+        let Some(func) = func else {
+            return Ok(RunOutcome::Missing);
+        };
+        let saved_sflags = std::mem::take(&mut msg.route.sflags);
+        let result = {
+            let _lease = self.ctx.lend(msg);
+            match arg {
+                Some(a) => func.call::<()>(a),
+                None => func.call::<()>(()),
+            }
+        };
+        msg.route.sflags = saved_sflags;
+        match result {
+            Ok(()) => Ok(RunOutcome::Returned),
+            Err(e) => {
+                let (text, traceback) = error_text(&e);
+                if text == EXIT_MARKER {
+                    Ok(RunOutcome::Exited)
+                } else {
+                    Err(script_error(text, traceback))
+                }
+            }
+        }
+    }
+
+    fn has_callback(&self, name: &str) -> bool {
+        self.global_function(name).is_some()
+    }
+
+    fn reload(&mut self) -> Result<(), LoadError> {
+        self.exec_file()?;
+        self.callbacks = self.lookup_callbacks()?;
+        Ok(())
+    }
+}
+
+/// The text of an mlua error and the traceback mlua appended to it.
+fn error_text(e: &mlua::Error) -> (String, String) {
+    let text = match e {
+        mlua::Error::RuntimeError(s) | mlua::Error::MemoryError(s) => s.clone(),
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::CallbackError { traceback, cause } => {
+            return (cause.to_string(), traceback.clone());
+        }
+        other => other.to_string(),
+    };
+    match text.split_once("\nstack traceback:\n") {
+        Some((m, tb)) => (m.to_string(), format!("stack traceback:\n{tb}")),
+        None => (text, String::new()),
+    }
+}
+
+/// A callback error, with the position from the message or else from the innermost Lua frame
+/// of the traceback.
+fn script_error(text: String, traceback: String) -> ScriptError {
+    let (pos, rest) = split_position(&text);
+    match pos {
+        Some(p) => ScriptError {
+            message: rest.to_string(),
+            location: Some(format!("{}:{}", p.source, p.line)),
+            traceback,
+        },
+        None => {
+            let location = traceback
+                .lines()
+                .map(|l| l.trim_start())
+                .filter(|l| !l.starts_with("[C]"))
+                .find_map(|l| {
+                    split_position(l)
+                        .0
+                        .map(|p| format!("{}:{}", p.source, p.line))
+                });
+            ScriptError {
+                message: text,
+                location,
+                traceback,
+            }
+        }
+    }
+}
+
+/// A load error, with the line when the message points into `path` itself.
+fn load_error(path: &Path, e: &mlua::Error) -> LoadError {
+    let (text, _traceback) = error_text(e);
+    if text == EXIT_MARKER {
+        return LoadError::new(path, "KSR.x.exit() called while loading the script");
+    }
+    let (pos, rest) = split_position(&text);
+    match pos {
+        Some(p) if source_matches(p.source, &path.display().to_string()) => LoadError {
+            file: path.to_path_buf(),
+            line: Some(p.line),
+            cause: rest.to_string(),
+        },
+        _ => LoadError::new(path, text),
+    }
+}
