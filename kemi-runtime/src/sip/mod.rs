@@ -1,60 +1,41 @@
-//! The zero-copy SIP message model. (Skeleton: the API others build against; the implementation
-//! is being written.)
+//! The zero-copy SIP message model.
 //!
-//! Contract:
 //! - [`Message::parse`] keeps the received bytes, indexes the start line and every header by
-//!   position (name and value ranges), and parses a header's value only when asked.
+//!   position (name, value and line ranges), checks the header section is UTF-8 once, and
+//!   parses a header's value only when asked ([`Message::vias`], [`Message::cseq`], ...).
 //! - Header names compare case-insensitively, and compact forms are the same header
 //!   (`v`=Via, `f`=From, `t`=To, `i`=Call-ID, `m`=Contact, `l`=Content-Length, `c`=Content-Type,
 //!   `k`=Supported, `s`=Subject, `e`=Content-Encoding, `o`=Event, `r`=Refer-To, `b`=Referred-By,
-//!   `x`=Session-Expires, `u`=Allow-Events, `a`=Accept-Contact, `j`=Reject-Contact, `d`=Request-Disposition,
-//!   `y`=Identity, `n`=Identity-Info).
-//! - Edits ([`HeaderEdit`]) are applied only when the message is serialized.
+//!   `x`=Session-Expires, `u`=Allow-Events, `a`=Accept-Contact, `j`=Reject-Contact,
+//!   `d`=Request-Disposition, `y`=Identity, `n`=Identity-Info); see [`HeaderKind`].
+//! - [`frame_len`] frames messages on stream transports.
+//! - Edits ([`HeaderEdit`]) are applied only when the message is serialized
+//!   ([`Message::write_request`], [`Message::write_response`]).
+//! - [`reply::build`] writes a stateless reply.
+//!
+//! See `docs/MESSAGE-MODEL.md` for the design decisions.
 
-use bytes::Bytes;
+mod edit;
+mod error;
+mod header;
+mod message;
+mod method;
+mod name_addr;
+mod params;
+mod parse;
+pub mod reply;
+pub mod uri;
+mod value;
+mod via;
 
-/// Why a message could not be parsed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
-    /// Placeholder.
-    #[error("malformed message: {0}")]
-    Malformed(&'static str),
-}
-
-/// A parsed SIP message.
-#[derive(Clone, Debug)]
-pub struct Message {
-    buf: Bytes,
-}
-
-/// A header edit recorded by the script, applied when the message is serialized.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HeaderEdit {
-    /// Remove the header at this index.
-    Remove(usize),
-    /// Insert a full header line (with CRLF) before the header at this index.
-    InsertBefore(usize, String),
-    /// Insert a full header line (with CRLF) after the header at this index.
-    AppendAfter(usize, String),
-    /// Insert a full header line (with CRLF) before the first header.
-    Prepend(String),
-    /// Insert a full header line (with CRLF) after the last header.
-    Append(String),
-}
-
-impl Message {
-    /// Parse one message.
-    pub fn parse(buf: Bytes) -> Result<Message, ParseError> {
-        Ok(Message { buf })
-    }
-
-    /// The received bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf
-    }
-
-    /// The Request-URI as received (requests only).
-    pub fn ruri(&self) -> Option<&str> {
-        None
-    }
-}
+pub use edit::HeaderEdit;
+pub use error::{ParseError, ParseErrorKind, RequiredError, UriError, ValueError};
+pub use header::{unfold, HeaderKind, HeaderRef};
+pub use message::Message;
+pub use method::Method;
+pub use name_addr::NameAddr;
+pub use params::{Param, Params};
+pub use parse::{frame_len, MAX_HEAD_LEN};
+pub use uri::{percent_decode, Scheme, Uri};
+pub use value::{parse_decimal, CSeq};
+pub use via::Via;

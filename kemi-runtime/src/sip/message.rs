@@ -1,0 +1,333 @@
+//! [`Message`]: one received SIP message, its bytes kept, its start line and headers indexed,
+//! every value parsed only when asked for.
+//!
+//! The header section is checked to be UTF-8 once, at parse time, so every accessor returns
+//! `&str` without re-validating. The cost is that a message whose headers carry Latin-1 or other
+//! non-UTF-8 octets is rejected (400); RFC 3261 requires UTF-8 there (`TEXT-UTF8`). The body is
+//! never inspected and stays bytes.
+
+use bytes::Bytes;
+
+use super::error::{ParseError, RequiredError, UriError, ValueError};
+use super::header::{name_matches, HeaderKind, HeaderRef};
+use super::method::Method;
+use super::name_addr::NameAddr;
+use super::params::split_outside_quotes;
+use super::parse::{index, HeaderIdx, Index, Span, StartLine};
+use super::uri::Uri;
+use super::value::{parse_decimal, CSeq};
+use super::via::Via;
+
+/// A parsed SIP message.
+///
+/// ```
+/// use kemi_runtime::sip::{Message, Method};
+/// let m = Message::parse("OPTIONS sip:bob@b.example SIP/2.0\r\n\
+///     v: SIP/2.0/UDP a.example;branch=z9hG4bK1\r\ni: abc\r\nCSeq: 1 OPTIONS\r\nl: 0\r\n\r\n".into()).unwrap();
+/// assert_eq!(m.method(), Some(Method::Options));
+/// assert_eq!(m.ruri(), Some("sip:bob@b.example"));
+/// assert_eq!(m.call_id(), Some("abc"));
+/// assert_eq!(m.top_via().unwrap().unwrap().branch(), Some("z9hG4bK1"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Message {
+    buf: Bytes,
+    idx: Index,
+}
+
+impl Message {
+    /// Parse one message received as one datagram: the whole buffer is the message, framed by
+    /// Content-Length when present (bytes past it are ignored, fewer bytes than it is an
+    /// error), else the body is the rest of the buffer. For streams, cut the buffer with
+    /// [`frame_len`](super::frame_len) first.
+    pub fn parse(buf: Bytes) -> Result<Message, ParseError> {
+        let idx = index(&buf)?;
+        Ok(Message { buf, idx })
+    }
+
+    /// Text of a span inside the header section.
+    fn text(&self, span: Span) -> &str {
+        let bytes = self.buf.get(span.range()).unwrap_or_default();
+        debug_assert!(std::str::from_utf8(bytes).is_ok());
+        // SAFETY: `index` validated the whole header section as UTF-8, and every span this is
+        // called with lies inside it with both ends next to an ASCII delimiter (SP, HT, CR,
+        // LF, ':') or at the section's ends, hence on char boundaries: ASCII bytes are never
+        // part of a multi-byte UTF-8 sequence.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    }
+
+    /// The bytes received (the whole datagram, including anything past Content-Length).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The received buffer (cheap to clone).
+    pub fn buffer(&self) -> &Bytes {
+        &self.buf
+    }
+
+    /// Whether this is a request.
+    pub fn is_request(&self) -> bool {
+        matches!(self.idx.start, StartLine::Request { .. })
+    }
+
+    /// Whether this is a response.
+    pub fn is_response(&self) -> bool {
+        !self.is_request()
+    }
+
+    /// The start line as written, without its line terminator.
+    pub fn start_line(&self) -> &str {
+        self.text(self.idx.start_line)
+            .trim_end_matches(['\r', '\n'])
+    }
+
+    /// The method token of a request.
+    pub fn method_str(&self) -> Option<&str> {
+        match self.idx.start {
+            StartLine::Request { method, .. } => Some(self.text(method)),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The method of a request.
+    pub fn method(&self) -> Option<Method<'_>> {
+        self.method_str().map(Method::parse)
+    }
+
+    /// The Request-URI as received (requests only).
+    pub fn ruri(&self) -> Option<&str> {
+        match self.idx.start {
+            StartLine::Request { ruri, .. } => Some(self.text(ruri)),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The Request-URI, parsed (requests only).
+    pub fn request_uri(&self) -> Option<Result<Uri<'_>, UriError>> {
+        self.ruri().map(Uri::parse)
+    }
+
+    /// The SIP version as written (`SIP/2.0`).
+    pub fn version(&self) -> &str {
+        match self.idx.start {
+            StartLine::Request { version, .. } | StartLine::Response { version, .. } => {
+                self.text(version)
+            }
+        }
+    }
+
+    /// The status code of a response.
+    pub fn status(&self) -> Option<u16> {
+        match self.idx.start {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The reason phrase of a response, as written (may be empty).
+    pub fn reason(&self) -> Option<&str> {
+        match self.idx.start {
+            StartLine::Response { reason, .. } => Some(self.text(reason)),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    fn header_ref(&self, index: usize, h: &HeaderIdx) -> HeaderRef<'_> {
+        HeaderRef {
+            index,
+            name: self.text(h.name),
+            value: self.text(h.value),
+            kind: h.kind,
+            line: self.text(h.line),
+        }
+    }
+
+    /// Number of headers.
+    pub fn header_count(&self) -> usize {
+        self.idx.headers.len()
+    }
+
+    /// Every header, in order.
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = HeaderRef<'_>> + '_ {
+        self.idx
+            .headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| self.header_ref(i, h))
+    }
+
+    /// The header at `index`.
+    pub fn header(&self, index: usize) -> Option<HeaderRef<'_>> {
+        self.idx
+            .headers
+            .get(index)
+            .map(|h| self.header_ref(index, h))
+    }
+
+    /// Every header named `name` (case-insensitive; compact and long forms match each other).
+    pub fn find<'m>(&'m self, name: &'m str) -> impl Iterator<Item = HeaderRef<'m>> + 'm {
+        let qkind = HeaderKind::from_name(name);
+        self.headers()
+            .filter(move |h| name_matches(h.kind, h.name, qkind, name))
+    }
+
+    /// Every header of a known kind.
+    pub fn find_kind(&self, kind: HeaderKind) -> impl Iterator<Item = HeaderRef<'_>> + '_ {
+        self.headers().filter(move |h| h.kind == kind)
+    }
+
+    /// The first header named `name`.
+    pub fn first(&self, name: &str) -> Option<HeaderRef<'_>> {
+        let qkind = HeaderKind::from_name(name);
+        self.headers()
+            .find(|h| name_matches(h.kind, h.name, qkind, name))
+    }
+
+    /// The first header of a known kind.
+    pub fn first_kind(&self, kind: HeaderKind) -> Option<HeaderRef<'_>> {
+        self.headers().find(|h| h.kind == kind)
+    }
+
+    /// The value of the first header named `name`.
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.first(name).map(|h| h.value)
+    }
+
+    fn kind_value(&self, kind: HeaderKind) -> Option<&str> {
+        self.first_kind(kind).map(|h| h.value)
+    }
+
+    /// The Call-ID.
+    pub fn call_id(&self) -> Option<&str> {
+        self.kind_value(HeaderKind::CallId)
+    }
+
+    /// The CSeq (`None` when absent).
+    pub fn cseq(&self) -> Option<Result<CSeq<'_>, ValueError>> {
+        self.kind_value(HeaderKind::CSeq).map(CSeq::parse)
+    }
+
+    /// The From header (`None` when absent).
+    pub fn from_hdr(&self) -> Option<Result<NameAddr<'_>, ValueError>> {
+        self.kind_value(HeaderKind::From)
+            .map(|v| NameAddr::parse(v, "From"))
+    }
+
+    /// The To header (`None` when absent).
+    pub fn to_hdr(&self) -> Option<Result<NameAddr<'_>, ValueError>> {
+        self.kind_value(HeaderKind::To)
+            .map(|v| NameAddr::parse(v, "To"))
+    }
+
+    /// The From tag, if From parses and has one.
+    pub fn from_tag(&self) -> Option<&str> {
+        self.from_hdr()?.ok()?.tag()
+    }
+
+    /// The To tag, if To parses and has one.
+    pub fn to_tag(&self) -> Option<&str> {
+        self.to_hdr()?.ok()?.tag()
+    }
+
+    /// Every Contact value, across headers and comma-separated values.
+    pub fn contacts(&self) -> impl Iterator<Item = Result<NameAddr<'_>, ValueError>> + '_ {
+        self.list(HeaderKind::Contact)
+            .map(|v| NameAddr::parse(v, "Contact"))
+    }
+
+    /// Every Via value, top first, across headers and comma-separated values.
+    pub fn vias(&self) -> impl Iterator<Item = Result<Via<'_>, ValueError>> + '_ {
+        self.list(HeaderKind::Via).map(Via::parse)
+    }
+
+    /// The topmost Via value.
+    pub fn top_via(&self) -> Option<Result<Via<'_>, ValueError>> {
+        self.vias().next()
+    }
+
+    /// Every comma-separated value of every header of `kind`, untrimmed.
+    pub fn list(&self, kind: HeaderKind) -> impl Iterator<Item = &str> + '_ {
+        self.find_kind(kind)
+            .flat_map(|h| split_outside_quotes(h.value, b','))
+    }
+
+    /// Max-Forwards (`None` when absent; leading zeros allowed).
+    pub fn max_forwards(&self) -> Option<Result<u32, ValueError>> {
+        self.kind_value(HeaderKind::MaxForwards)
+            .map(|v| parse_decimal(v).ok_or(ValueError::new("Max-Forwards", "not a number")))
+    }
+
+    /// Content-Length (validated at parse time).
+    pub fn content_length(&self) -> Option<u32> {
+        self.idx.content_length
+    }
+
+    /// Content-Type.
+    pub fn content_type(&self) -> Option<&str> {
+        self.kind_value(HeaderKind::ContentType)
+    }
+
+    /// User-Agent.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.kind_value(HeaderKind::UserAgent)
+    }
+
+    /// The body (bounded by Content-Length when present).
+    pub fn body(&self) -> &[u8] {
+        self.buf.get(self.idx.body.range()).unwrap_or_default()
+    }
+
+    /// The body as a shared slice of the received buffer (no copy).
+    pub fn body_bytes(&self) -> Bytes {
+        self.buf.slice(self.idx.body.range())
+    }
+
+    /// RFC 3261 8.1.1 presence check: at least one Via; exactly one From, To, Call-ID and CSeq.
+    /// Separate from parsing, so a script can decide (Kamailio's `sanity` does the same).
+    ///
+    /// ```
+    /// use kemi_runtime::sip::{HeaderKind, Message, RequiredError};
+    /// let m = Message::parse("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n".into()).unwrap();
+    /// assert_eq!(m.check_required(), Err(RequiredError::Missing(HeaderKind::From)));
+    /// ```
+    pub fn check_required(&self) -> Result<(), RequiredError> {
+        const UNIQUE: [HeaderKind; 4] = [
+            HeaderKind::From,
+            HeaderKind::To,
+            HeaderKind::CallId,
+            HeaderKind::CSeq,
+        ];
+        let mut counts = [0usize; 5];
+        for h in &self.idx.headers {
+            if h.kind == HeaderKind::Via {
+                counts[0] += 1;
+            } else if let Some(i) = UNIQUE.iter().position(|k| *k == h.kind) {
+                if let Some(c) = counts.get_mut(i + 1) {
+                    *c += 1;
+                }
+            }
+        }
+        if counts[0] == 0 {
+            return Err(RequiredError::Missing(HeaderKind::Via));
+        }
+        for (kind, n) in UNIQUE.iter().zip(&counts[1..]) {
+            match n {
+                0 => return Err(RequiredError::Missing(*kind)),
+                1 => {}
+                _ => return Err(RequiredError::Duplicate(*kind)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Index data for the serializers.
+    pub(crate) fn index(&self) -> &Index {
+        &self.idx
+    }
+
+    /// Raw bytes of a span (serializers copy untouched lines verbatim).
+    pub(crate) fn raw(&self, span: Span) -> &[u8] {
+        self.buf.get(span.range()).unwrap_or_default()
+    }
+}

@@ -1,0 +1,149 @@
+//! [`Params`]: a lazily split `;name=value` parameter list (URI, Via and name-addr params),
+//! and the list splitter shared by comma-separated headers. Nothing here allocates: params are
+//! found by scanning the borrowed text on each lookup, which is cheaper than indexing for the
+//! handful of params a SIP element carries.
+
+/// Linear whitespace, including the CR/LF of a folded line.
+pub(crate) const LWS: [char; 4] = [' ', '\t', '\r', '\n'];
+
+/// One parameter: its name and its value (`None` when written without `=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Param<'a> {
+    /// Name as written, trimmed of LWS.
+    pub name: &'a str,
+    /// Value as written (quotes kept), trimmed of LWS; `None` for a bare `;name`.
+    pub value: Option<&'a str>,
+}
+
+/// A parameter list as written, without its leading `;`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Params<'a> {
+    raw: &'a str,
+}
+
+impl<'a> Params<'a> {
+    /// Wrap the text after the first `;` of a parameter list (`"a=1;b"`).
+    pub const fn new(raw: &'a str) -> Self {
+        Params { raw }
+    }
+
+    /// The list as written.
+    pub const fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
+    /// Whether there is no parameter text at all.
+    pub fn is_empty(&self) -> bool {
+        self.raw.trim_matches(LWS).is_empty()
+    }
+
+    /// Every parameter in order; empty elements (`;;`) are skipped.
+    pub fn iter(&self) -> impl Iterator<Item = Param<'a>> + 'a {
+        split_outside_quotes(self.raw, b';').filter_map(|p| {
+            let p = p.trim_matches(LWS);
+            if p.is_empty() {
+                return None;
+            }
+            Some(match p.split_once('=') {
+                Some((n, v)) => Param {
+                    name: n.trim_matches(LWS),
+                    value: Some(v.trim_matches(LWS)),
+                },
+                None => Param {
+                    name: p,
+                    value: None,
+                },
+            })
+        })
+    }
+
+    /// The first parameter named `name` (case-insensitive).
+    pub fn find(&self, name: &str) -> Option<Param<'a>> {
+        self.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The value of parameter `name`: `Some("")` when present without a value.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.find(name).map(|p| p.value.unwrap_or(""))
+    }
+
+    /// Whether parameter `name` is present (with or without a value).
+    pub fn has(&self, name: &str) -> bool {
+        self.find(name).is_some()
+    }
+
+    /// Whether some element is empty (`;;` or a trailing `;`), which RFC 3261 forbids in Via
+    /// and Contact.
+    pub fn has_empty(&self) -> bool {
+        !self.raw.is_empty()
+            && split_outside_quotes(self.raw, b';').any(|p| p.trim_matches(LWS).is_empty())
+    }
+}
+
+/// Split `s` at every `sep` that is outside a quoted string (with `\` escapes) and outside
+/// `<...>`.
+pub(crate) fn split_outside_quotes(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let cur = rest?;
+        match find_outside_quotes(cur, sep) {
+            Some(i) => {
+                rest = cur.get(i + 1..);
+                cur.get(..i)
+            }
+            None => {
+                rest = None;
+                Some(cur)
+            }
+        }
+    })
+}
+
+/// Position of the first `sep` in `s` outside quotes and angle brackets.
+pub(crate) fn find_outside_quotes(s: &str, sep: u8) -> Option<usize> {
+    let b = s.as_bytes();
+    let (mut quoted, mut angle, mut i) = (false, false, 0);
+    while let Some(&c) = b.get(i) {
+        if quoted {
+            match c {
+                b'\\' => i += 1,
+                b'"' => quoted = false,
+                _ => {}
+            }
+        } else if angle {
+            if c == b'>' {
+                angle = false;
+            }
+        } else if c == sep {
+            return Some(i);
+        } else if c == b'"' {
+            quoted = true;
+        } else if c == b'<' {
+            angle = true;
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_trim_lws_and_keep_valueless() {
+        let p = Params::new(" branch =\r\n z9hG4bK1 ;rport; received=[2001:db8::1]");
+        assert_eq!(p.get("BRANCH"), Some("z9hG4bK1"));
+        assert_eq!(p.get("rport"), Some(""));
+        assert_eq!(p.get("received"), Some("[2001:db8::1]"));
+        assert_eq!(p.get("nope"), None);
+        assert!(!p.has_empty());
+        assert!(Params::new("a;;b").has_empty());
+    }
+
+    #[test]
+    fn split_respects_quotes_and_brackets() {
+        let parts: Vec<_> = split_outside_quotes(r#""a,\"b" <sip:x,y>, c"#, b',').collect();
+        assert_eq!(parts, [r#""a,\"b" <sip:x,y>"#, " c"]);
+    }
+}

@@ -1,0 +1,412 @@
+//! The indexing pass: find the start line, every header line (name, value, line ranges) and the
+//! body, and frame messages on streams ([`frame_len`]). Values are not parsed here, except
+//! Content-Length, which framing needs.
+//!
+//! Line ends are CRLF; a bare LF is accepted too (liberal in what we accept: the RFC 5118
+//! archive files use it). A line starting with SP or HT continues the previous header (folding).
+
+use memchr::memchr;
+
+use super::error::{ParseError, ParseErrorKind as K};
+use super::header::{is_token_char, HeaderKind};
+use super::uri::has_scheme;
+
+/// Largest header section (start line + headers) accepted, in octets; larger is
+/// [`ParseErrorKind::TooLarge`](super::ParseErrorKind::TooLarge). Kamailio's buffer is 64 KiB too.
+pub const MAX_HEAD_LEN: usize = 65_535;
+
+/// A byte range in the message buffer. `u32` keeps the per-header index small; messages are
+/// limited well below 4 GiB.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    fn new(start: usize, end: usize) -> Span {
+        // Callers guarantee `end <= buf.len() <= u32::MAX` (checked once in `index`).
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+
+    /// As a `usize` range.
+    pub fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// Where one header lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeaderIdx {
+    pub name: Span,
+    pub value: Span,
+    /// Name to the end of the last line, line terminator included.
+    pub line: Span,
+    pub kind: HeaderKind,
+}
+
+/// The start line's pieces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StartLine {
+    Request {
+        method: Span,
+        ruri: Span,
+        version: Span,
+    },
+    Response {
+        version: Span,
+        code: u16,
+        reason: Span,
+    },
+}
+
+/// Everything the indexing pass found.
+#[derive(Clone, Debug)]
+pub(crate) struct Index {
+    pub start: StartLine,
+    /// The start line including its terminator (leading keepalive CRLFs excluded).
+    pub start_line: Span,
+    pub headers: Vec<HeaderIdx>,
+    /// The empty line that ends the header section.
+    pub blank: Span,
+    pub content_length: Option<u32>,
+    pub body: Span,
+}
+
+/// Index one datagram.
+pub(crate) fn index(buf: &[u8]) -> Result<Index, ParseError> {
+    if u32::try_from(buf.len()).is_err() {
+        return Err(ParseError::new(K::TooLarge, "message too large"));
+    }
+    let off = skip_crlf(buf);
+    let (line_end, next) = line_end(buf, off).ok_or(ParseError::new(K::NotSip, "no start line"))?;
+    let start = start_line(buf, off, line_end)?;
+    let response = matches!(start, StartLine::Response { .. });
+    let mut headers = Vec::with_capacity(16);
+    let mut content_length = None;
+    let head = scan_headers(buf, next, |h| {
+        if h.kind == HeaderKind::ContentLength {
+            merge_content_length(&mut content_length, buf, h.value)?;
+        }
+        headers.push(h);
+        Ok(())
+    })
+    .map_err(|e| e.in_response(response))?;
+    let (blank_start, head_end) = head.ok_or(
+        ParseError::new(K::Truncated, "header section not terminated").in_response(response),
+    )?;
+    if head_end - off > MAX_HEAD_LEN {
+        return Err(ParseError::new(K::TooLarge, "header section too large").in_response(response));
+    }
+    if std::str::from_utf8(buf.get(off..head_end).unwrap_or_default()).is_err() {
+        return Err(
+            ParseError::new(K::NotUtf8, "header section is not UTF-8").in_response(response)
+        );
+    }
+    let received = buf.len() - head_end;
+    let body_len = match content_length {
+        Some(cl) if cl as usize > received => {
+            return Err(ParseError::new(
+                K::ContentLength,
+                "Content-Length larger than the body received",
+            )
+            .in_response(response))
+        }
+        Some(cl) => cl as usize,
+        None => received,
+    };
+    Ok(Index {
+        start,
+        start_line: Span::new(off, next),
+        headers,
+        blank: Span::new(blank_start, head_end),
+        content_length,
+        body: Span::new(head_end, head_end + body_len),
+    })
+}
+
+/// Stream framing (TCP, TLS): the total length of the message at the start of `buf` (leading
+/// keepalive CRLFs included) once its header section and Content-Length are known; `None`
+/// when more bytes are needed.
+///
+/// Errors: a start line that is not SIP or is malformed, a malformed header line, a missing or
+/// bad Content-Length (the stream cannot be resynchronised: close it), or a header section
+/// longer than [`MAX_HEAD_LEN`]. A buffer holding only CRLFs is one frame of its own
+/// (keepalives), which [`Message::parse`](super::Message::parse) rejects as not SIP.
+///
+/// ```
+/// use kemi_runtime::sip::frame_len;
+/// let msg = b"OPTIONS sip:a@b SIP/2.0\r\nl: 2\r\n\r\nhi";
+/// assert_eq!(frame_len(&msg[..10]), Ok(None));
+/// assert_eq!(frame_len(msg), Ok(Some(msg.len())));
+/// ```
+pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
+    let off = skip_crlf(buf);
+    if off > 0 && off == buf.len() {
+        return Ok(Some(off));
+    }
+    let too_large = |len: usize| len.saturating_sub(off) > MAX_HEAD_LEN;
+    let Some((line_end, next)) = line_end(buf, off) else {
+        if too_large(buf.len()) {
+            return Err(ParseError::new(K::TooLarge, "start line too long"));
+        }
+        return Ok(None);
+    };
+    let start = start_line(buf, off, line_end)?;
+    let response = matches!(start, StartLine::Response { .. });
+    let mut content_length = None;
+    let head = scan_headers(buf, next, |h| {
+        if h.kind == HeaderKind::ContentLength {
+            merge_content_length(&mut content_length, buf, h.value)?;
+        }
+        Ok(())
+    })
+    .map_err(|e| e.in_response(response))?;
+    let Some((_, head_end)) = head else {
+        if too_large(buf.len()) {
+            return Err(
+                ParseError::new(K::TooLarge, "header section too large").in_response(response)
+            );
+        }
+        return Ok(None);
+    };
+    if too_large(head_end) {
+        return Err(ParseError::new(K::TooLarge, "header section too large").in_response(response));
+    }
+    let cl = content_length.ok_or(
+        ParseError::new(K::MissingContentLength, "no Content-Length on a stream")
+            .in_response(response),
+    )?;
+    Ok(Some(head_end + cl as usize))
+}
+
+fn skip_crlf(buf: &[u8]) -> usize {
+    buf.iter()
+        .position(|&c| c != b'\r' && c != b'\n')
+        .unwrap_or(buf.len())
+}
+
+/// From `from`: the end of the line's content (before CR LF or LF) and the start of the next.
+fn line_end(buf: &[u8], from: usize) -> Option<(usize, usize)> {
+    let lf = from + memchr(b'\n', buf.get(from..)?)?;
+    let end = if lf > from && buf.get(lf - 1) == Some(&b'\r') {
+        lf - 1
+    } else {
+        lf
+    };
+    Some((end, lf + 1))
+}
+
+/// Walk the header lines from `from`, handing each complete header to `each`. Returns the
+/// blank line's range (start, end) or `None` when the buffer ends first.
+fn scan_headers(
+    buf: &[u8],
+    mut pos: usize,
+    mut each: impl FnMut(HeaderIdx) -> Result<(), ParseError>,
+) -> Result<Option<(usize, usize)>, ParseError> {
+    // The header being collected: name, value start, end of its last line's content.
+    let mut pending: Option<(Span, usize, usize, usize)> = None;
+    loop {
+        let Some((end, next)) = line_end(buf, pos) else {
+            return Ok(None);
+        };
+        let first = buf.get(pos).copied();
+        if matches!(first, Some(b' ' | b'\t')) && end > pos {
+            let Some(p) = pending.as_mut() else {
+                return Err(ParseError::new(
+                    K::BadHeader,
+                    "continuation line before any header",
+                ));
+            };
+            p.2 = end;
+        } else {
+            if let Some((name, vstart, vend, lstart)) = pending.take() {
+                each(finish(buf, name, vstart, vend, lstart, pos))?;
+            }
+            if end == pos {
+                return Ok(Some((pos, next)));
+            }
+            let line = buf.get(pos..end).unwrap_or_default();
+            let colon = memchr(b':', line)
+                .ok_or(ParseError::new(K::BadHeader, "header line without colon"))?;
+            let name = trim_end(line.get(..colon).unwrap_or_default());
+            if name.is_empty() || !name.iter().all(|&c| is_token_char(c)) {
+                return Err(ParseError::new(K::BadHeader, "bad header name"));
+            }
+            pending = Some((Span::new(pos, pos + name.len()), pos + colon + 1, end, pos));
+        }
+        pos = next;
+    }
+}
+
+fn finish(
+    buf: &[u8],
+    name: Span,
+    vstart: usize,
+    vend: usize,
+    lstart: usize,
+    lend: usize,
+) -> HeaderIdx {
+    let (mut s, mut e) = (vstart, vend.max(vstart));
+    while s < e && buf.get(s).is_some_and(|c| is_lws(*c)) {
+        s += 1;
+    }
+    while e > s && buf.get(e - 1).is_some_and(|c| is_lws(*c)) {
+        e -= 1;
+    }
+    let kind = std::str::from_utf8(buf.get(name.range()).unwrap_or_default())
+        .map(HeaderKind::from_name)
+        .unwrap_or(HeaderKind::Other);
+    HeaderIdx {
+        name,
+        value: Span::new(s, e),
+        line: Span::new(lstart, lend),
+        kind,
+    }
+}
+
+fn is_lws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+fn trim_end(mut s: &[u8]) -> &[u8] {
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Parse a Content-Length value and merge it with an earlier one (equal repeats are tolerated,
+/// different ones are a framing error).
+fn merge_content_length(seen: &mut Option<u32>, buf: &[u8], value: Span) -> Result<(), ParseError> {
+    let v = buf.get(value.range()).unwrap_or_default();
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return Err(ParseError::new(
+            K::ContentLength,
+            "Content-Length is not a number",
+        ));
+    }
+    let n = v
+        .iter()
+        .try_fold(0u32, |n, &d| {
+            n.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+        })
+        .ok_or(ParseError::new(
+            K::ContentLength,
+            "Content-Length too large",
+        ))?;
+    match *seen {
+        Some(old) if old != n => Err(ParseError::new(
+            K::ContentLength,
+            "conflicting Content-Length values",
+        )),
+        _ => {
+            *seen = Some(n);
+            Ok(())
+        }
+    }
+}
+
+/// Parse the start line `buf[from..end]` (terminator excluded).
+fn start_line(buf: &[u8], from: usize, end: usize) -> Result<StartLine, ParseError> {
+    let line = buf.get(from..end).unwrap_or_default();
+    if line.len() >= 4
+        && line
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+    {
+        return status_line(line, from).map_err(|e| e.in_response(true));
+    }
+    let line = trim_end(line);
+    let sp = memchr(b' ', line).ok_or(ParseError::new(K::NotSip, "no SIP start line"))?;
+    let method = line.get(..sp).unwrap_or_default();
+    if method.is_empty() || !method.iter().all(|&c| is_token_char(c)) {
+        return Err(ParseError::new(K::NotSip, "no SIP start line"));
+    }
+    let rest = line.get(sp + 1..).unwrap_or_default();
+    let vsp = memchr::memrchr(b' ', rest).ok_or(ParseError::new(
+        K::BadStartLine,
+        "no SIP version in request line",
+    ))?;
+    let version = rest.get(vsp + 1..).unwrap_or_default();
+    check_version(version)?;
+    let ruri = rest.get(..vsp).unwrap_or_default();
+    if ruri.is_empty() || ruri.iter().any(|c| c.is_ascii_whitespace()) {
+        return Err(ParseError::new(
+            K::BadStartLine,
+            "whitespace in or around the Request-URI",
+        ));
+    }
+    if !std::str::from_utf8(ruri).is_ok_and(has_scheme) {
+        return Err(ParseError::new(
+            K::BadStartLine,
+            "Request-URI has no scheme",
+        ));
+    }
+    let ruri_start = from + sp + 1;
+    Ok(StartLine::Request {
+        method: Span::new(from, from + sp),
+        ruri: Span::new(ruri_start, ruri_start + vsp),
+        version: Span::new(ruri_start + vsp + 1, from + line.len()),
+    })
+}
+
+fn status_line(line: &[u8], from: usize) -> Result<StartLine, ParseError> {
+    let sp = memchr(b' ', line).ok_or(ParseError::new(K::BadStartLine, "no status code"))?;
+    check_version(line.get(..sp).unwrap_or_default())?;
+    let rest = line.get(sp + 1..).unwrap_or_default();
+    let csp = memchr(b' ', rest).unwrap_or(rest.len());
+    let code = match rest.get(..csp) {
+        Some(&[a, b, c]) if [a, b, c].iter().all(u8::is_ascii_digit) => {
+            u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+        }
+        _ => {
+            return Err(ParseError::new(
+                K::BadStatusCode,
+                "status code is not three digits",
+            ))
+        }
+    };
+    if !(100..=699).contains(&code) {
+        return Err(ParseError::new(
+            K::BadStatusCode,
+            "status code out of range",
+        ));
+    }
+    let reason_start = (from + sp + 1 + csp + 1).min(from + line.len());
+    Ok(StartLine::Response {
+        version: Span::new(from, from + sp),
+        code,
+        reason: Span::new(reason_start, from + line.len()),
+    })
+}
+
+/// `SIP/2.0` (the name is case-insensitive). A well-formed other version is
+/// [`UnsupportedVersion`](super::ParseErrorKind::UnsupportedVersion).
+fn check_version(v: &[u8]) -> Result<(), ParseError> {
+    let Some(num) = v
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case(b"SIP/"))
+        .and(v.get(4..))
+    else {
+        return Err(ParseError::new(K::NotSip, "not a SIP version"));
+    };
+    if num == b"2.0" {
+        return Ok(());
+    }
+    let well_formed = num
+        .split(|&c| c == b'.')
+        .map(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit))
+        .eq([true, true]);
+    if well_formed {
+        Err(ParseError::new(
+            K::UnsupportedVersion,
+            "unsupported SIP version",
+        ))
+    } else {
+        Err(ParseError::new(K::BadStartLine, "malformed SIP version"))
+    }
+}

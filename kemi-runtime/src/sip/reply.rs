@@ -1,0 +1,165 @@
+//! Locally generated replies (RFC 3261 8.2.6, 16.7; RFC 3581): [`build`] and the stable
+//! [`ToTag`] a stateless server uses so retransmissions get the same To tag.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+
+use super::edit::push_line;
+use super::header::HeaderKind;
+use super::message::Message;
+use super::params::find_outside_quotes;
+use super::via::Via;
+
+/// Write a reply to `req` into `out`: status line, every Via (the top one gets `received` and a
+/// filled-in `rport`), From, To (with a tag added when the request's To has none and
+/// `code > 100`: `to_tag`, else [`ToTag::for_request`]), Call-ID, CSeq, `extra_headers` (full
+/// lines; CRLF added when missing), `Content-Length: 0`.
+///
+/// The top Via gets `received=<source ip>` when the source address differs from the sent-by
+/// host, or always when it carries an empty `rport` (RFC 3581 4), which is filled with the
+/// source port. CR and LF are removed from `reason`.
+///
+/// ```
+/// use kemi_runtime::sip::{reply, Message};
+/// let req = Message::parse("OPTIONS sip:b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;rport;branch=z9hG4bK1\r\n\
+///     From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n".into()).unwrap();
+/// let mut out = Vec::new();
+/// reply::build(&req, 200, "OK", Some("t"), &[], "192.0.2.1:5062".parse().unwrap(), &mut out);
+/// assert_eq!(String::from_utf8(out).unwrap(), "SIP/2.0 200 OK\r\n\
+///     Via: SIP/2.0/UDP 10.0.0.1;rport=5062;branch=z9hG4bK1;received=192.0.2.1\r\n\
+///     From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=t\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+/// ```
+pub fn build(
+    req: &Message,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    extra_headers: &[String],
+    rcv_src: SocketAddr,
+    out: &mut Vec<u8>,
+) {
+    out.reserve(512);
+    let _ = write!(out, "SIP/2.0 {code} ");
+    out.extend(reason.bytes().filter(|c| *c != b'\r' && *c != b'\n'));
+    out.extend_from_slice(b"\r\n");
+    let mut first_via = true;
+    for h in req.headers() {
+        match h.kind {
+            HeaderKind::Via if first_via => {
+                first_via = false;
+                out.extend_from_slice(b"Via: ");
+                let (top, rest) = match find_outside_quotes(h.value, b',') {
+                    Some(c) => (
+                        h.value.get(..c).unwrap_or_default(),
+                        h.value.get(c..).unwrap_or_default(),
+                    ),
+                    None => (h.value, ""),
+                };
+                write_top_via(out, top.trim_end(), rcv_src);
+                out.extend_from_slice(rest.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            HeaderKind::Via | HeaderKind::From | HeaderKind::CallId | HeaderKind::CSeq => {
+                let _ = write!(out, "{}: {}\r\n", h.kind.name(), h.value);
+            }
+            HeaderKind::To => {
+                let _ = write!(out, "To: {}", h.value);
+                let has_tag = req
+                    .to_hdr()
+                    .and_then(Result::ok)
+                    .and_then(|t| t.tag())
+                    .is_some();
+                if code > 100 && !has_tag {
+                    out.extend_from_slice(b";tag=");
+                    match to_tag {
+                        Some(t) => out.extend_from_slice(t.as_bytes()),
+                        None => out.extend_from_slice(ToTag::for_request(req).as_str().as_bytes()),
+                    }
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+            _ => {}
+        }
+    }
+    for line in extra_headers {
+        push_line(out, line);
+    }
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+}
+
+/// The top Via value with `rport` filled in and `received` added as RFC 3261 18.2.1 and
+/// RFC 3581 4 ask. A Via that does not parse is copied unchanged.
+fn write_top_via(out: &mut Vec<u8>, top: &str, src: SocketAddr) {
+    let Ok(via) = Via::parse(top) else {
+        out.extend_from_slice(top.trim_start().as_bytes());
+        return;
+    };
+    let raw = via.raw;
+    let empty_rport = via
+        .params
+        .iter()
+        .find(|p| p.name.eq_ignore_ascii_case("rport") && p.value.is_none());
+    let sent_by_ip = via.host_unbracketed().parse::<IpAddr>().ok();
+    let add_received =
+        via.received().is_none() && (empty_rport.is_some() || sent_by_ip != Some(src.ip()));
+    match empty_rport {
+        Some(p) => {
+            // Offset of the param name inside `raw`: both borrow from the same string.
+            let at =
+                (p.name.as_ptr() as usize).saturating_sub(raw.as_ptr() as usize) + p.name.len();
+            let (head, tail) = (
+                raw.get(..at).unwrap_or(raw),
+                raw.get(at..).unwrap_or_default(),
+            );
+            out.extend_from_slice(head.as_bytes());
+            let _ = write!(out, "={}", src.port());
+            out.extend_from_slice(tail.as_bytes());
+        }
+        None => out.extend_from_slice(raw.as_bytes()),
+    }
+    if add_received {
+        let _ = write!(out, ";received={}", src.ip());
+    }
+}
+
+/// A To tag derived from (Call-ID, From tag, top Via branch) with FNV-1a: the same request and
+/// its retransmissions get the same tag, without keeping state. Not cryptographic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ToTag([u8; 16]);
+
+impl ToTag {
+    /// Derive a tag from the three transaction identifiers.
+    pub fn new(call_id: &str, from_tag: &str, branch: &str) -> ToTag {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for part in [call_id, from_tag, branch] {
+            for b in part.bytes().chain(std::iter::once(0)) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        let mut tag = [0u8; 16];
+        for (i, t) in tag.iter_mut().enumerate() {
+            *t = HEX
+                .get(((h >> (60 - 4 * i)) & 0xf) as usize)
+                .copied()
+                .unwrap_or(b'0');
+        }
+        ToTag(tag)
+    }
+
+    /// The tag for a request: missing parts hash as empty.
+    pub fn for_request(req: &Message) -> ToTag {
+        let branch = req.top_via().and_then(Result::ok).and_then(|v| v.branch());
+        ToTag::new(
+            req.call_id().unwrap_or(""),
+            req.from_tag().unwrap_or(""),
+            branch.unwrap_or(""),
+        )
+    }
+
+    /// The tag text (16 lower-case hex digits).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("0")
+    }
+}

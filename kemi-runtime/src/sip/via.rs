@@ -1,0 +1,162 @@
+//! [`Via`]: one Via value (`SIP/2.0/UDP host:port;params`), parsed on demand. A Via header
+//! may carry several comma-separated values; [`Message::vias`](super::Message::vias) walks
+//! them all, across headers.
+
+use super::error::ValueError;
+use super::params::{Params, LWS};
+use super::uri::{parse_port, split_host, strip_brackets};
+
+const VIA: &str = "Via";
+
+/// One Via value.
+///
+/// ```
+/// use kemi_runtime::sip::Via;
+/// let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1]:6050;branch=z9hG4bKx;rport").unwrap();
+/// assert_eq!((v.transport, v.host, v.port), ("UDP", "[2001:db8::9:1]", Some(6050)));
+/// assert_eq!((v.branch(), v.rport()), (Some("z9hG4bKx"), Some("")));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Via<'a> {
+    /// The value as written (trimmed).
+    pub raw: &'a str,
+    /// Protocol name (`SIP`).
+    pub protocol: &'a str,
+    /// Protocol version (`2.0`).
+    pub version: &'a str,
+    /// Transport as written (`UDP`, `tcp`, `SCTP`, an extension token...).
+    pub transport: &'a str,
+    /// The sent-by host as written; IPv6 references keep their brackets.
+    pub host: &'a str,
+    /// The sent-by port, if written.
+    pub port: Option<u16>,
+    /// The parameters.
+    pub params: Params<'a>,
+}
+
+impl<'a> Via<'a> {
+    /// Parse one Via value. LWS (folding included) is allowed around `/`, `:` and `;`. Empty
+    /// parameters (`;;`) are an error.
+    pub fn parse(raw: &'a str) -> Result<Via<'a>, ValueError> {
+        let raw = raw.trim_matches(LWS);
+        let (protocol, rest) = raw
+            .split_once('/')
+            .ok_or(ValueError::new(VIA, "no sent-protocol"))?;
+        let (version, rest) = rest
+            .split_once('/')
+            .ok_or(ValueError::new(VIA, "no sent-protocol"))?;
+        let (protocol, version) = (protocol.trim_matches(LWS), version.trim_matches(LWS));
+        let rest = rest.trim_start_matches(LWS);
+        let tend = rest.find(LWS).ok_or(ValueError::new(VIA, "no sent-by"))?;
+        let (transport, rest) = rest.split_at(tend);
+        if [protocol, version, transport].iter().any(|t| !is_token(t)) {
+            return Err(ValueError::new(VIA, "bad sent-protocol"));
+        }
+        let rest = rest.trim_start_matches(LWS);
+        let (host, rest) = split_host(rest).map_err(|e| ValueError::new(VIA, e.0))?;
+        let rest = rest.trim_start_matches(LWS);
+        let (port, rest) = match rest.strip_prefix(':') {
+            Some(p) => {
+                let p = p.trim_start_matches(LWS);
+                let end = p.find(|c: char| !c.is_ascii_digit()).unwrap_or(p.len());
+                let (digits, rest) = p.split_at(end);
+                (
+                    Some(parse_port(digits).ok_or(ValueError::new(VIA, "bad port"))?),
+                    rest,
+                )
+            }
+            None => (None, rest),
+        };
+        let rest = rest.trim_start_matches(LWS);
+        let params = match rest.strip_prefix(';') {
+            Some(p) => Params::new(p),
+            None if rest.is_empty() => Params::default(),
+            None => return Err(ValueError::new(VIA, "junk after sent-by")),
+        };
+        if params.has_empty() {
+            return Err(ValueError::new(VIA, "empty parameter"));
+        }
+        Ok(Via {
+            raw,
+            protocol,
+            version,
+            transport,
+            host,
+            port,
+            params,
+        })
+    }
+
+    /// The `branch` parameter.
+    pub fn branch(&self) -> Option<&'a str> {
+        self.params.get("branch")
+    }
+
+    /// The `received` parameter, brackets removed if the sender wrote them (RFC 5118 4.5).
+    pub fn received(&self) -> Option<&'a str> {
+        self.params.get("received").map(strip_brackets)
+    }
+
+    /// The `rport` parameter: `Some("")` when present without a value (RFC 3581 request).
+    pub fn rport(&self) -> Option<&'a str> {
+        self.params.get("rport")
+    }
+
+    /// The value of parameter `name`; `Some("")` when present without a value.
+    pub fn param(&self, name: &str) -> Option<&'a str> {
+        self.params.get(name)
+    }
+
+    /// The sent-by host without IPv6 brackets.
+    pub fn host_unbracketed(&self) -> &'a str {
+        strip_brackets(self.host)
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(super::header::is_token_char)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lws_everywhere() {
+        let v = Via::parse(
+            "SIP  /   2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8",
+        )
+        .unwrap();
+        assert_eq!(
+            (v.protocol, v.version, v.transport, v.host, v.port),
+            ("SIP", "2.0", "TCP", "spindle.example.com", None)
+        );
+        assert_eq!(v.branch(), Some("z9hG4bK9ikj8"));
+        let v = Via::parse("SIP/2.0/UDP host : 5060 ; rport").unwrap();
+        assert_eq!((v.port, v.rport()), (Some(5060), Some("")));
+    }
+
+    #[test]
+    fn received_with_and_without_brackets() {
+        let a = Via::parse(
+            "SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bKas3-111",
+        )
+        .unwrap();
+        let b =
+            Via::parse("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3")
+                .unwrap();
+        assert_eq!(a.received(), Some("2001:db8::9:255"));
+        assert_eq!(b.received(), Some("2001:db8::9:255"));
+        assert_eq!(b.branch(), Some("z9hG4bKas3"));
+        assert_eq!(a.host_unbracketed(), "2001:db8::9:1");
+    }
+
+    #[test]
+    fn rejects_broken_values() {
+        assert!(Via::parse("SIP/2.0/UDP 192.0.2.15;;").is_err());
+        assert!(Via::parse("SIP/2.0/UDP").is_err());
+        assert!(Via::parse("SIP/2.0/UDP host:99999").is_err());
+        assert!(Via::parse("SIP/2.0/UDP [::1").is_err());
+        assert!(Via::parse("garbage").is_err());
+    }
+}
