@@ -93,7 +93,7 @@ pub enum RunOutcome {
 }
 
 /// One interpreter with one routing script loaded, used by one worker thread.
-pub trait Engine {
+pub trait Engine: std::fmt::Debug {
     /// Which language this engine runs.
     fn kind(&self) -> EngineKind;
 

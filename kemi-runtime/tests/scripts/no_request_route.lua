@@ -1,0 +1,3 @@
+-- only a reply route
+function ksr_reply_route()
+end

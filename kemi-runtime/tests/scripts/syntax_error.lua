@@ -1,0 +1,4 @@
+function ksr_request_route()
+    local x = 1
+    if x then +
+end
