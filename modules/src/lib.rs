@@ -1,10 +1,28 @@
-//! sipd's KEMI modules. Each file is one sub-module of `KSR` with Kamailio's names and signatures.
+//! sipd's KEMI modules. Each module is one sub-module of `KSR` with Kamailio's names and
+//! signatures (see `kemi-api.tsv`):
+//!
+//! - [`core`]: `KSR.<fn>`: logging, flags, method and transport tests, R-URI and destination
+//!   setters, `is_myself*`.
+//! - [`pv`]: `KSR.pv.*`: pseudo-variables (`$ru`, `$fU`, `$hdr(Name)`, `$var(x)`, ...).
+//! - [`hdr`]: `KSR.hdr.*`: header reads and header edits (lumps).
+//! - [`sl`]: `KSR.sl.*`: stateless replies.
+//! - [`maxfwd`]: `KSR.maxfwd.*`: Max-Forwards processing.
 //!
 //! Hosts pass [`MODULES`] to [`kemi_runtime::ExportTable::build`]; naming it links this crate.
+//! Exports never touch the network: replies are queued in `SipMsg::outbox`, header changes in
+//! `SipMsg::route`.
 
 use kemi_runtime::table::ModuleSet;
 
 pub mod core;
+pub mod hdr;
+pub mod maxfwd;
+pub mod pv;
+pub mod sl;
+
+mod uri_parts;
+mod view;
 
 /// The modules this crate provides.
-pub static MODULES: ModuleSet = ModuleSet { crate_name: "modules", modules: &[""] };
+pub static MODULES: ModuleSet =
+    ModuleSet { crate_name: "modules", modules: &["", "pv", "hdr", "sl", "maxfwd"] };

@@ -1,0 +1,93 @@
+//! The `maxfwd` sub-module (`KSR.maxfwd.*`): Max-Forwards processing (RFC 3261 §16.6 step 3).
+//!
+//! The header change is a lump like any `hdr` edit: later reads in the same route still see
+//! the value as received.
+
+use kemi_runtime::msg::LogLevel;
+use kemi_runtime::sip::{HeaderEdit, HeaderKind};
+use kemi_runtime::{kemi, SipMsg};
+
+
+/// Kamailio's `max_limit` default: a received value above it is lowered to it when forwarding.
+pub const MAX_LIMIT: u16 = 70;
+
+/// The first Max-Forwards header: its index, name as written and value.
+enum Found<'a> {
+    Missing,
+    Unparsable,
+    Value { index: usize, name: &'a str, value: u16 },
+}
+
+fn find(msg: &SipMsg) -> Found<'_> {
+    let Some(h) = msg.message.first_kind(HeaderKind::MaxForwards) else { return Found::Missing };
+    let digits = h.value.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Found::Unparsable;
+    }
+    match digits.parse() {
+        Ok(value) => Found::Value { index: h.index, name: h.name, value },
+        Err(_) => Found::Unparsable,
+    }
+}
+
+fn limit_ok(msg: &mut SipMsg, limit: i32) -> bool {
+    let ok = (0..=255).contains(&limit);
+    if !ok {
+        msg.log(LogLevel::Err, &format!("invalid param value: {limit}"));
+    }
+    ok
+}
+
+/// Process the Max-Forwards header of a request about to be forwarded:
+/// - no header: add `Max-Forwards: <limit>` and return 2;
+/// - value 0: return -1 (the script should answer `483 Too Many Hops`);
+/// - otherwise decrement it and return 1; a value above 70 (Kamailio's `max_limit`) is lowered
+///   to 70 instead.
+///
+/// Returns -2 when the value cannot be parsed, -1 when `limit` is outside 0..255.
+#[kemi]
+pub fn process_maxfwd(msg: &mut SipMsg, limit: i32) -> i32 {
+    if !limit_ok(msg, limit) {
+        return -1;
+    }
+    let edits = match find(msg) {
+        Found::Missing => {
+            let line = format!("Max-Forwards: {limit}\r\n");
+            msg.route.edits.push(HeaderEdit::Prepend(line));
+            return 2;
+        }
+        Found::Unparsable => None,
+        Found::Value { value: 0, .. } => return -1,
+        Found::Value { index, name, value } => {
+            let new = value.min(MAX_LIMIT + 1) - 1;
+            let line = format!("{name}: {new}\r\n");
+            Some([HeaderEdit::Remove(index), HeaderEdit::InsertBefore(index, line)])
+        }
+    };
+    match edits {
+        Some(edits) => {
+            msg.route.edits.extend(edits);
+            1
+        }
+        None => {
+            msg.log(LogLevel::Err, "unable to parse the max forwards number");
+            -2
+        }
+    }
+}
+
+/// Test the Max-Forwards value against `limit`: 1 when it is lower than `limit`, -1 when it is
+/// not (or `limit` is outside 0..255), -2 when the header is missing, -3 when it cannot be
+/// parsed.
+#[kemi]
+pub fn is_maxfwd_lt(msg: &mut SipMsg, limit: i32) -> i32 {
+    if !limit_ok(msg, limit) {
+        return -1;
+    }
+    match find(msg) {
+        Found::Missing => -2,
+        Found::Unparsable => -3,
+        Found::Value { value, .. } if i32::from(value) >= limit => -1,
+        Found::Value { .. } => 1,
+    }
+}

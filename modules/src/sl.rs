@@ -1,0 +1,106 @@
+//! The `sl` sub-module (`KSR.sl.*`): stateless replies.
+//!
+//! A reply is built from the request as RFC 3261 §8.2.6 says (Vias with `received`/`rport` from
+//! where the request came, From, To with a local tag, Call-ID, CSeq, the lines added by
+//! `hdr.append_to_reply`, `Server`, `Content-Length: 0`) and queued in `msg.outbox` as an
+//! [`Action::Reply`]; the host sends it back over the socket the request arrived on.
+
+use std::borrow::Cow;
+
+use kemi_runtime::msg::{Action, LogLevel, Reply};
+use kemi_runtime::sip::reply;
+use kemi_runtime::{kemi, SipMsg};
+
+use crate::view;
+
+/// Why no reply was queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// The message is a reply, which is never answered.
+    #[error("cannot reply to a reply")]
+    NotARequest,
+    /// ACKs are never answered.
+    #[error("cannot reply to an ACK")]
+    Ack,
+    /// The status code is outside 100..=699.
+    #[error("invalid reply code {0}")]
+    BadCode(i32),
+}
+
+/// Build the reply and queue it.
+fn queue_reply(msg: &mut SipMsg, code: i32, reason: &str) -> Result<(), ReplyError> {
+    if !msg.message.is_request() {
+        return Err(ReplyError::NotARequest);
+    }
+    if view::method(&msg.message) == Some("ACK") {
+        return Err(ReplyError::Ack);
+    }
+    let code = u16::try_from(code)
+        .ok()
+        .filter(|c| (100..=699).contains(c))
+        .ok_or(ReplyError::BadCode(code))?;
+    let extra: Cow<'_, [String]> = match &msg.env.server_header {
+        Some(server) => {
+            let mut lines = msg.route.reply_headers.clone();
+            lines.push(format!("Server: {server}\r\n"));
+            Cow::Owned(lines)
+        }
+        None => Cow::Borrowed(&msg.route.reply_headers),
+    };
+    let mut wire = Vec::new();
+    reply::build(&msg.message, code, reason, None, &extra, msg.rcv.src, &mut wire);
+    let reason = reason.replace(['\r', '\n'], "");
+    msg.outbox.push(Action::Reply(Reply { code, reason, wire }));
+    Ok(())
+}
+
+/// Queue the reply, logging and mapping a failure to -1.
+fn send(msg: &mut SipMsg, code: i32, reason: &str) -> i32 {
+    match queue_reply(msg, code, reason) {
+        Ok(()) => 1,
+        Err(e) => {
+            msg.log(LogLevel::Err, &format!("stateless reply failed: {e}"));
+            -1
+        }
+    }
+}
+
+/// Send a stateless reply `code` `reason` (`KSR.sl.sl_send_reply(404, "Not Found")`). Returns 1,
+/// or -1 when the message is an ACK or a reply, or `code` is outside 100..699.
+#[kemi]
+pub fn sl_send_reply(msg: &mut SipMsg, code: i32, reason: &str) -> i32 {
+    send(msg, code, reason)
+}
+
+/// Send a reply `code` `reason`: statefully once transactions exist, statelessly for now.
+/// Returns 1, or -1 when the message is an ACK or a reply, or `code` is outside 100..699.
+#[kemi]
+pub fn send_reply(msg: &mut SipMsg, code: i32, reason: &str) -> i32 {
+    send(msg, code, reason)
+}
+
+/// Like `send_reply`, with `mode` flags for the connection (1: do not open a new connection,
+/// 2: close the connection after sending). The flags are accepted but not yet applied: sipd
+/// does not manage stream connections per reply yet.
+#[kemi]
+pub fn send_reply_mode(msg: &mut SipMsg, code: i32, reason: &str, mode: i32) -> i32 {
+    let _ = mode;
+    send(msg, code, reason)
+}
+
+/// Reply with the error of the last failed internal operation. sipd records no such error
+/// yet, so this always sends `500 Server Internal Error`. Returns 1, as Kamailio does, even
+/// when no reply can be sent (ACK).
+#[kemi]
+pub fn sl_reply_error(msg: &mut SipMsg) -> i32 {
+    send(msg, 500, "Server Internal Error");
+    1
+}
+
+/// Like `sl_reply_error` (statefully once transactions exist): always sends
+/// `500 Server Internal Error` for now. Returns 1.
+#[kemi]
+pub fn send_reply_error(msg: &mut SipMsg) -> i32 {
+    send(msg, 500, "Server Internal Error");
+    1
+}
