@@ -1,10 +1,5 @@
-//! The `sipd` binary: a thin wrapper around the library.
+//! The `sipd` binary: a thin wrapper around [`sipd::cli`].
 
-fn main() {
-    let table = kemi_runtime::ExportTable::build(
-        &kemi_runtime::__private::KEMI_EXPORTS,
-        &[&modules::MODULES],
-        &Default::default(),
-    );
-    println!("{table:?}");
+fn main() -> std::process::ExitCode {
+    sipd::cli::main()
 }
