@@ -10,18 +10,22 @@ use kemi_runtime::msg::LogLevel;
 use kemi_runtime::sip::HeaderEdit;
 use kemi_runtime::{kemi, SipMsg, Xval};
 
-
 /// True when `name` can be a header name (an RFC 3261 token).
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
 }
 
 /// Check a header name argument, logging when it is unusable.
 fn checked_name(msg: &mut SipMsg, name: &str) -> bool {
     let ok = valid_name(name);
     if !ok {
-        msg.log(LogLevel::Err, &format!("error parsing header name [{name}]"));
+        msg.log(
+            LogLevel::Err,
+            &format!("error parsing header name [{name}]"),
+        );
     }
     ok
 }
@@ -45,21 +49,25 @@ fn first_index(msg: &SipMsg, name: &str) -> Option<usize> {
 }
 
 /// Add the header line `text` after the last header. Returns 1, or -1 for an empty line.
-#[kemi]
+#[kemi(module = "hdr")]
 pub fn append(msg: &mut SipMsg, text: &str) -> i32 {
-    let Some(line) = header_line(msg, text) else { return -1 };
+    let Some(line) = header_line(msg, text) else {
+        return -1;
+    };
     msg.route.edits.push(HeaderEdit::Append(line));
     1
 }
 
 /// Add the header line `text` after the first `name` header, or after the last header when there
 /// is none. Returns 1, or -1 for an empty line or a bad name.
-#[kemi]
+#[kemi(module = "hdr")]
 pub fn append_after(msg: &mut SipMsg, text: &str, name: &str) -> i32 {
     if !checked_name(msg, name) {
         return -1;
     }
-    let Some(line) = header_line(msg, text) else { return -1 };
+    let Some(line) = header_line(msg, text) else {
+        return -1;
+    };
     let edit = match first_index(msg, name) {
         Some(idx) => HeaderEdit::AppendAfter(idx, line),
         None => HeaderEdit::Append(line),
@@ -69,21 +77,25 @@ pub fn append_after(msg: &mut SipMsg, text: &str, name: &str) -> i32 {
 }
 
 /// Add the header line `text` before the first header. Returns 1, or -1 for an empty line.
-#[kemi]
+#[kemi(module = "hdr")]
 pub fn insert(msg: &mut SipMsg, text: &str) -> i32 {
-    let Some(line) = header_line(msg, text) else { return -1 };
+    let Some(line) = header_line(msg, text) else {
+        return -1;
+    };
     msg.route.edits.push(HeaderEdit::Prepend(line));
     1
 }
 
 /// Add the header line `text` before the first `name` header, or before the first header when
 /// there is none. Returns 1, or -1 for an empty line or a bad name.
-#[kemi]
+#[kemi(module = "hdr")]
 pub fn insert_before(msg: &mut SipMsg, text: &str, name: &str) -> i32 {
     if !checked_name(msg, name) {
         return -1;
     }
-    let Some(line) = header_line(msg, text) else { return -1 };
+    let Some(line) = header_line(msg, text) else {
+        return -1;
+    };
     let edit = match first_index(msg, name) {
         Some(idx) => HeaderEdit::InsertBefore(idx, line),
         None => HeaderEdit::Prepend(line),
@@ -93,19 +105,21 @@ pub fn insert_before(msg: &mut SipMsg, text: &str, name: &str) -> i32 {
 }
 
 /// Remove every `name` header. Returns 1 even when there is none, -1 for a bad name.
-#[kemi]
+#[kemi(module = "hdr")]
 pub fn remove(msg: &mut SipMsg, name: &str) -> i32 {
     if !checked_name(msg, name) {
         return -1;
     }
     let SipMsg { message, route, .. } = msg;
-    route.edits.extend(message.find(name).map(|h| HeaderEdit::Remove(h.index)));
+    route
+        .edits
+        .extend(message.find(name).map(|h| HeaderEdit::Remove(h.index)));
     1
 }
 
 /// Remove every `name` header, then add the header line `text` after the last header. Returns
 /// 1, or -1 for a bad name or an empty line.
-#[kemi]
+#[kemi(module = "hdr")]
 pub fn rmappend(msg: &mut SipMsg, name: &str, text: &str) -> i32 {
     match remove(msg, name) {
         r if r < 0 => r,
@@ -115,7 +129,7 @@ pub fn rmappend(msg: &mut SipMsg, name: &str, text: &str) -> i32 {
 
 /// Remove every `name` header, then add the header line `text` before the first header.
 /// Returns 1, or -1 for a bad name or an empty line.
-#[kemi]
+#[kemi(module = "hdr")]
 pub fn rminsert(msg: &mut SipMsg, name: &str, text: &str) -> i32 {
     match remove(msg, name) {
         r if r < 0 => r,
@@ -124,7 +138,7 @@ pub fn rminsert(msg: &mut SipMsg, name: &str, text: &str) -> i32 {
 }
 
 /// 1 when the message has a `name` header, -1 otherwise.
-#[kemi]
+#[kemi(module = "hdr")]
 pub fn is_present(msg: &mut SipMsg, name: &str) -> i32 {
     if checked_name(msg, name) && first_index(msg, name).is_some() {
         1
@@ -135,9 +149,11 @@ pub fn is_present(msg: &mut SipMsg, name: &str) -> i32 {
 
 /// Add the header line `text` to the replies this proxy generates for the message
 /// (`sl.send_reply` and friends). Returns 1, or -1 for an empty line.
-#[kemi]
+#[kemi(module = "hdr")]
 pub fn append_to_reply(msg: &mut SipMsg, text: &str) -> i32 {
-    let Some(line) = header_line(msg, text) else { return -1 };
+    let Some(line) = header_line(msg, text) else {
+        return -1;
+    };
     msg.route.reply_headers.push(line);
     1
 }
@@ -159,7 +175,9 @@ fn get_mode(msg: &mut SipMsg, name: &str, idx: i32, null: NullAs) -> Xval {
     } else {
         let back = usize::try_from(idx.unsigned_abs()).unwrap_or(usize::MAX);
         let count = msg.message.find(name).count();
-        count.checked_sub(back).and_then(|i| msg.message.find(name).nth(i))
+        count
+            .checked_sub(back)
+            .and_then(|i| msg.message.find(name).nth(i))
     };
     match (found, null) {
         (Some(h), _) => Xval::str(h.value),
@@ -170,37 +188,37 @@ fn get_mode(msg: &mut SipMsg, name: &str, idx: i32, null: NullAs) -> Xval {
 }
 
 /// The value of the first `name` header, or null when there is none.
-#[kemi]
+#[kemi(module = "hdr")]
 pub fn get(msg: &mut SipMsg, name: &str) -> Xval {
     get_mode(msg, name, 0, NullAs::Null)
 }
 
 /// The value of the first `name` header, or `""` when there is none.
-#[kemi]
+#[kemi(module = "hdr")]
 pub fn gete(msg: &mut SipMsg, name: &str) -> Xval {
     get_mode(msg, name, 0, NullAs::Empty)
 }
 
 /// The value of the first `name` header, or `"<null>"` when there is none.
-#[kemi]
+#[kemi(module = "hdr")]
 pub fn getw(msg: &mut SipMsg, name: &str) -> Xval {
     get_mode(msg, name, 0, NullAs::Printed)
 }
 
 /// The value of the `idx`-th `name` header (0 is the first, -1 the last), or null.
-#[kemi]
+#[kemi(module = "hdr")]
 pub fn get_idx(msg: &mut SipMsg, name: &str, idx: i32) -> Xval {
     get_mode(msg, name, idx, NullAs::Null)
 }
 
 /// The value of the `idx`-th `name` header (0 is the first, -1 the last), or `""`.
-#[kemi]
+#[kemi(module = "hdr")]
 pub fn gete_idx(msg: &mut SipMsg, name: &str, idx: i32) -> Xval {
     get_mode(msg, name, idx, NullAs::Empty)
 }
 
 /// The value of the `idx`-th `name` header (0 is the first, -1 the last), or `"<null>"`.
-#[kemi]
+#[kemi(module = "hdr")]
 pub fn getw_idx(msg: &mut SipMsg, name: &str, idx: i32) -> Xval {
     get_mode(msg, name, idx, NullAs::Printed)
 }
@@ -225,18 +243,23 @@ enum MatchWhich {
 
 fn contains_ignore_case(hay: &str, needle: &str) -> bool {
     needle.is_empty()
-        || hay.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+        || hay
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 fn starts_with_ignore_case(hay: &str, prefix: &str) -> bool {
-    hay.as_bytes().get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
+    hay.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 /// Compare the value of `name` headers with `value`. `op` is `eq`, `ne`, `sw` (starts with) or
 /// `in` (contains), all case-insensitive; `which` is `f` (the first header must match), `l` (the
 /// last), `a` (all) or `o` (at least one). False when there is no such header or an argument is
 /// invalid (`re` is not implemented, as in Kamailio).
-#[kemi]
+#[kemi(module = "hdr")]
 pub fn match_content(msg: &mut SipMsg, name: &str, op: &str, value: &str, which: &str) -> bool {
     if !checked_name(msg, name) {
         return false;
@@ -247,7 +270,10 @@ pub fn match_content(msg: &mut SipMsg, name: &str, op: &str, value: &str, which:
         _ if op.eq_ignore_ascii_case("sw") => MatchOp::StartsWith,
         _ if op.eq_ignore_ascii_case("in") => MatchOp::Contains,
         _ => {
-            msg.log(LogLevel::Err, &format!("invalid or unsupported operator: {op}"));
+            msg.log(
+                LogLevel::Err,
+                &format!("invalid or unsupported operator: {op}"),
+            );
             return false;
         }
     };

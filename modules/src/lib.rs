@@ -24,5 +24,7 @@ mod uri_parts;
 mod view;
 
 /// The modules this crate provides.
-pub static MODULES: ModuleSet =
-    ModuleSet { crate_name: "modules", modules: &["", "pv", "hdr", "sl", "maxfwd"] };
+pub static MODULES: ModuleSet = ModuleSet {
+    crate_name: "modules",
+    modules: &["", "pv", "hdr", "sl", "maxfwd"],
+};

@@ -7,7 +7,6 @@ use kemi_runtime::msg::LogLevel;
 use kemi_runtime::sip::{HeaderEdit, HeaderKind};
 use kemi_runtime::{kemi, SipMsg};
 
-
 /// Kamailio's `max_limit` default: a received value above it is lowered to it when forwarding.
 pub const MAX_LIMIT: u16 = 70;
 
@@ -15,17 +14,27 @@ pub const MAX_LIMIT: u16 = 70;
 enum Found<'a> {
     Missing,
     Unparsable,
-    Value { index: usize, name: &'a str, value: u16 },
+    Value {
+        index: usize,
+        name: &'a str,
+        value: u16,
+    },
 }
 
 fn find(msg: &SipMsg) -> Found<'_> {
-    let Some(h) = msg.message.first_kind(HeaderKind::MaxForwards) else { return Found::Missing };
+    let Some(h) = msg.message.first_kind(HeaderKind::MaxForwards) else {
+        return Found::Missing;
+    };
     let digits = h.value.trim();
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Found::Unparsable;
     }
     match digits.parse() {
-        Ok(value) => Found::Value { index: h.index, name: h.name, value },
+        Ok(value) => Found::Value {
+            index: h.index,
+            name: h.name,
+            value,
+        },
         Err(_) => Found::Unparsable,
     }
 }
@@ -45,7 +54,7 @@ fn limit_ok(msg: &mut SipMsg, limit: i32) -> bool {
 ///   to 70 instead.
 ///
 /// Returns -2 when the value cannot be parsed, -1 when `limit` is outside 0..255.
-#[kemi]
+#[kemi(module = "maxfwd")]
 pub fn process_maxfwd(msg: &mut SipMsg, limit: i32) -> i32 {
     if !limit_ok(msg, limit) {
         return -1;
@@ -61,7 +70,10 @@ pub fn process_maxfwd(msg: &mut SipMsg, limit: i32) -> i32 {
         Found::Value { index, name, value } => {
             let new = value.min(MAX_LIMIT + 1) - 1;
             let line = format!("{name}: {new}\r\n");
-            Some([HeaderEdit::Remove(index), HeaderEdit::InsertBefore(index, line)])
+            Some([
+                HeaderEdit::Remove(index),
+                HeaderEdit::InsertBefore(index, line),
+            ])
         }
     };
     match edits {
@@ -79,7 +91,7 @@ pub fn process_maxfwd(msg: &mut SipMsg, limit: i32) -> i32 {
 /// Test the Max-Forwards value against `limit`: 1 when it is lower than `limit`, -1 when it is
 /// not (or `limit` is outside 0..255), -2 when the header is missing, -3 when it cannot be
 /// parsed.
-#[kemi]
+#[kemi(module = "maxfwd")]
 pub fn is_maxfwd_lt(msg: &mut SipMsg, limit: i32) -> i32 {
     if !limit_ok(msg, limit) {
         return -1;

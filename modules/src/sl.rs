@@ -48,7 +48,15 @@ fn queue_reply(msg: &mut SipMsg, code: i32, reason: &str) -> Result<(), ReplyErr
         None => Cow::Borrowed(&msg.route.reply_headers),
     };
     let mut wire = Vec::new();
-    reply::build(&msg.message, code, reason, None, &extra, msg.rcv.src, &mut wire);
+    reply::build(
+        &msg.message,
+        code,
+        reason,
+        None,
+        &extra,
+        msg.rcv.src,
+        &mut wire,
+    );
     let reason = reason.replace(['\r', '\n'], "");
     msg.outbox.push(Action::Reply(Reply { code, reason, wire }));
     Ok(())
@@ -67,14 +75,14 @@ fn send(msg: &mut SipMsg, code: i32, reason: &str) -> i32 {
 
 /// Send a stateless reply `code` `reason` (`KSR.sl.sl_send_reply(404, "Not Found")`). Returns 1,
 /// or -1 when the message is an ACK or a reply, or `code` is outside 100..699.
-#[kemi]
+#[kemi(module = "sl")]
 pub fn sl_send_reply(msg: &mut SipMsg, code: i32, reason: &str) -> i32 {
     send(msg, code, reason)
 }
 
 /// Send a reply `code` `reason`: statefully once transactions exist, statelessly for now.
 /// Returns 1, or -1 when the message is an ACK or a reply, or `code` is outside 100..699.
-#[kemi]
+#[kemi(module = "sl")]
 pub fn send_reply(msg: &mut SipMsg, code: i32, reason: &str) -> i32 {
     send(msg, code, reason)
 }
@@ -82,7 +90,7 @@ pub fn send_reply(msg: &mut SipMsg, code: i32, reason: &str) -> i32 {
 /// Like `send_reply`, with `mode` flags for the connection (1: do not open a new connection,
 /// 2: close the connection after sending). The flags are accepted but not yet applied: sipd
 /// does not manage stream connections per reply yet.
-#[kemi]
+#[kemi(module = "sl")]
 pub fn send_reply_mode(msg: &mut SipMsg, code: i32, reason: &str, mode: i32) -> i32 {
     let _ = mode;
     send(msg, code, reason)
@@ -91,7 +99,7 @@ pub fn send_reply_mode(msg: &mut SipMsg, code: i32, reason: &str, mode: i32) -> 
 /// Reply with the error of the last failed internal operation. sipd records no such error
 /// yet, so this always sends `500 Server Internal Error`. Returns 1, as Kamailio does, even
 /// when no reply can be sent (ACK).
-#[kemi]
+#[kemi(module = "sl")]
 pub fn sl_reply_error(msg: &mut SipMsg) -> i32 {
     send(msg, 500, "Server Internal Error");
     1
@@ -99,7 +107,7 @@ pub fn sl_reply_error(msg: &mut SipMsg) -> i32 {
 
 /// Like `sl_reply_error` (statefully once transactions exist): always sends
 /// `500 Server Internal Error` for now. Returns 1.
-#[kemi]
+#[kemi(module = "sl")]
 pub fn send_reply_error(msg: &mut SipMsg) -> i32 {
     send(msg, 500, "Server Internal Error");
     1

@@ -29,7 +29,9 @@ impl UriParts {
         let rest_start = colon + 1;
         let rest = uri.get(rest_start..)?;
         // The host part ends at the first ';' or '?' after the userinfo.
-        let at = rest.find('@').filter(|&at| !rest.get(..at).unwrap_or("").contains([';', '?']));
+        let at = rest
+            .find('@')
+            .filter(|&at| !rest.get(..at).unwrap_or("").contains([';', '?']));
         let (user, has_user, hp_start) = match at {
             Some(at) => {
                 let userinfo = rest.get(..at)?;
@@ -56,7 +58,14 @@ impl UriParts {
         } else {
             host.end..host.end
         };
-        Some(UriParts { scheme, user, has_user, host, port, has_port })
+        Some(UriParts {
+            scheme,
+            user,
+            has_user,
+            host,
+            port,
+            has_port,
+        })
     }
 
     /// `uri` with the user replaced (`""` removes the user and its `@`).
@@ -90,7 +99,11 @@ impl UriParts {
     pub fn with_port(&self, uri: &str, port: &str) -> Option<String> {
         let tail = uri.get(self.port.end..)?;
         let head = uri.get(..self.host.end)?;
-        Some(if port.is_empty() { [head, tail].concat() } else { [head, ":", port, tail].concat() })
+        Some(if port.is_empty() {
+            [head, tail].concat()
+        } else {
+            [head, ":", port, tail].concat()
+        })
     }
 
     /// The text of `range` in `uri`.
@@ -130,10 +143,16 @@ mod tests {
         assert_eq!(p.with_user(u, "carol").unwrap(), "sip:carol@example.com;lr");
         assert_eq!(p.with_user(u, "").unwrap(), "sip:example.com;lr");
         assert_eq!(p.with_host(u, "10.0.0.1").unwrap(), "sip:bob@10.0.0.1;lr");
-        assert_eq!(p.with_port(u, "5070").unwrap(), "sip:bob@example.com:5070;lr");
+        assert_eq!(
+            p.with_port(u, "5070").unwrap(),
+            "sip:bob@example.com:5070;lr"
+        );
         let u2 = "sip:example.com:5070";
         let p2 = UriParts::parse(u2).unwrap();
-        assert_eq!(p2.with_user(u2, "dave").unwrap(), "sip:dave@example.com:5070");
+        assert_eq!(
+            p2.with_user(u2, "dave").unwrap(),
+            "sip:dave@example.com:5070"
+        );
         assert_eq!(p2.with_port(u2, "").unwrap(), "sip:example.com");
     }
 

@@ -15,7 +15,9 @@ pub fn method(m: &Message) -> Option<&str> {
 /// The CSeq number as written.
 pub fn cseq_number(m: &Message) -> Option<&str> {
     let v = m.first_kind(HeaderKind::CSeq)?.value;
-    v.split(|c: char| c.is_ascii_whitespace()).next().filter(|n| !n.is_empty())
+    v.split(|c: char| c.is_ascii_whitespace())
+        .next()
+        .filter(|n| !n.is_empty())
 }
 
 /// The Request-URI in effect: the one the script set, else the received one (`$ru`). `None` for
@@ -41,11 +43,19 @@ pub struct Party<'a> {
 /// The From header, when present and well-formed.
 pub fn from_hdr(m: &Message) -> Option<Party<'_>> {
     let na = m.from_hdr()?.ok()?;
-    Some(Party { uri: na.uri, display: na.display_unquoted(), tag: na.tag() })
+    Some(Party {
+        uri: na.uri,
+        display: na.display_unquoted(),
+        tag: na.tag(),
+    })
 }
 
 /// The To header, when present and well-formed.
 pub fn to_hdr(m: &Message) -> Option<Party<'_>> {
     let na = m.to_hdr()?.ok()?;
-    Some(Party { uri: na.uri, display: na.display_unquoted(), tag: na.tag() })
+    Some(Party {
+        uri: na.uri,
+        display: na.display_unquoted(),
+        tag: na.tag(),
+    })
 }

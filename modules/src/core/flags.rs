@@ -45,7 +45,9 @@ pub fn isflagset(msg: &mut SipMsg, flag: i32) -> bool {
 /// a branch that does not exist (only branch 0 exists for now).
 #[kemi]
 pub fn setbiflag(msg: &mut SipMsg, flag: i32, branch: i32) -> bool {
-    let Some(b) = bit(msg, flag) else { return false };
+    let Some(b) = bit(msg, flag) else {
+        return false;
+    };
     branch_flags(msg, branch).map(|f| *f |= b).is_some()
 }
 
@@ -53,7 +55,9 @@ pub fn setbiflag(msg: &mut SipMsg, flag: i32, branch: i32) -> bool {
 /// or a branch that does not exist (only branch 0 exists for now).
 #[kemi]
 pub fn resetbiflag(msg: &mut SipMsg, flag: i32, branch: i32) -> bool {
-    let Some(b) = bit(msg, flag) else { return false };
+    let Some(b) = bit(msg, flag) else {
+        return false;
+    };
     branch_flags(msg, branch).map(|f| *f &= !b).is_some()
 }
 
@@ -61,7 +65,9 @@ pub fn resetbiflag(msg: &mut SipMsg, flag: i32, branch: i32) -> bool {
 /// now).
 #[kemi]
 pub fn isbiflagset(msg: &mut SipMsg, flag: i32, branch: i32) -> bool {
-    let Some(b) = bit(msg, flag) else { return false };
+    let Some(b) = bit(msg, flag) else {
+        return false;
+    };
     branch_flags(msg, branch).is_some_and(|f| *f & b != 0)
 }
 

@@ -74,7 +74,10 @@ const NAMES: [(&str, MethodId); 19] = [
 impl MethodId {
     /// The id of a method name (case-insensitive); `None` for an extension method.
     pub fn from_name(name: &str) -> Option<MethodId> {
-        NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, id)| *id)
+        NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, id)| *id)
     }
 
     /// The id behind one `is_method_in` letter (case-insensitive); INFO has none.
@@ -120,7 +123,9 @@ pub fn is_method(msg: &mut SipMsg, methods: &str) -> bool {
     if methods.is_empty() {
         return false;
     }
-    let Some(name) = method_name(msg) else { return false };
+    let Some(name) = method_name(msg) else {
+        return false;
+    };
     if !methods.contains('|') {
         return name.eq_ignore_ascii_case(methods);
     }
@@ -146,8 +151,12 @@ pub fn is_method(msg: &mut SipMsg, methods: &str) -> bool {
 /// For a reply the CSeq method is tested.
 #[kemi]
 pub fn is_method_in(msg: &mut SipMsg, letters: &str) -> bool {
-    let Some(id) = method_name(msg).and_then(MethodId::from_name) else { return false };
-    letters.bytes().any(|l| MethodId::from_letter(l) == Some(id))
+    let Some(id) = method_name(msg).and_then(MethodId::from_name) else {
+        return false;
+    };
+    letters
+        .bytes()
+        .any(|l| MethodId::from_letter(l) == Some(id))
 }
 
 macro_rules! is_method_exports {

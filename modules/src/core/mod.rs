@@ -7,6 +7,7 @@
 //! `set_advertised_*`, tcp aliases, `route`) is not here.
 
 pub mod flags;
+pub mod forward;
 pub mod log;
 pub mod method;
 pub mod myself;

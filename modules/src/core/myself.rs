@@ -26,10 +26,19 @@ impl<'a> Target<'a> {
     /// A `sip:`/`sips:` URI, or else a bare host.
     fn parse(text: &'a str) -> Option<Target<'a>> {
         let is_uri = text.len() > 4
-            && (text.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("sip:"))
-                || text.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("sips:")));
+            && (text
+                .get(..4)
+                .is_some_and(|s| s.eq_ignore_ascii_case("sip:"))
+                || text
+                    .get(..5)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("sips:")));
         if !is_uri {
-            return Some(Target { host: text, ip: ip_literal(text), port: None, proto: None });
+            return Some(Target {
+                host: text,
+                ip: ip_literal(text),
+                port: None,
+                proto: None,
+            });
         }
         let parts = UriParts::parse(text)?;
         let port = if parts.has_port {
@@ -39,7 +48,12 @@ impl<'a> Target<'a> {
         };
         let proto = uri_param(text, parts.host.end, "transport").and_then(Proto::parse);
         let host = UriParts::part(text, &parts.host);
-        Some(Target { host, ip: ip_literal(host), port, proto })
+        Some(Target {
+            host,
+            ip: ip_literal(host),
+            port,
+            proto,
+        })
     }
 }
 
@@ -55,7 +69,10 @@ fn uri_param<'a>(uri: &'a str, from: usize, name: &str) -> Option<&'a str> {
 
 /// The IP address a host string names, if it is a literal (IPv6 with or without brackets).
 fn ip_literal(host: &str) -> Option<IpAddr> {
-    host.trim_start_matches('[').trim_end_matches(']').parse().ok()
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 /// Kamailio's `check_self`: the target is a listen socket or an alias.
@@ -80,13 +97,19 @@ fn check_self(env: &RouteEnv, target: &Target<'_>) -> bool {
 /// `host` or `host:port` (IPv6 aliases in brackets).
 fn split_alias(alias: &str) -> (&str, Option<u16>) {
     let port_sep = if alias.starts_with('[') {
-        alias.find(']').and_then(|i| alias.get(i + 1..)).filter(|r| r.starts_with(':'))
+        alias
+            .find(']')
+            .and_then(|i| alias.get(i + 1..))
+            .filter(|r| r.starts_with(':'))
     } else if alias.matches(':').count() == 1 {
         alias.find(':').and_then(|i| alias.get(i..))
     } else {
         None
     };
-    match port_sep.and_then(|p| p.get(1..)).and_then(|p| p.parse().ok()) {
+    match port_sep
+        .and_then(|p| p.get(1..))
+        .and_then(|p| p.parse().ok())
+    {
         Some(port) => {
             let host_len = alias.len() - port_sep.map_or(0, str::len);
             (alias.get(..host_len).unwrap_or(alias), Some(port))
@@ -96,7 +119,8 @@ fn split_alias(alias: &str) -> (&str, Option<u16>) {
 }
 
 fn is_myself_text(msg: &SipMsg, text: Option<&str>) -> bool {
-    text.and_then(Target::parse).is_some_and(|t| check_self(&msg.env, &t))
+    text.and_then(Target::parse)
+        .is_some_and(|t| check_self(&msg.env, &t))
 }
 
 /// True when `uri` (a `sip:`/`sips:` URI, or a bare host or IP address) names this proxy: its
@@ -157,7 +181,12 @@ pub fn is_myself_suri(msg: &mut SipMsg) -> bool {
 /// proxy (any port).
 #[kemi]
 pub fn is_myself_srcip(msg: &mut SipMsg) -> bool {
-    let target = Target { host: "", ip: Some(msg.rcv.src.ip()), port: None, proto: None };
+    let target = Target {
+        host: "",
+        ip: Some(msg.rcv.src.ip()),
+        port: None,
+        proto: None,
+    };
     check_self(&msg.env, &target)
 }
 
@@ -176,7 +205,10 @@ mod tests {
     #[test]
     fn targets_parse_uris_and_hosts() {
         let t = Target::parse("sip:bob@10.0.0.1:5070;transport=TCP").unwrap();
-        assert_eq!((t.host, t.port, t.proto), ("10.0.0.1", Some(5070), Some(Proto::Tcp)));
+        assert_eq!(
+            (t.host, t.port, t.proto),
+            ("10.0.0.1", Some(5070), Some(Proto::Tcp))
+        );
         let t = Target::parse("example.com").unwrap();
         assert_eq!((t.host, t.port), ("example.com", None));
         assert!(Target::parse("sip:bob@host:notaport").is_none());

@@ -21,7 +21,10 @@ pub(crate) enum RuriPart {
 /// Replace the whole R-URI; false (logged) when `uri` is not a URI.
 pub(crate) fn set_ruri(msg: &mut SipMsg, uri: &str) -> bool {
     if UriParts::parse(uri).is_none() {
-        msg.log(LogLevel::Err, &format!("updating r-uri failed: invalid uri [{uri}]"));
+        msg.log(
+            LogLevel::Err,
+            &format!("updating r-uri failed: invalid uri [{uri}]"),
+        );
         return false;
     }
     msg.route.new_ruri = Some(uri.to_string());
@@ -45,7 +48,10 @@ pub(crate) fn set_ruri_part(msg: &mut SipMsg, part: RuriPart, value: &str) -> bo
             true
         }
         None => {
-            msg.log(LogLevel::Err, &format!("cannot rewrite the r-uri {part:?} to [{value}]"));
+            msg.log(
+                LogLevel::Err,
+                &format!("cannot rewrite the r-uri {part:?} to [{value}]"),
+            );
             false
         }
     }

@@ -65,26 +65,26 @@ fn str_to_int(s: &str) -> i64 {
 
 /// The value of PV `name`: an integer for integer-typed PVs (`$rs`, `$sp`, `$cl`, ...), a string
 /// otherwise, or null when the PV has no value or the name is invalid.
-#[kemi]
+#[kemi(module = "pv")]
 pub fn get(msg: &mut SipMsg, name: &str) -> Xval {
     get_mode(msg, name, NullAs::Null)
 }
 
 /// Like `pv.get`, but gives the empty string `""` instead of null.
-#[kemi]
+#[kemi(module = "pv")]
 pub fn gete(msg: &mut SipMsg, name: &str) -> Xval {
     get_mode(msg, name, NullAs::Empty)
 }
 
 /// Like `pv.get`, but gives the string `"<null>"` instead of null.
-#[kemi]
+#[kemi(module = "pv")]
 pub fn getw(msg: &mut SipMsg, name: &str) -> Xval {
     get_mode(msg, name, NullAs::Printed)
 }
 
 /// The value of PV `name` as an integer: a string value is converted (`"101"` gives 101); null,
 /// non-numeric or invalid gives 0.
-#[kemi]
+#[kemi(module = "pv")]
 pub fn geti(msg: &mut SipMsg, name: &str) -> i32 {
     let n = match lookup(msg, name) {
         Some(PvValue::Int(n)) => n,
@@ -96,7 +96,7 @@ pub fn geti(msg: &mut SipMsg, name: &str) -> i32 {
 
 /// The value of PV `name` as a 64-bit integer (a float in Lua): a string value is converted;
 /// null, non-numeric or invalid gives 0.
-#[kemi]
+#[kemi(module = "pv")]
 pub fn getl(msg: &mut SipMsg, name: &str) -> Xval {
     Xval::Long(match lookup(msg, name) {
         Some(PvValue::Int(n)) => n,
@@ -106,15 +106,19 @@ pub fn getl(msg: &mut SipMsg, name: &str) -> Xval {
 }
 
 /// The value of PV `name`, or the integer `default` when it is null or the name is invalid.
-#[kemi]
+#[kemi(module = "pv")]
 pub fn getvn(msg: &mut SipMsg, name: &str, default: i32) -> Xval {
-    lookup(msg, name).and_then(to_xval).unwrap_or(Xval::Int(default))
+    lookup(msg, name)
+        .and_then(to_xval)
+        .unwrap_or(Xval::Int(default))
 }
 
 /// The value of PV `name`, or the string `default` when it is null or the name is invalid.
-#[kemi]
+#[kemi(module = "pv")]
 pub fn getvs(msg: &mut SipMsg, name: &str, default: &str) -> Xval {
-    lookup(msg, name).and_then(to_xval).unwrap_or_else(|| Xval::str(default))
+    lookup(msg, name)
+        .and_then(to_xval)
+        .unwrap_or_else(|| Xval::str(default))
 }
 
 fn set(msg: &mut SipMsg, name: &str, value: Assign<'_>) -> bool {
@@ -126,33 +130,33 @@ fn set(msg: &mut SipMsg, name: &str, value: Assign<'_>) -> bool {
 
 /// Assign the integer `value` to PV `name`. Writable: `$ru $rU $rd $rp $du $var(x)`. Returns
 /// false for an invalid or read-only PV.
-#[kemi]
+#[kemi(module = "pv")]
 pub fn seti(msg: &mut SipMsg, name: &str, value: i32) -> bool {
     set(msg, name, Assign::Int(value.into()))
 }
 
 /// Assign the 64-bit integer `value` to PV `name`. Returns false for an invalid or read-only PV.
-#[kemi]
+#[kemi(module = "pv")]
 pub fn setl(msg: &mut SipMsg, name: &str, value: i64) -> bool {
     set(msg, name, Assign::Int(value))
 }
 
 /// Assign the string `value` to PV `name` (`KSR.pv.sets("$ru", "sip:bob@example.com")`).
 /// Returns false for an invalid or read-only PV, or a value the PV cannot take.
-#[kemi]
+#[kemi(module = "pv")]
 pub fn sets(msg: &mut SipMsg, name: &str, value: &str) -> bool {
     set(msg, name, Assign::Str(value))
 }
 
 /// Unset PV `name` (assign null): `$du` is cleared, `$var(x)` goes back to 0, `$rU` loses its
 /// user. Returns false for an invalid or read-only PV.
-#[kemi]
+#[kemi(module = "pv")]
 pub fn unset(msg: &mut SipMsg, name: &str) -> bool {
     set(msg, name, Assign::Null)
 }
 
 /// True when PV `name` has no value, or when the name is invalid.
-#[kemi]
+#[kemi(module = "pv")]
 pub fn is_null(msg: &mut SipMsg, name: &str) -> bool {
     matches!(lookup(msg, name), None | Some(PvValue::Null))
 }

@@ -140,13 +140,25 @@ mod tests {
         assert_eq!(PvSpec::parse("$ru"), Some(PvSpec::Ruri));
         assert_eq!(PvSpec::parse("$rU"), Some(PvSpec::RuriUser));
         assert_eq!(PvSpec::parse("$hdr(X-Foo)"), Some(PvSpec::Header("X-Foo")));
-        assert_eq!(PvSpec::parse("$hdrc(Via)"), Some(PvSpec::HeaderCount("Via")));
+        assert_eq!(
+            PvSpec::parse("$hdrc(Via)"),
+            Some(PvSpec::HeaderCount("Via"))
+        );
         assert_eq!(PvSpec::parse("$var(n)"), Some(PvSpec::Var("n")));
     }
 
     #[test]
     fn rejects_invalid_names() {
-        for bad in ["ru", "$", "$xyz", "$hdr()", "$hdr(X", "$var(a b)", "$foo(x)", "$ru "] {
+        for bad in [
+            "ru",
+            "$",
+            "$xyz",
+            "$hdr()",
+            "$hdr(X",
+            "$var(a b)",
+            "$foo(x)",
+            "$ru ",
+        ] {
             assert_eq!(PvSpec::parse(bad), None, "{bad}");
         }
     }

@@ -45,7 +45,9 @@ enum UriPart {
 
 fn uri_part(uri: Option<&str>, part: UriPart) -> PvValue<'_> {
     let Some(uri) = uri else { return PvValue::Null };
-    let Some(parts) = UriParts::parse(uri) else { return PvValue::Null };
+    let Some(parts) = UriParts::parse(uri) else {
+        return PvValue::Null;
+    };
     match part {
         UriPart::User => PvValue::opt_str(Some(UriParts::part(uri, &parts.user))),
         UriPart::Host => PvValue::opt_str(Some(UriParts::part(uri, &parts.host))),
@@ -93,7 +95,9 @@ pub fn read<'m>(msg: &'m SipMsg, spec: &PvSpec<'_>) -> PvValue<'m> {
         PvSpec::RcvPort => PvValue::Int(msg.rcv.dst.port().into()),
         PvSpec::Proto => PvValue::Str(Cow::Borrowed(msg.rcv.proto.as_str())),
         PvSpec::UserAgent => PvValue::opt_str(m.user_agent()),
-        PvSpec::ContentLength => m.content_length().map_or(PvValue::Null, |n| PvValue::Int(n.into())),
+        PvSpec::ContentLength => m
+            .content_length()
+            .map_or(PvValue::Null, |n| PvValue::Int(n.into())),
         PvSpec::Body => PvValue::Str(String::from_utf8_lossy(m.body())),
         PvSpec::MsgLen => PvValue::Int(i64::try_from(m.as_bytes().len()).unwrap_or(i64::MAX)),
         PvSpec::Header(name) => match m.first(name) {

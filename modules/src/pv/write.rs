@@ -51,7 +51,10 @@ pub fn write(msg: &mut SipMsg, spec: &PvSpec<'_>, name: &str, value: Assign<'_>)
             true
         }
         _ => {
-            msg.log(LogLevel::Err, &format!("cannot set {name}: not writable or bad value"));
+            msg.log(
+                LogLevel::Err,
+                &format!("cannot set {name}: not writable or bad value"),
+            );
             false
         }
     }

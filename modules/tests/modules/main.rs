@@ -1,0 +1,10 @@
+//! Integration tests of the KEMI modules, called through the real dispatch table so that the
+//! descriptors (names, kinds, trampolines) are exercised with the functions.
+
+mod api_tsv;
+mod common;
+mod core_exports;
+mod hdr_exports;
+mod maxfwd_exports;
+mod pv_exports;
+mod sl_exports;
