@@ -22,7 +22,9 @@ fn rsip_oracle_agrees_where_both_accept() {
         let index = fs::read_to_string(root.join(dir).join("INDEX.tsv")).expect("INDEX.tsv");
         for line in index.lines().skip(1) {
             let cols: Vec<&str> = line.split('\t').collect();
-            let [file, _, expected, ..] = cols[..] else { continue };
+            let [file, _, expected, ..] = cols[..] else {
+                continue;
+            };
             if !matches!(expected, "valid" | "valid-but-tricky") {
                 continue;
             }
@@ -30,7 +32,10 @@ fn rsip_oracle_agrees_where_both_accept() {
             let bytes = fs::read(root.join(dir).join(file)).expect("read");
             let mine = Message::parse(Bytes::from(bytes.clone())).ok();
             ours += usize::from(mine.is_some());
-            let oracle = std::panic::catch_unwind(|| rsip::SipMessage::try_from(bytes.as_slice()).ok()).ok().flatten();
+            let oracle =
+                std::panic::catch_unwind(|| rsip::SipMessage::try_from(bytes.as_slice()).ok())
+                    .ok()
+                    .flatten();
             let Some(oracle) = oracle else {
                 rsip_rejects.push(file.to_string());
                 continue;
@@ -41,13 +46,25 @@ fn rsip_oracle_agrees_where_both_accept() {
             match &oracle {
                 rsip::SipMessage::Request(r) => {
                     assert!(mine.is_request(), "{file}");
-                    assert_eq!(mine.method_str(), Some(r.method().to_string().as_str()), "{file}: method");
+                    assert_eq!(
+                        mine.method_str(),
+                        Some(r.method().to_string().as_str()),
+                        "{file}: method"
+                    );
                     if mine.ruri() != Some(r.uri().to_string().as_str()) {
-                        ruri_differs.push(format!("{file}: ours {:?} rsip {:?}", mine.ruri(), r.uri().to_string()));
+                        ruri_differs.push(format!(
+                            "{file}: ours {:?} rsip {:?}",
+                            mine.ruri(),
+                            r.uri().to_string()
+                        ));
                     }
                 }
                 rsip::SipMessage::Response(r) => {
-                    assert_eq!(mine.status(), Some(r.status_code().code()), "{file}: status");
+                    assert_eq!(
+                        mine.status(),
+                        Some(r.status_code().code()),
+                        "{file}: status"
+                    );
                 }
             }
             if let Ok(cid) = oracle.call_id_header() {
@@ -59,11 +76,17 @@ fn rsip_oracle_agrees_where_both_accept() {
     println!("accepted by sipd: {ours}");
     println!("accepted by rsip 0.4: {theirs}");
     println!("accepted by both: {both} (method/status/Call-ID equal in all)");
-    println!("R-URI text differs (rsip re-renders the URI): {}", ruri_differs.len());
+    println!(
+        "R-URI text differs (rsip re-renders the URI): {}",
+        ruri_differs.len()
+    );
     for d in &ruri_differs {
         println!("  {d}");
     }
     println!("rejected by rsip: {}", rsip_rejects.join(" "));
     assert_eq!(ours, total, "sipd must accept every well-formed message");
-    assert!(theirs < total, "rsip is known to reject some (IPv6 R-URIs, extension methods...)");
+    assert!(
+        theirs < total,
+        "rsip is known to reject some (IPv6 R-URIs, extension methods...)"
+    );
 }
