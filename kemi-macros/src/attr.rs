@@ -33,7 +33,12 @@ pub fn parse(args: TokenStream, errors: &mut Errors) -> ExportAttr {
     let metas = match Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated.parse2(args) {
         Ok(metas) => metas,
         Err(e) => {
-            errors.push(e);
+            errors.at(
+                e.span(),
+                format_args!(
+                    "{e}: `#[kemi]` takes `module = \"...\"` and `name = \"...\"`, both optional"
+                ),
+            );
             return attr;
         }
     };

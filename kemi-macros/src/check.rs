@@ -7,7 +7,7 @@
 use syn::ext::IdentExt;
 
 use crate::errors::Errors;
-use crate::model::{Input, KemiFn, Param, Qualifier, Shape};
+use crate::model::{KemiFn, Param, Qualifier, Shape};
 use crate::script_ident::{self, NameProblem};
 
 /// Most script parameters an export can take after the context (Kamailio's `SR_KEMI_PARAMS_MAX`).
@@ -168,9 +168,18 @@ fn name_message(
             };
             format!(
                 "`{value}` is a reserved word in {}, so scripts could not call `{call}`{fix}",
-                langs.join(" and ")
+                join_words(langs)
             )
         }
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn join_words(words: &[&str]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
 
@@ -231,26 +240,22 @@ fn input_attrs(p: &Param, errors: &mut Errors) {
 }
 
 fn context<'a>(f: &'a KemiFn, errors: &mut Errors) -> Option<&'a syn::Type> {
-    const WANT: &str =
-        "a KEMI export takes the message context `&mut SipMsg` as its first parameter";
-    let p = match &f.context {
-        None => {
+    const WANT: &str = "a KEMI export takes `&mut SipMsg` as its first parameter";
+    if let Some(r) = &f.receiver {
+        errors.spanned(
+            r,
+            "a KEMI export is a free function, not a method: remove `self` and take the message \
+             context `&mut SipMsg` first",
+        );
+    }
+    let Some(p) = &f.context else {
+        if f.receiver.is_none() {
             errors.at(
                 f.paren_span,
                 format_args!("missing the message context: {WANT}"),
             );
-            return None;
         }
-        Some(Input::Receiver(r)) => {
-            errors.spanned(
-                r,
-                format_args!(
-                    "a KEMI export is a free function, not a method: replace `self`; {WANT}"
-                ),
-            );
-            return None;
-        }
-        Some(Input::Typed(p)) => p,
+        return None;
     };
     input_attrs(p, errors);
     match &p.shape {
@@ -285,7 +290,9 @@ fn context<'a>(f: &'a KemiFn, errors: &mut Errors) -> Option<&'a syn::Type> {
             };
             errors.spanned(
                 p.ty(),
-                format_args!("expected the message context `&mut SipMsg`: {WANT}{hint}"),
+                format_args!(
+                    "expected the message context `&mut SipMsg` as the first parameter{hint}"
+                ),
             );
             None
         }
@@ -318,16 +325,9 @@ fn param_kind(shape: &Shape) -> Option<ParamKind> {
 
 fn params<'a>(f: &'a KemiFn, errors: &mut Errors) -> Vec<ExportParam<'a>> {
     if f.params.len() > MAX_PARAMS {
-        let extra: Vec<&Input> = f.params.iter().skip(MAX_PARAMS).collect();
-        let tokens = extra.iter().map(|i| match i {
-            Input::Receiver(r) => quote::quote!(#r),
-            Input::Typed(p) => {
-                let w = &p.whole;
-                quote::quote!(#w)
-            }
-        });
+        let extra = f.params.iter().skip(MAX_PARAMS).map(|p| &p.whole);
         errors.spanned(
-            quote::quote!(#(#tokens)*),
+            quote::quote!(#(#extra)*),
             format_args!(
                 "too many parameters: a KEMI export takes at most {MAX_PARAMS} after the message context, \
                  this one takes {}",
@@ -335,19 +335,10 @@ fn params<'a>(f: &'a KemiFn, errors: &mut Errors) -> Vec<ExportParam<'a>> {
             ),
         );
     }
-    let str_long = f.params.len() == 2
-        && matches!(&f.params[..], [Input::Typed(a), Input::Typed(b)]
-            if param_kind(&a.shape) == Some(ParamKind::Str) && param_kind(&b.shape) == Some(ParamKind::Long));
+    let str_long = matches!(&f.params[..], [a, b]
+        if param_kind(&a.shape) == Some(ParamKind::Str) && param_kind(&b.shape) == Some(ParamKind::Long));
     let mut out = Vec::with_capacity(f.params.len());
-    for input in &f.params {
-        let p = match input {
-            // syn only parses `self` first; kept for completeness.
-            Input::Receiver(r) => {
-                errors.spanned(r, "`self` can only be a method's first parameter; KEMI exports are free functions");
-                continue;
-            }
-            Input::Typed(p) => p,
-        };
+    for p in &f.params {
         input_attrs(p, errors);
         match param_kind(&p.shape) {
             Some(ParamKind::Long) if !str_long => errors.spanned(p.ty(), LONG_RULE),

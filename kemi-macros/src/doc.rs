@@ -3,10 +3,16 @@
 //! Only literal `#[doc = "..."]` attributes (what `///` and `/** */` become) are taken; computed
 //! docs such as `#[doc = include_str!(..)]` are skipped rather than guessed at.
 
-/// The doc comment of a function: lines joined with `\n`, the indentation common to all non-blank
-/// lines removed, and leading and trailing blank lines dropped.
+/// One doc line, and whether it opens a multi-line `/** */` block on the `/**` line itself.
+struct DocLine {
+    text: String,
+    opens_block: bool,
+}
+
+/// The doc comment of a function: lines joined with `\n`, the indentation common to the
+/// non-blank lines removed, and leading and trailing blank lines dropped.
 pub fn doc_of(attrs: &[syn::Attribute]) -> String {
-    let mut lines: Vec<String> = Vec::new();
+    let mut lines: Vec<DocLine> = Vec::new();
     for attr in attrs {
         if !attr.path().is_ident("doc") {
             continue;
@@ -18,24 +24,37 @@ pub fn doc_of(attrs: &[syn::Attribute]) -> String {
             }) = &nv.value
             {
                 // A `/** */` block arrives as one attribute holding several lines.
-                lines.extend(s.value().split('\n').map(str::to_string));
+                let value = s.value();
+                let multi = value.contains('\n');
+                lines.extend(value.split('\n').enumerate().map(|(i, l)| DocLine {
+                    text: l.to_string(),
+                    opens_block: multi && i == 0,
+                }));
             }
         }
     }
     trim_block(&lines)
 }
 
-/// Remove common indentation and surrounding blank lines from `lines`.
-fn trim_block(lines: &[String]) -> String {
+/// Remove common indentation and surrounding blank lines. The text after `/**` on its own line
+/// does not take part in the common indentation (its column says nothing about the block's).
+fn trim_block(lines: &[DocLine]) -> String {
     let indent = lines
         .iter()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start().len())
+        .filter(|l| !l.opens_block && !l.text.trim().is_empty())
+        .map(|l| l.text.len() - l.text.trim_start().len())
         .min()
         .unwrap_or(0);
     let body: Vec<&str> = lines
         .iter()
-        .map(|l| l.get(indent..).unwrap_or("").trim_end())
+        .map(|l| {
+            let text = if l.opens_block {
+                l.text.trim_start()
+            } else {
+                l.text.get(indent..).unwrap_or("")
+            };
+            text.trim_end()
+        })
         .collect();
     let first = body.iter().position(|l| !l.is_empty());
     let last = body.iter().rposition(|l| !l.is_empty());
@@ -75,6 +94,17 @@ mod tests {
             fn f() {}
         };
         assert_eq!(doc(f), "First line.\n  indented");
+    }
+
+    #[test]
+    fn block_comment_starting_on_the_opening_line() {
+        let f: syn::ItemFn = syn::parse_quote! {
+            /** Block doc,
+                trimmed.
+                  more. */
+            fn f() {}
+        };
+        assert_eq!(doc(f), "Block doc,\ntrimmed.\n  more.");
     }
 
     #[test]

@@ -29,11 +29,6 @@ impl Errors {
         self.errors.push(syn::Error::new(span, message));
     }
 
-    /// Record an error produced elsewhere (a syn parse error).
-    pub fn push(&mut self, error: syn::Error) {
-        self.errors.push(error);
-    }
-
     /// `Ok` when nothing was recorded, else every error combined into one.
     pub fn finish(self) -> Result<(), syn::Error> {
         let mut iter = self.errors.into_iter();

@@ -7,7 +7,7 @@
 //! syntactic check (say a local `struct Xval`) does not implement `KemiParam`/`KemiReturn`, the
 //! traits' `#[diagnostic::on_unimplemented]` message lands on that type.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Literal, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 
@@ -63,27 +63,39 @@ fn descriptor(e: &Export<'_>) -> TokenStream {
     let n = e.params.len();
     let args: Vec<_> = (0..n).map(|i| format_ident!("__kemi_arg{}", i)).collect();
 
-    let param_types = e.params.iter().map(|p| {
-        let ty = static_param_type(p.kind, p.ty);
-        quote_spanned!(at(p.ty)=> <#ty as #rt::KemiParam<'static>>::TYPE)
+    // The descriptor's kinds come from the validated classification; the trampoline names each
+    // written type in a trait path, so a type that only looks right fails there, at the type.
+    let param_types = e.params.iter().map(|p| match p.kind {
+        ParamKind::Int => quote!(#rt::ParamType::Int),
+        ParamKind::Str => quote!(#rt::ParamType::Str),
+        ParamKind::Long => quote!(#rt::ParamType::Long),
     });
-    let unpack =
-        e.params.iter().zip(&args).enumerate().map(
-            |(i, (p, a))| quote_spanned!(at(p.ty)=> let #a = #rt::KemiParam::from_arg(#a, #i)?;),
-        );
+    let unpack = e.params.iter().zip(&args).enumerate().map(|(i, (p, a))| {
+        let ty = elided_param_type(p.kind, p.ty);
+        let mut idx = Literal::usize_unsuffixed(i);
+        idx.set_span(at(p.ty));
+        quote_spanned!(at(p.ty)=> let #a = <#ty as #rt::KemiParam<'_>>::from_arg(#a, #idx)?;)
+    });
     // The context argument reports at the written context type, so a foreign `SipMsg` gives a
     // type mismatch there rather than at the attribute.
     let msg = quote_spanned!(at(e.context)=> __kemi_msg);
     let call = quote!(#ident(#msg #(, #args)*));
-    let (ret_type, body) = match (e.ret, e.ret_ty) {
-        (RetKind::None, _) | (_, None) => (
-            quote!(#rt::RetType::None),
-            quote!({ #call; ::core::result::Result::Ok(#rt::KemiRet::None) }),
-        ),
-        (_, Some(ty)) => (
-            quote_spanned!(at(ty)=> <#ty as #rt::KemiReturn>::TYPE),
-            quote_spanned!(at(ty)=> ::core::result::Result::Ok(#rt::KemiReturn::into_ret(#call))),
-        ),
+    let ret_type = match e.ret {
+        RetKind::None => quote!(#rt::RetType::None),
+        RetKind::Int => quote!(#rt::RetType::Int),
+        RetKind::Bool => quote!(#rt::RetType::Bool),
+        RetKind::Xval => quote!(#rt::RetType::Xval),
+    };
+    let body = match (e.ret, e.ret_ty) {
+        (RetKind::None, _) | (_, None) => {
+            quote!({ #call; ::core::result::Result::Ok(#rt::KemiRet::None) })
+        }
+        (_, Some(ty)) => {
+            let bare_ty = bare(ty);
+            quote_spanned!(at(ty)=>
+                ::core::result::Result::Ok(<#bare_ty as #rt::KemiReturn>::into_ret(#call))
+            )
+        }
     };
 
     quote! {
@@ -114,10 +126,24 @@ fn descriptor(e: &Export<'_>) -> TokenStream {
     }
 }
 
-/// The parameter's type with `'static` for the borrow, as a `static` initializer needs.
-fn static_param_type(kind: ParamKind, ty: &syn::Type) -> TokenStream {
+/// The parameter's type with any written lifetime replaced by `'_`: the trampoline's scope does
+/// not have the function's lifetime parameters.
+fn elided_param_type(kind: ParamKind, ty: &syn::Type) -> TokenStream {
     match (kind, referent(ty)) {
-        (ParamKind::Str, Some(elem)) => quote_spanned!(at(ty)=> &'static #elem),
-        _ => ty.to_token_stream(),
+        (ParamKind::Str, Some(elem)) => {
+            let elem = bare(elem);
+            quote_spanned!(at(ty)=> &'_ #elem)
+        }
+        _ => bare(ty).to_token_stream(),
+    }
+}
+
+/// `ty` without the parentheses and invisible groups around it, so that copying it into
+/// generated code raises no `unused_parens` lint of its own.
+fn bare(ty: &syn::Type) -> &syn::Type {
+    match ty {
+        syn::Type::Group(g) => bare(&g.elem),
+        syn::Type::Paren(p) => bare(&p.elem),
+        _ => ty,
     }
 }

@@ -106,14 +106,6 @@ impl Param {
     }
 }
 
-/// An input of the function.
-pub enum Input {
-    /// A method receiver (`self`, `&mut self`).
-    Receiver(syn::Receiver),
-    /// `pattern: Type`.
-    Typed(Param),
-}
-
 /// A qualifier on the `fn` that exports cannot have.
 pub enum Qualifier {
     /// `const fn`.
@@ -140,10 +132,12 @@ pub struct KemiFn {
     pub generics: syn::Generics,
     /// A C-variadic `...`, if written.
     pub variadic: Option<syn::Variadic>,
-    /// The first input, which must be the message context.
-    pub context: Option<Input>,
-    /// The inputs after the first: what scripts pass.
-    pub params: Vec<Input>,
+    /// A method receiver (`self`, `&mut self`), which exports cannot have.
+    pub receiver: Option<syn::Receiver>,
+    /// The first typed input, which must be the message context.
+    pub context: Option<Param>,
+    /// The typed inputs after the first: what scripts pass.
+    pub params: Vec<Param>,
     /// The return type; `None` when the function has none.
     pub ret: Option<(syn::Type, Shape)>,
     /// The trimmed doc comment.
@@ -169,9 +163,10 @@ impl KemiFn {
         if let Some(abi) = &sig.abi {
             qualifiers.push(Qualifier::Extern(abi.clone()));
         }
-        let mut inputs = sig.inputs.iter().map(|arg| match arg {
-            syn::FnArg::Receiver(r) => Input::Receiver(r.clone()),
-            syn::FnArg::Typed(t) => Input::Typed(Param {
+        let receiver = sig.receiver().cloned();
+        let mut inputs = sig.inputs.iter().filter_map(|arg| match arg {
+            syn::FnArg::Receiver(_) => None,
+            syn::FnArg::Typed(t) => Some(Param {
                 whole: t.clone(),
                 shape: Shape::of(&t.ty),
             }),
@@ -189,6 +184,7 @@ impl KemiFn {
             qualifiers,
             generics: sig.generics.clone(),
             variadic: sig.variadic.clone(),
+            receiver,
             context,
             params,
             ret,

@@ -199,7 +199,7 @@ fn context_parameter_rules() {
     );
     assert_error(
         "",
-        "fn f(&mut self, s: &str) {}",
+        "fn f(&mut self, m: &mut SipMsg) {}",
         "&mut self",
         "not a method",
     );

@@ -1,0 +1,8 @@
+use kemi_runtime::kemi;
+
+#[kemi(name = "nothing")]
+fn nothing() -> i32 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use kemi_runtime::{kemi, SipMsg};
+
+#[kemi(modul = "pv")]
+fn get(_msg: &mut SipMsg) {}
+
+fn main() {}
