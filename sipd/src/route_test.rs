@@ -168,9 +168,13 @@ fn report(routed: &Routed, msg: &SipMsg) -> Report {
     }
 }
 
-/// The message as it would leave: R-URI rewrite and header edits applied.
+/// The message as it would leave: R-URI rewrite (requests) and header edits applied.
 fn outgoing(msg: &SipMsg) -> Vec<u8> {
     let mut out = Vec::with_capacity(msg.message.as_bytes().len() + 128);
-    msg.message.write_request(&mut out, msg.route.new_ruri.as_deref(), &msg.route.edits, None);
+    if msg.message.is_request() {
+        msg.message.write_request(&mut out, msg.route.new_ruri.as_deref(), &msg.route.edits, None);
+    } else {
+        msg.message.write_response(&mut out, &msg.route.edits, false);
+    }
     out
 }
