@@ -246,6 +246,7 @@ pub(crate) fn name_matches(kind: HeaderKind, name: &str, qkind: HeaderKind, quer
 }
 
 /// RFC 3261 `token` characters (header names, methods, transports, param names).
+#[inline]
 pub(crate) const fn is_token_char(c: u8) -> bool {
     c.is_ascii_alphanumeric()
         || matches!(
