@@ -45,6 +45,11 @@ struct Callbacks {
 
 /// A Lua interpreter with one routing script loaded. Create one per worker thread.
 ///
+/// `ksr_request_route`, `ksr_reply_route` and `ksr_onsend_route` are looked up when the script
+/// is (re)loaded, so a run does no global lookup; a script that assigns one of them later, from
+/// inside a callback, is not seen until the next reload. Any other callback name (tm and event
+/// callbacks) is looked up as a global on each run, as Kamailio does.
+///
 /// ```no_run
 /// # use std::sync::Arc;
 /// # use kemi_runtime::engine::{Engine, lua::LuaEngine, REQUEST_ROUTE};
