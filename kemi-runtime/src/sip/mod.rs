@@ -24,6 +24,7 @@ mod name_addr;
 mod params;
 mod parse;
 pub mod reply;
+mod start_line;
 pub mod uri;
 mod value;
 mod via;
