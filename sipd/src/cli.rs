@@ -11,6 +11,9 @@ use kemi_runtime::engine::EngineKind;
 use kemi_runtime::table::Enabled;
 
 use crate::api::{self, ApiFormat};
+use crate::config::{CheckArgs, Config, LogFormat, RunArgs};
+use crate::router::Router;
+use crate::server::Server;
 use crate::endpoint::Endpoint;
 use crate::{exports, route_test};
 
@@ -34,6 +37,10 @@ pub enum Command {
     },
     /// Run the routing script on one SIP message, without a network, and print the outcome as JSON.
     RouteTest(RouteTestArgs),
+    /// Run the stateless proxy until SIGINT or SIGTERM.
+    Run(RunArgs),
+    /// Validate a configuration and load its script in a real engine, then exit.
+    Check(CheckArgs),
 }
 
 /// `sipd api ...`.
@@ -101,5 +108,64 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&report).context("encoding the report")?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run(args) => run_server(&args),
+        Command::Check(args) => check_config(&args),
     }
+}
+
+/// `sipd run`: start the server, wait for SIGINT or SIGTERM, stop it.
+fn run_server(args: &RunArgs) -> Result<ExitCode> {
+    let config = Config::load(args)?;
+    init_logging(&config.log_level, config.log_format);
+    let server = Server::start(config).context("starting the server")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal runtime")?;
+    rt.block_on(wait_for_signal()).context("waiting for signals")?;
+    tracing::info!("stopping");
+    server.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolve on the first SIGINT or SIGTERM.
+async fn wait_for_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+/// Install the global `tracing` subscriber (once; later calls are ignored).
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// `sipd check`: validate the configuration and load the script once.
+fn check_config(args: &CheckArgs) -> Result<ExitCode> {
+    let config = Config::load(&RunArgs { config: Some(args.config.clone()), ..RunArgs::default() })?;
+    let table = Arc::new(exports::build_table(&config.modules).context("building the export table")?);
+    Router::load(config.engine, &config.script, table)?;
+    println!(
+        "{}: OK ({} listen socket(s), {} script {})",
+        args.config.display(),
+        config.listen.len(),
+        config.engine,
+        config.script.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

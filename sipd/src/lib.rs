@@ -7,10 +7,16 @@
 //! - [`route_test`]: offline routing of one message, reported as JSON.
 //! - [`api`]: the API listing.
 //! - [`endpoint`]: `proto:ip:port` parsing.
+//! - [`config`]: the server configuration (TOML file and command-line overrides).
+//! - [`server`]: the stateless proxy server (`sipd run`): workers, pipeline, replies, forwards.
+//! - [`transport`]: UDP and TCP sockets, stream framing, the connection table.
 
 pub mod api;
 pub mod cli;
+pub mod config;
 pub mod endpoint;
 pub mod exports;
 pub mod route_test;
 pub mod router;
+pub mod server;
+pub mod transport;

@@ -1,0 +1,450 @@
+//! The server configuration: the TOML file (`sipd run --config FILE`), the command-line
+//! overrides, and their validation into one [`Config`].
+//!
+//! Every mistake a user can make here is a [`ConfigError`] naming the file and, when the TOML
+//! parser or a key's span tells it, the line. Unknown keys are errors (`deny_unknown_fields`).
+//! What is not here: starting anything (see [`crate::server`]), logging setup (the CLI edge).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kemi_runtime::engine::EngineKind;
+use kemi_runtime::table::Enabled;
+use kemi_runtime::TableError;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::endpoint::Endpoint;
+use crate::exports;
+
+/// Default largest message accepted, in octets (Kamailio's `BUF_SIZE`).
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 65_535;
+/// Default idle time after which a TCP connection is closed.
+pub const DEFAULT_TCP_IDLE: Duration = Duration::from_secs(120);
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Log levels accepted by `log_level` and `--log-level`.
+pub const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// `sipd run` arguments: where the configuration is and what the command line overrides.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct RunArgs {
+    /// The TOML configuration file; may be omitted when --listen and --script are given.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Listen on proto:ip:port (repeatable); replaces the configuration's `listen` list.
+    #[arg(long)]
+    pub listen: Vec<Endpoint>,
+    /// The routing script; replaces the configuration's `script`.
+    #[arg(long)]
+    pub script: Option<PathBuf>,
+    /// Number of worker threads.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Log level: trace, debug, info, warn, error or off.
+    #[arg(long)]
+    pub log_level: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// `sipd check` arguments.
+#[derive(Clone, Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The TOML configuration file to validate.
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+/// A validated server configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it came from, if any (for messages).
+    pub source: Option<PathBuf>,
+    /// Local sockets to listen on.
+    pub listen: Vec<Endpoint>,
+    /// Worker threads.
+    pub workers: usize,
+    /// Log level name (one of [`LOG_LEVELS`]).
+    pub log_level: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Extra names and addresses that are this proxy (`is_myself`).
+    pub aliases: Vec<String>,
+    /// Script engine.
+    pub engine: EngineKind,
+    /// The routing script (absolute or relative to the working directory).
+    pub script: PathBuf,
+    /// Enabled modules.
+    pub modules: Enabled,
+    /// Module parameters, per module name.
+    pub modparams: BTreeMap<String, toml::Table>,
+    /// Idle time after which a TCP connection is closed.
+    pub tcp_idle_timeout: Duration,
+    /// Largest message accepted, in octets (datagrams and stream frames).
+    pub max_message_size: usize,
+    /// `Server` header value of locally generated replies.
+    pub server_header: Option<String>,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Syntax error, unknown key or bad value type, located by the TOML parser.
+    #[error("{file}:{line}:{column}: {message}")]
+    Syntax {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value that parsed but is not acceptable.
+    #[error("{file}:{line}: {message}")]
+    Invalid {
+        /// The file (or `command line`).
+        file: String,
+        /// 1-based line (0 when the value came from the command line or a default).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A required setting is absent.
+    #[error("{file}: {message}")]
+    Missing {
+        /// The file (or `command line`).
+        file: String,
+        /// What is missing.
+        message: String,
+    },
+    /// The export table could not be built.
+    #[error("building the export table: {0}")]
+    Table(#[from] TableError),
+}
+
+/// The `[tcp]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TcpSection {
+    /// Seconds.
+    idle_timeout: Option<Spanned<u64>>,
+}
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    listen: Vec<Spanned<String>>,
+    workers: Option<Spanned<usize>>,
+    log_level: Option<Spanned<String>>,
+    log_format: Option<LogFormat>,
+    #[serde(default)]
+    aliases: Vec<String>,
+    cfgengine: Option<Spanned<String>>,
+    script: Option<Spanned<PathBuf>>,
+    modules: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    modparam: BTreeMap<String, Spanned<toml::Table>>,
+    #[serde(default)]
+    tcp: TcpSection,
+    max_message_size: Option<Spanned<usize>>,
+    server_header: Option<String>,
+}
+
+/// Where values come from, to turn spans into lines.
+struct Origin<'a> {
+    file: String,
+    text: &'a str,
+}
+
+impl Origin<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes().get(..end).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count()) + 1
+    }
+
+    fn invalid<T>(&self, spanned: &Spanned<T>, message: String) -> ConfigError {
+        ConfigError::Invalid { file: self.file.clone(), line: self.line_of(spanned.span().start), message }
+    }
+}
+
+const COMMAND_LINE: &str = "command line";
+
+impl Config {
+    /// Read and validate the file at `path`, then apply `args`' overrides. Without a file,
+    /// `args` must give `--listen` and `--script`.
+    pub fn load(args: &RunArgs) -> Result<Config, ConfigError> {
+        match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { file: path.display().to_string(), source })?;
+                Config::from_toml(&text, Some(path), args)
+            }
+            None => Config::from_toml("", None, args),
+        }
+    }
+
+    /// Validate `text` (the contents of `path`, if any) with `args`' overrides applied.
+    pub fn from_toml(text: &str, path: Option<&Path>, args: &RunArgs) -> Result<Config, ConfigError> {
+        let origin = Origin { file: path.map_or_else(|| COMMAND_LINE.to_string(), |p| p.display().to_string()), text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            let line = origin.line_of(offset);
+            let line_start = text.get(..offset.min(text.len())).and_then(|t| t.rfind('\n')).map_or(0, |p| p + 1);
+            ConfigError::Syntax {
+                file: origin.file.clone(),
+                line,
+                column: offset.saturating_sub(line_start) + 1,
+                message: e.message().trim_end().to_string(),
+            }
+        })?;
+        let base_dir = path.and_then(Path::parent).unwrap_or(Path::new(""));
+
+        let listen = if args.listen.is_empty() {
+            raw.listen
+                .iter()
+                .map(|s| s.get_ref().parse::<Endpoint>().map_err(|e| origin.invalid(s, format!("listen: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            args.listen.clone()
+        };
+        if listen.is_empty() {
+            return Err(ConfigError::Missing {
+                file: origin.file,
+                message: "nothing to listen on: set `listen = [\"udp:127.0.0.1:5060\"]` or pass --listen".into(),
+            });
+        }
+
+        let workers = match (args.workers, &raw.workers) {
+            (Some(n), _) => n,
+            (None, Some(w)) if *w.get_ref() == 0 => return Err(origin.invalid(w, "workers must be at least 1".into())),
+            (None, Some(w)) => *w.get_ref(),
+            (None, None) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        if workers == 0 {
+            return Err(ConfigError::Invalid { file: COMMAND_LINE.into(), line: 0, message: "--workers must be at least 1".into() });
+        }
+
+        let log_level = match (&args.log_level, &raw.log_level) {
+            (Some(l), _) => check_level(l).ok_or_else(|| ConfigError::Invalid {
+                file: COMMAND_LINE.into(),
+                line: 0,
+                message: format!("--log-level `{l}`: expected one of {}", LOG_LEVELS.join(", ")),
+            })?,
+            (None, Some(l)) => check_level(l.get_ref()).ok_or_else(|| {
+                origin.invalid(l, format!("log_level `{}`: expected one of {}", l.get_ref(), LOG_LEVELS.join(", ")))
+            })?,
+            (None, None) => "info".to_string(),
+        };
+
+        let script = match (&args.script, &raw.script) {
+            (Some(s), _) => {
+                if !s.is_file() {
+                    return Err(ConfigError::Missing {
+                        file: COMMAND_LINE.into(),
+                        message: format!("--script {}: no such file", s.display()),
+                    });
+                }
+                s.clone()
+            }
+            (None, Some(s)) => {
+                let resolved = base_dir.join(s.get_ref());
+                if !resolved.is_file() {
+                    return Err(origin.invalid(s, format!("script {}: no such file", resolved.display())));
+                }
+                resolved
+            }
+            (None, None) => {
+                return Err(ConfigError::Missing {
+                    file: origin.file,
+                    message: "no routing script: set `script = \"proxy.lua\"` or pass --script".into(),
+                })
+            }
+        };
+
+        let engine = match &raw.cfgengine {
+            Some(name) => EngineKind::from_name(name.get_ref())
+                .ok_or_else(|| origin.invalid(name, format!("cfgengine `{}`: unknown engine (known: lua)", name.get_ref())))?,
+            None => EngineKind::from_path(&script).ok_or_else(|| ConfigError::Missing {
+                file: origin.file.clone(),
+                message: format!("cannot tell the engine from `{}`: set cfgengine = \"lua\"", script.display()),
+            })?,
+        };
+
+        let all = exports::build_table(&Enabled::All)?;
+        let modules = match &raw.modules {
+            None => Enabled::All,
+            Some(list) => {
+                for m in list {
+                    if !all.has_module(m.get_ref()) {
+                        return Err(origin.invalid(m, format!("modules: unknown module `{}` (known: {})", m.get_ref(), known(&all))));
+                    }
+                }
+                Enabled::Only(list.iter().map(|m| m.get_ref().clone()).collect())
+            }
+        };
+        let mut modparams = BTreeMap::new();
+        for (name, table) in raw.modparam {
+            if !all.has_module(&name) {
+                return Err(origin.invalid(&table, format!("modparam: unknown module `{name}` (known: {})", known(&all))));
+            }
+            if let Enabled::Only(list) = &modules {
+                if !list.contains(&name) && !kemi_runtime::table::CORE_MODULES.contains(&name.as_str()) {
+                    return Err(origin.invalid(&table, format!("modparam: module `{name}` is not in `modules`")));
+                }
+            }
+            modparams.insert(name, table.into_inner());
+        }
+
+        let tcp_idle_timeout = match raw.tcp.idle_timeout {
+            Some(s) if *s.get_ref() == 0 => return Err(origin.invalid(&s, "tcp.idle_timeout must be at least 1 second".into())),
+            Some(s) => Duration::from_secs(*s.get_ref()),
+            None => DEFAULT_TCP_IDLE,
+        };
+        let max_message_size = match raw.max_message_size {
+            Some(s) if !(512..=16 * 1024 * 1024).contains(s.get_ref()) => {
+                return Err(origin.invalid(&s, "max_message_size must be between 512 and 16777216".into()))
+            }
+            Some(s) => *s.get_ref(),
+            None => DEFAULT_MAX_MESSAGE_SIZE,
+        };
+
+        Ok(Config {
+            source: path.map(Path::to_path_buf),
+            listen,
+            workers,
+            log_level,
+            log_format: args.log_format.or(raw.log_format).unwrap_or_default(),
+            aliases: raw.aliases,
+            engine,
+            script,
+            modules,
+            modparams,
+            tcp_idle_timeout,
+            max_message_size,
+            server_header: raw.server_header,
+        })
+    }
+}
+
+fn check_level(level: &str) -> Option<String> {
+    let l = level.to_ascii_lowercase();
+    LOG_LEVELS.contains(&l.as_str()).then_some(l)
+}
+
+fn known(table: &kemi_runtime::ExportTable) -> String {
+    let names: Vec<&str> = table.modules().iter().map(|m| m.name).filter(|n| !n.is_empty()).collect();
+    names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A temp directory with a script in it, removed on drop.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(tag: &str) -> Dir {
+            let d = std::env::temp_dir().join(format!("sipd-config-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("proxy.lua"), "function ksr_request_route() end\n").unwrap();
+            Dir(d)
+        }
+        fn cfg(&self, text: &str) -> Result<Config, ConfigError> {
+            let path = self.0.join("sipd.toml");
+            std::fs::write(&path, text).unwrap();
+            Config::load(&RunArgs { config: Some(path), ..RunArgs::default() })
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn full_file_resolves_script_next_to_it() {
+        let d = Dir::new("full");
+        let c = d
+            .cfg(
+                "listen = [\"udp:127.0.0.1:5060\", \"tcp:[::1]:5060\"]\nworkers = 3\nlog_level = \"debug\"\n\
+                 log_format = \"json\"\naliases = [\"sip.example\"]\ncfgengine = \"lua\"\nscript = \"proxy.lua\"\n\
+                 modules = [\"sl\", \"maxfwd\"]\nmax_message_size = 4096\n[tcp]\nidle_timeout = 30\n[modparam.maxfwd]\nmax_limit = 70\n",
+            )
+            .unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!((c.workers, c.log_level.as_str(), c.log_format), (3, "debug", LogFormat::Json));
+        assert_eq!(c.script, d.0.join("proxy.lua"));
+        assert_eq!(c.tcp_idle_timeout, Duration::from_secs(30));
+        assert!(c.modparams.contains_key("maxfwd"));
+        assert!(matches!(c.modules, Enabled::Only(ref m) if m.len() == 2));
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let d = Dir::new("unknown");
+        let e = d.cfg("listen = [\"udp:127.0.0.1:5060\"]\nscript = \"proxy.lua\"\nworkerz = 2\n").unwrap_err();
+        let s = e.to_string();
+        assert!(matches!(e, ConfigError::Syntax { line: 3, .. }), "{s}");
+        assert!(s.contains("sipd.toml:3:") && s.contains("workerz"), "{s}");
+    }
+
+    #[test]
+    fn bad_values_name_their_line() {
+        let d = Dir::new("bad");
+        let e = d.cfg("script = \"proxy.lua\"\nlisten = [\n  \"udp:1.2.3.4\",\n]\n").unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { line: 3, .. }), "{e}");
+        let e = d.cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"missing.lua\"\n").unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { line: 2, .. }) && e.to_string().contains("missing.lua"), "{e}");
+        let e = d.cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\nmodules = [\"sl\", \"nosuch\"]\n").unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { line: 3, .. }) && e.to_string().contains("nosuch"), "{e}");
+        let e = d.cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\n\n[modparam.nosuch]\nx = 1\n").unwrap_err();
+        assert!(e.to_string().contains("nosuch"), "{e}");
+        let e = d.cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\nworkers = \"two\"\n").unwrap_err();
+        assert!(matches!(e, ConfigError::Syntax { line: 3, .. }), "{e}");
+        let e = d.cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\nlog_level = \"loud\"\n").unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { line: 3, .. }), "{e}");
+    }
+
+    #[test]
+    fn command_line_alone_and_overrides() {
+        let d = Dir::new("cli");
+        let args = RunArgs {
+            listen: vec!["udp:127.0.0.1:0".parse().unwrap()],
+            script: Some(d.0.join("proxy.lua")),
+            workers: Some(1),
+            ..RunArgs::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!((c.workers, c.engine), (1, EngineKind::Lua));
+        assert!(matches!(c.modules, Enabled::All));
+        let e = Config::load(&RunArgs { script: None, ..args }).unwrap_err();
+        assert!(matches!(e, ConfigError::Missing { .. }), "{e}");
+    }
+}

@@ -1,0 +1,181 @@
+//! The stateless proxy server as a library: [`Server::start`] binds the listen sockets, starts
+//! the workers and returns a [`ServerHandle`] with the bound addresses and a
+//! [`ServerHandle::shutdown`]. `sipd run` and the tests start it the same way.
+//!
+//! - [`pipeline`]: what happens to one message (parse, route, replies, forwards), socket-free.
+//! - [`worker`]: one worker thread: its engine, its runtime, its receive and accept loops.
+//! - [`via`], [`target`], [`locals`], [`malformed`]: Via branches and stamps, destinations,
+//!   the local sockets, replies to unparsable requests.
+//!
+//! ```no_run
+//! # fn f(config: sipd::config::Config) -> Result<(), sipd::server::ServerError> {
+//! let server = sipd::server::Server::start(config)?;
+//! for endpoint in server.local_addrs() {
+//!     println!("listening on {endpoint}");
+//! }
+//! server.shutdown();
+//! # Ok(()) }
+//! ```
+
+pub mod locals;
+pub mod malformed;
+pub mod pipeline;
+pub mod target;
+pub mod via;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use kemi_runtime::engine::LoadError;
+use kemi_runtime::msg::{Proto, RouteEnv};
+use kemi_runtime::TableError;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::config::Config;
+use crate::endpoint::Endpoint;
+use crate::exports;
+use crate::transport::{tcp::ConnTable, udp};
+use locals::Locals;
+use worker::WorkerSetup;
+
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listen socket could not be bound.
+    #[error("cannot listen on {endpoint}: {source}")]
+    Bind {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The export table could not be built.
+    #[error("building the export table: {0}")]
+    Table(#[from] TableError),
+    /// The script did not load in a worker.
+    #[error("{0}")]
+    Script(#[from] LoadError),
+    /// A runtime, thread or socket registration failed.
+    #[error("starting a worker: {0}")]
+    Runtime(#[from] std::io::Error),
+    /// A worker ended before it was ready.
+    #[error("a worker stopped during startup")]
+    WorkerLost,
+}
+
+/// The server, as a namespace for [`Server::start`].
+#[derive(Debug)]
+pub struct Server;
+
+/// A running server: its bound addresses; dropping it (or [`Self::shutdown`]) stops it.
+#[derive(Debug)]
+pub struct ServerHandle {
+    local: Vec<Endpoint>,
+    stop: watch::Sender<bool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Bind every listen socket of `config`, start `config.workers` workers (each loads the
+    /// script) and return once all are serving.
+    pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
+        let table = Arc::new(exports::build_table(&config.modules)?);
+        let mut udp_socks = Vec::new();
+        let mut tcp_socks = Vec::new();
+        let mut bound = Vec::new();
+        for endpoint in &config.listen {
+            let bind_err = |source| ServerError::Bind { endpoint: *endpoint, source };
+            let addr = match endpoint.proto {
+                Proto::Tcp => {
+                    let l = std::net::TcpListener::bind(endpoint.addr).map_err(bind_err)?;
+                    l.set_nonblocking(true).map_err(bind_err)?;
+                    let addr = l.local_addr().map_err(bind_err)?;
+                    tcp_socks.push(l);
+                    addr
+                }
+                _ => {
+                    let s = udp::bind(endpoint.addr).map_err(bind_err)?;
+                    let addr = s.local_addr().map_err(bind_err)?;
+                    udp_socks.push(s);
+                    addr
+                }
+            };
+            bound.push((endpoint.proto, addr));
+        }
+        let env = Arc::new(RouteEnv {
+            listen: bound.clone(),
+            aliases: config.aliases.clone(),
+            server_header: config.server_header.clone(),
+        });
+        let locals = Arc::new(Locals::new(&bound, &config.aliases));
+        let conns = Arc::new(ConnTable::new());
+        let (stop, stop_rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let mut handle = ServerHandle {
+            local: bound.iter().map(|&(proto, addr)| Endpoint { proto, addr }).collect(),
+            stop,
+            threads: Vec::with_capacity(config.workers),
+        };
+        for n in 0..config.workers {
+            let setup = WorkerSetup {
+                engine: config.engine,
+                script: config.script.clone(),
+                table: Arc::clone(&table),
+                env: Arc::clone(&env),
+                locals: Arc::clone(&locals),
+                conns: Arc::clone(&conns),
+                udp: udp_socks.iter().map(|s| s.try_clone()).collect::<std::io::Result<_>>()?,
+                tcp: tcp_socks.iter().map(|s| s.try_clone()).collect::<std::io::Result<_>>()?,
+                max_message_size: config.max_message_size,
+                tcp_idle: config.tcp_idle_timeout,
+                shutdown: stop_rx.clone(),
+            };
+            let ready = ready_tx.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("sipd-worker-{n}"))
+                .spawn(move || worker::run(setup, ready))?;
+            handle.threads.push(thread);
+        }
+        drop(ready_tx);
+        for _ in 0..config.workers {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(ServerError::WorkerLost),
+            }
+        }
+        for e in &handle.local {
+            info!(workers = config.workers, "listening on {e}");
+        }
+        Ok(handle)
+    }
+}
+
+impl ServerHandle {
+    /// The bound listen sockets (real ports when 0 was asked), in configuration order.
+    pub fn local_addrs(&self) -> &[Endpoint] {
+        &self.local
+    }
+
+    /// The first bound socket of `proto` in the address family of `v6`.
+    pub fn local_addr(&self, proto: Proto, v6: bool) -> Option<SocketAddr> {
+        self.local.iter().find(|e| e.proto == proto && e.addr.is_ipv6() == v6).map(|e| e.addr)
+    }
+
+    /// Stop every worker and wait for them.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}

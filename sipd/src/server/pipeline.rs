@@ -1,0 +1,282 @@
+//! [`Pipeline`]: what one worker does with one received message, without touching a socket.
+//!
+//! Bytes in, [`Outgoing`] messages out: parse (answering malformed requests when a reply can
+//! be built), route through the script, then carry out the outbox: replies go back per
+//! RFC 3261 18.2.2 / RFC 3581, forwards get Max-Forwards handled, the previous hop's Via
+//! stamped, `ksr_onsend_route` run, our Via added, the script's edits applied. Replies
+//! received are checked to be ours, run through `ksr_reply_route`, lose our Via and go back
+//! along the next one. The transports ([`crate::transport`]) send what comes out.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kemi_runtime::msg::{Action, Forward, Proto, RecvInfo, RouteEnv};
+use kemi_runtime::sip::{reply, HeaderEdit, HeaderKind, Message, ParseError};
+use kemi_runtime::SipMsg;
+use tracing::{debug, info, warn};
+
+use super::locals::Locals;
+use super::malformed;
+use super::target::{Target, SIP_PORT};
+use super::via::{self, Branch, BRANCH_PREFIX};
+use crate::router::{Routed, Router};
+
+/// Max-Forwards of a forwarded request that had none (RFC 3261 16.6 step 3).
+pub const DEFAULT_MAX_FORWARDS: &str = "Max-Forwards: 70\r\n";
+
+/// Where an [`Outgoing`] message goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dest {
+    /// Back over the stream connection the message being handled arrived on.
+    Connection,
+    /// To this address (over an existing connection to it, for TCP, else a new one).
+    Addr(SocketAddr),
+}
+
+/// A message ready to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Transport.
+    pub proto: Proto,
+    /// The local socket to send from (for UDP; for TCP, the listener our Via names).
+    pub local: SocketAddr,
+    /// Destination.
+    pub dest: Dest,
+    /// The bytes.
+    pub wire: Vec<u8>,
+}
+
+/// One worker's message pipeline: its script engine and the host facts it needs.
+pub struct Pipeline {
+    router: Router,
+    env: Arc<RouteEnv>,
+    locals: Arc<Locals>,
+    has_onsend: bool,
+    via_line: String,
+}
+
+impl Pipeline {
+    /// A pipeline routing through `router`.
+    pub fn new(mut router: Router, env: Arc<RouteEnv>, locals: Arc<Locals>) -> Pipeline {
+        let has_onsend = router.engine_mut().has_callback(kemi_runtime::engine::ONSEND_ROUTE);
+        Pipeline { router, env, locals, has_onsend, via_line: String::with_capacity(128) }
+    }
+
+    /// Handle one received message (a datagram, or one stream frame), appending what is to be
+    /// sent to `out`.
+    pub fn handle(&mut self, bytes: Bytes, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
+        match Message::parse(bytes.clone()) {
+            Ok(m) if m.is_request() => self.request(m, rcv, out),
+            Ok(m) => self.response(m, rcv, out),
+            Err(e) => malformed_input(&bytes, e, rcv, out),
+        }
+    }
+
+    fn request(&mut self, message: Message, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
+        if let Err(e) = message.check_required() {
+            info!(src = %rcv.src, proto = rcv.proto.as_str(), "dropping request: {e}");
+            return;
+        }
+        if !matches!(message.top_via(), Some(Ok(_))) {
+            info!(src = %rcv.src, proto = rcv.proto.as_str(), "dropping request: top Via does not parse");
+            return;
+        }
+        let mut msg = SipMsg::new(message, rcv, Arc::clone(&self.env));
+        let routed = self.router.route(&mut msg);
+        let outbox = std::mem::take(&mut msg.outbox);
+        if let Routed::Failed(e) = &routed {
+            warn!(src = %rcv.src, call_id = msg.message.call_id().unwrap_or(""), "ksr_request_route failed: {e}");
+            if outbox.is_empty() {
+                self.local_reply(&msg, 500, "Server Internal Error", out);
+                return;
+            }
+        }
+        for (index, action) in outbox.into_iter().enumerate() {
+            match action {
+                Action::Reply(r) => push_reply(&msg, r.wire, out),
+                Action::Forward(f) => self.forward(&mut msg, &f, index, out),
+            }
+        }
+    }
+
+    /// A reply built here (483, 500): never to an ACK.
+    fn local_reply(&self, msg: &SipMsg, code: u16, reason: &str, out: &mut Vec<Outgoing>) {
+        if msg.message.method_str() == Some("ACK") {
+            return;
+        }
+        let mut extra = msg.route.reply_headers.clone();
+        if let Some(server) = &self.env.server_header {
+            extra.push(format!("Server: {server}\r\n"));
+        }
+        let mut wire = Vec::with_capacity(512);
+        reply::build(&msg.message, code, reason, None, &extra, msg.rcv.src, &mut wire);
+        push_reply(msg, wire, out);
+    }
+
+    fn forward(&mut self, msg: &mut SipMsg, f: &Forward, index: usize, out: &mut Vec<Outgoing>) {
+        let target_uri = f.dst.as_deref().unwrap_or(&f.ruri);
+        let locals = &self.locals;
+        let resolved = Target::from_uri(target_uri)
+            .and_then(|t| t.resolve(|a| locals.serves(t.proto, a)).map(|addr| (t.proto, addr)));
+        let (proto, addr) = match resolved {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(call_id = msg.message.call_id().unwrap_or(""), "forward failed: {e}");
+                return;
+            }
+        };
+        let Some(local) = locals.pick(proto, &addr, Some(msg.rcv.dst)) else { return };
+        let (local_addr, sent_by) = (local.addr, local.sent_by.clone());
+
+        let base = msg.route.edits.len();
+        if !script_did_maxfwd(msg) {
+            let mf = msg.message.first_kind(HeaderKind::MaxForwards).map(|h| (h.index, h.name));
+            match (mf, msg.message.max_forwards()) {
+                (Some((index, name)), Some(Ok(n))) if n > 0 => {
+                    let line = format!("{name}: {}\r\n", n - 1);
+                    msg.route.edits.extend([HeaderEdit::Remove(index), HeaderEdit::InsertBefore(index, line)]);
+                }
+                (_, Some(Ok(_))) => return self.local_reply(msg, 483, "Too Many Hops", out),
+                (_, Some(Err(_))) => return self.local_reply(msg, 400, "Bad Max-Forwards", out),
+                (_, None) => msg.route.edits.push(HeaderEdit::Prepend(DEFAULT_MAX_FORWARDS.into())),
+            }
+        }
+        if let Some((h, v)) = via::top(&msg.message) {
+            if let Some(line) = via::stamp_received(&h, &v, msg.rcv.src) {
+                msg.route.edits.extend([HeaderEdit::Remove(h.index), HeaderEdit::InsertBefore(h.index, line)]);
+            }
+        }
+        if proto == Proto::Tcp && msg.message.content_length().is_none() {
+            let line = format!("Content-Length: {}\r\n", msg.message.body().len());
+            msg.route.edits.push(HeaderEdit::Append(line));
+        }
+
+        if self.has_onsend {
+            let dropped_before = std::mem::replace(&mut msg.route.drop, false);
+            if let Routed::Failed(e) = self.router.onsend(msg) {
+                warn!(call_id = msg.message.call_id().unwrap_or(""), "ksr_onsend_route failed: {e}");
+            }
+            let dropped = std::mem::replace(&mut msg.route.drop, dropped_before);
+            msg.outbox.clear();
+            if dropped {
+                debug!(call_id = msg.message.call_id().unwrap_or(""), "send dropped by ksr_onsend_route");
+                msg.route.edits.truncate(base);
+                return;
+            }
+        }
+
+        let branch = Branch::for_request(&msg.message, index);
+        self.via_line.clear();
+        via::write_line(&mut self.via_line, proto.via_name(), &sent_by, &branch);
+        let new_ruri = (msg.message.ruri() != Some(f.ruri.as_str())).then_some(f.ruri.as_str());
+        let mut wire = Vec::with_capacity(msg.message.as_bytes().len() + 256);
+        msg.message.write_request(&mut wire, new_ruri, &msg.route.edits, Some(&self.via_line));
+        msg.route.edits.truncate(base);
+        out.push(Outgoing { proto, local: local_addr, dest: Dest::Addr(addr), wire });
+    }
+
+    fn response(&mut self, message: Message, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
+        let next = {
+            let mut vias = message.vias();
+            let ours = match vias.next() {
+                Some(Ok(top)) => {
+                    top.branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX))
+                        && self.locals.is_sent_by_us(top.host_unbracketed(), top.port)
+                }
+                _ => false,
+            };
+            if !ours {
+                info!(src = %rcv.src, "dropping reply: top Via is not ours");
+                return;
+            }
+            match vias.next() {
+                Some(Ok(v)) => Target::from_via(&v),
+                Some(Err(e)) => {
+                    info!(src = %rcv.src, "dropping reply: {e}");
+                    return;
+                }
+                None => {
+                    info!(src = %rcv.src, "dropping reply: no Via below ours");
+                    return;
+                }
+            }
+        };
+        let mut msg = SipMsg::new(message, rcv, Arc::clone(&self.env));
+        if let Routed::Failed(e) = self.router.route(&mut msg) {
+            warn!(src = %rcv.src, call_id = msg.message.call_id().unwrap_or(""), "ksr_reply_route failed, reply dropped: {e}");
+            return;
+        }
+        if msg.route.drop {
+            debug!(call_id = msg.message.call_id().unwrap_or(""), "reply dropped by ksr_reply_route");
+            return;
+        }
+        let locals = &self.locals;
+        let resolved = next.and_then(|t| t.resolve(|a| locals.serves(t.proto, a)).map(|addr| (t.proto, addr)));
+        let (proto, addr) = match resolved {
+            Ok(r) => r,
+            Err(e) => {
+                info!(call_id = msg.message.call_id().unwrap_or(""), "dropping reply: {e}");
+                return;
+            }
+        };
+        let Some(local) = locals.pick(proto, &addr, Some(rcv.dst)) else { return };
+        let mut wire = Vec::with_capacity(msg.message.as_bytes().len());
+        msg.message.write_response(&mut wire, &msg.route.edits, true);
+        out.push(Outgoing { proto, local: local.addr, dest: Dest::Addr(addr), wire });
+    }
+}
+
+/// Whether the script already handled Max-Forwards (`KSR.maxfwd.*` or its own header edit).
+fn script_did_maxfwd(msg: &SipMsg) -> bool {
+    let names_mf = |line: &str| {
+        line.split_once(':').is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("Max-Forwards"))
+    };
+    msg.route.edits.iter().any(|e| match e {
+        HeaderEdit::Remove(i) => msg.message.header(*i).is_some_and(|h| h.kind == HeaderKind::MaxForwards),
+        HeaderEdit::InsertBefore(_, l) | HeaderEdit::AppendAfter(_, l) | HeaderEdit::Prepend(l) | HeaderEdit::Append(l) => {
+            names_mf(l)
+        }
+    })
+}
+
+/// Queue a reply to the request in `msg`: over its connection for streams; for UDP to the
+/// source address when the top Via asks for `rport`, else to the source IP at the sent-by
+/// port (RFC 3261 18.2.2, RFC 3581 4).
+fn push_reply(msg: &SipMsg, wire: Vec<u8>, out: &mut Vec<Outgoing>) {
+    let rcv = &msg.rcv;
+    let dest = match rcv.proto {
+        Proto::Udp => {
+            let top = msg.message.top_via().and_then(Result::ok);
+            match top {
+                Some(v) if v.rport().is_none() => Dest::Addr(SocketAddr::new(rcv.src.ip(), v.port.unwrap_or(SIP_PORT))),
+                _ => Dest::Addr(rcv.src),
+            }
+        }
+        _ => Dest::Connection,
+    };
+    out.push(Outgoing { proto: rcv.proto, local: rcv.dst, dest, wire });
+}
+
+/// A message that did not parse: answer it when it is a request and a reply can be built,
+/// else drop it; one log line either way.
+fn malformed_input(raw: &Bytes, e: ParseError, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
+    let reason = match e.status() {
+        Some(400) => "Bad Request",
+        Some(505) => "Version Not Supported",
+        Some(513) => "Message Too Large",
+        _ => {
+            info!(src = %rcv.src, proto = rcv.proto.as_str(), "dropping unparsable message: {e}");
+            return;
+        }
+    };
+    let code = e.status().unwrap_or(400);
+    let mut wire = Vec::with_capacity(512);
+    if malformed::build_reply(raw, code, reason, &mut wire) {
+        info!(src = %rcv.src, proto = rcv.proto.as_str(), "answering {code} to a malformed request: {e}");
+        let dest = if rcv.proto == Proto::Udp { Dest::Addr(rcv.src) } else { Dest::Connection };
+        out.push(Outgoing { proto: rcv.proto, local: rcv.dst, dest, wire });
+    } else {
+        info!(src = %rcv.src, proto = rcv.proto.as_str(), "dropping malformed message: {e}");
+    }
+}

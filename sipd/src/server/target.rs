@@ -1,0 +1,122 @@
+//! Where a message goes: [`Target`] from a request's destination URI (`$du` or the R-URI:
+//! host, port, `;transport=`), or from the Via a response returns along (RFC 3261 18.2.2,
+//! RFC 3581 4); and its resolution to a socket address.
+//!
+//! Host names are resolved with the system resolver, synchronously, as Kamailio's workers do
+//! (A/AAAA only: no NAPTR/SRV yet). IP literals never touch the resolver.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
+use kemi_runtime::msg::Proto;
+use kemi_runtime::sip::{Scheme, Uri, Via};
+
+/// Default SIP port.
+pub const SIP_PORT: u16 = 5060;
+
+/// Why a message cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// The URI does not parse or is not `sip:`.
+    #[error("cannot send to `{0}`: not a sip URI with a host")]
+    NotSip(String),
+    /// The transport is one we do not serve.
+    #[error("cannot send over `{0}`: only udp and tcp are served")]
+    Transport(String),
+    /// The host name did not resolve to an address of a family we listen on.
+    #[error("cannot resolve `{0}`")]
+    Resolve(String),
+}
+
+/// A destination before resolution.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// Transport.
+    pub proto: Proto,
+    /// Host without IPv6 brackets.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+fn proto_named(name: &str) -> Result<Proto, TargetError> {
+    match Proto::parse(name) {
+        Some(p @ (Proto::Udp | Proto::Tcp)) => Ok(p),
+        _ => Err(TargetError::Transport(name.to_string())),
+    }
+}
+
+impl Target {
+    /// The target of a request sent to `uri`: its host and port (default 5060) over the
+    /// `;transport=` it names (default UDP). `sips:` is refused: TLS is not served.
+    pub fn from_uri(uri: &str) -> Result<Target, TargetError> {
+        let u = Uri::parse(uri).map_err(|_| TargetError::NotSip(uri.to_string()))?;
+        match u.kind() {
+            Scheme::Sip if !u.host.is_empty() => {}
+            Scheme::Sips => return Err(TargetError::Transport("tls".into())),
+            _ => return Err(TargetError::NotSip(uri.to_string())),
+        }
+        let proto = match u.param("transport") {
+            Some(t) => proto_named(t)?,
+            None => Proto::Udp,
+        };
+        Ok(Target { proto, host: u.host_unbracketed().to_string(), port: u.port.unwrap_or(SIP_PORT) })
+    }
+
+    /// Where a response goes back along `via` (the Via below ours): `received` (else the
+    /// sent-by host) at the `rport` value (else the sent-by port, else 5060), over the Via's
+    /// transport. `maddr` is ignored.
+    pub fn from_via(via: &Via<'_>) -> Result<Target, TargetError> {
+        let proto = proto_named(via.transport)?;
+        let host = via.received().filter(|r| !r.is_empty()).unwrap_or_else(|| via.host_unbracketed());
+        let port = via.rport().and_then(|p| p.parse::<u16>().ok()).filter(|p| *p != 0);
+        Ok(Target { proto, host: host.to_string(), port: port.or(via.port).unwrap_or(SIP_PORT) })
+    }
+
+    /// Resolve to one address, preferring the first one whose family `usable` accepts.
+    pub fn resolve(&self, usable: impl Fn(&SocketAddr) -> bool) -> Result<SocketAddr, TargetError> {
+        if let Ok(ip) = self.host.parse::<IpAddr>() {
+            let addr = SocketAddr::new(ip, self.port);
+            return if usable(&addr) { Ok(addr) } else { Err(TargetError::Resolve(self.host.clone())) };
+        }
+        (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|_| TargetError::Resolve(self.host.clone()))?
+            .find(|a| usable(a))
+            .ok_or_else(|| TargetError::Resolve(self.host.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_uri_defaults_and_transport() {
+        let t = Target::from_uri("sip:bob@192.0.2.1").unwrap();
+        assert_eq!(t, Target { proto: Proto::Udp, host: "192.0.2.1".into(), port: 5060 });
+        let t = Target::from_uri("sip:[::1]:5080;transport=TCP").unwrap();
+        assert_eq!(t, Target { proto: Proto::Tcp, host: "::1".into(), port: 5080 });
+        assert!(matches!(Target::from_uri("sips:a@b"), Err(TargetError::Transport(_))));
+        assert!(matches!(Target::from_uri("sip:a@b;transport=sctp"), Err(TargetError::Transport(_))));
+        assert!(matches!(Target::from_uri("tel:+1"), Err(TargetError::NotSip(_))));
+    }
+
+    #[test]
+    fn from_via_follows_received_and_rport() {
+        let v = Via::parse("SIP/2.0/UDP h.example:5070;rport=6000;received=192.0.2.9").unwrap();
+        assert_eq!(Target::from_via(&v).unwrap(), Target { proto: Proto::Udp, host: "192.0.2.9".into(), port: 6000 });
+        let v = Via::parse("SIP/2.0/TCP 192.0.2.1:5070;rport").unwrap();
+        assert_eq!(Target::from_via(&v).unwrap().port, 5070);
+        let v = Via::parse("SIP/2.0/UDP 192.0.2.1").unwrap();
+        assert_eq!(Target::from_via(&v).unwrap().port, 5060);
+    }
+
+    #[test]
+    fn resolves_literals_and_localhost() {
+        let t = Target::from_uri("sip:127.0.0.1:5099").unwrap();
+        assert_eq!(t.resolve(|_| true).unwrap(), "127.0.0.1:5099".parse().unwrap());
+        assert!(t.resolve(|a| a.is_ipv6()).is_err());
+        let t = Target::from_uri("sip:localhost:5099").unwrap();
+        assert_eq!(t.resolve(|a| a.is_ipv4()).unwrap().port(), 5099);
+    }
+}

@@ -1,0 +1,15 @@
+//! The transports: binding listen sockets, framing SIP on streams, and the table of open TCP
+//! connections that replies and forwards reuse.
+//!
+//! - [`udp`]: binding a UDP listen socket.
+//! - [`stream`]: [`stream::StreamFramer`], cutting a TCP byte stream into SIP messages by
+//!   Content-Length, with a bounded buffer.
+//! - [`tcp`]: [`tcp::ConnTable`], the open connections by peer address, and the per-connection
+//!   writer.
+//!
+//! What runs the sockets (receive loops, accept loops, per-connection readers) is the worker, in
+//! [`crate::server`]; nothing here routes.
+
+pub mod stream;
+pub mod tcp;
+pub mod udp;
