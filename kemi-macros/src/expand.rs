@@ -147,3 +147,47 @@ fn bare(ty: &syn::Type) -> &syn::Type {
         _ => ty,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use proc_macro2::TokenStream;
+
+    fn expand(attr: &str, item: &str) -> (String, String) {
+        let item = TokenStream::from_str(item).unwrap();
+        let out = super::kemi(TokenStream::from_str(attr).unwrap(), item.clone());
+        (item.to_string(), out.to_string())
+    }
+
+    #[test]
+    fn valid_export_keeps_the_item_and_adds_one_hidden_descriptor() {
+        let (item, out) = expand(
+            r#"module = "pv""#,
+            "/// Doc.\npub fn get(msg: &mut SipMsg, name: &str) -> Xval { x(name) }",
+        );
+        assert!(out.starts_with(&item), "item not re-emitted first: {out}");
+        let rest = &out[item.len()..];
+        assert!(rest.trim_start().starts_with("const _ : () ="), "{rest}");
+        assert!(rest.contains("KEMI_EXPORTS") && rest.contains("ParamType :: Str"));
+        assert!(!rest.contains("compile_error"));
+        // The trampoline matches the slice; nothing in it allocates.
+        assert!(!rest.contains("Vec") && !rest.contains("vec !") && !rest.contains("to_string"));
+    }
+
+    #[test]
+    fn invalid_export_keeps_the_item_and_adds_only_errors() {
+        let (item, out) = expand(r#"modul = "pv""#, "fn get(msg: &SipMsg, v: f64) {}");
+        assert!(out.starts_with(&item), "{out}");
+        let rest = &out[item.len()..];
+        assert_eq!(rest.matches("compile_error").count(), 3, "{rest}");
+        assert!(!rest.contains("KEMI_EXPORTS"));
+    }
+
+    #[test]
+    fn non_function_items_get_one_error() {
+        let (item, out) = expand("", "struct S;");
+        assert!(out.starts_with(&item));
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+    }
+}
