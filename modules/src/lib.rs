@@ -16,9 +16,11 @@ use kemi_runtime::table::ModuleSet;
 
 pub mod core;
 pub mod hdr;
+pub mod kx;
 pub mod maxfwd;
 pub mod pv;
 pub mod sl;
+pub mod xlog;
 
 mod uri_parts;
 mod view;
@@ -26,5 +28,5 @@ mod view;
 /// The modules this crate provides.
 pub static MODULES: ModuleSet = ModuleSet {
     crate_name: "modules",
-    modules: &["", "pv", "hdr", "sl", "maxfwd"],
+    modules: &["", "pv", "hdr", "sl", "maxfwd", "xlog", "kx"],
 };
