@@ -49,6 +49,8 @@ pub struct ExportParam<'a> {
     pub kind: ParamKind,
     /// The type as written (for spans and trait checks).
     pub ty: &'a syn::Type,
+    /// The parameter's name for listings and editor stubs: the binding's ident, else `argN`.
+    pub name: String,
 }
 
 /// A validated export: everything code generation needs.
@@ -342,11 +344,26 @@ fn params<'a>(f: &'a KemiFn, errors: &mut Errors) -> Vec<ExportParam<'a>> {
         input_attrs(p, errors);
         match param_kind(&p.shape) {
             Some(ParamKind::Long) if !str_long => errors.spanned(p.ty(), LONG_RULE),
-            Some(kind) => out.push(ExportParam { kind, ty: p.ty() }),
+            Some(kind) => out.push(ExportParam { kind, ty: p.ty(), name: param_name(p, out.len()) }),
             None => errors.spanned(p.ty(), param_message(&p.shape)),
         }
     }
     out
+}
+
+/// The name a script author sees for parameter `index`: the pattern's ident (without a leading
+/// underscore), else `argN`.
+fn param_name(p: &Param, index: usize) -> String {
+    match &*p.whole.pat {
+        syn::Pat::Ident(pi) => {
+            let name = pi.ident.unraw().to_string();
+            match name.trim_start_matches('_') {
+                "" => format!("arg{}", index + 1),
+                trimmed => trimmed.to_string(),
+            }
+        }
+        _ => format!("arg{}", index + 1),
+    }
 }
 
 fn param_message(shape: &Shape) -> String {

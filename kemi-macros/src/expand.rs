@@ -70,6 +70,7 @@ fn descriptor(e: &Export<'_>) -> TokenStream {
         ParamKind::Str => quote!(#rt::ParamType::Str),
         ParamKind::Long => quote!(#rt::ParamType::Long),
     });
+    let param_names = e.params.iter().map(|p| p.name.as_str());
     let unpack = e.params.iter().zip(&args).enumerate().map(|(i, (p, a))| {
         let ty = elided_param_type(p.kind, p.ty);
         let mut idx = Literal::usize_unsuffixed(i);
@@ -108,6 +109,7 @@ fn descriptor(e: &Export<'_>) -> TokenStream {
                 name: #name,
                 ret: #ret_type,
                 params: &[#(#param_types),*],
+                param_names: &[#(#param_names),*],
                 doc: #doc,
                 call: |__kemi_msg, __kemi_args| match __kemi_args {
                     [#(#args),*] => {

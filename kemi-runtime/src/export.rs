@@ -114,6 +114,8 @@ pub struct KemiExport {
     pub ret: RetType,
     /// Parameter kinds, in order (at most six).
     pub params: &'static [ParamType],
+    /// Parameter names as written in the Rust function, for listings and editor stubs.
+    pub param_names: &'static [&'static str],
     /// The Rust doc comment of the function, for `api_list` and editor stubs.
     pub doc: &'static str,
     /// The uniform trampoline.
