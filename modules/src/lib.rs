@@ -15,10 +15,13 @@
 use kemi_runtime::table::ModuleSet;
 
 pub mod core;
+pub mod corex;
 pub mod hdr;
 pub mod kx;
 pub mod maxfwd;
 pub mod pv;
+pub mod sanity;
+pub mod siputils;
 pub mod sl;
 pub mod xlog;
 
@@ -28,5 +31,5 @@ mod view;
 /// The modules this crate provides.
 pub static MODULES: ModuleSet = ModuleSet {
     crate_name: "modules",
-    modules: &["", "pv", "hdr", "sl", "maxfwd", "xlog", "kx"],
+    modules: &["", "pv", "hdr", "sl", "maxfwd", "xlog", "kx", "siputils", "sanity", "corex"],
 };
