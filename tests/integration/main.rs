@@ -2,3 +2,5 @@
 
 mod route_test;
 mod support;
+
+mod server;
