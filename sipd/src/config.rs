@@ -184,11 +184,19 @@ struct Origin<'a> {
 impl Origin<'_> {
     fn line_of(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes().get(..end).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count()) + 1
+        self.text
+            .as_bytes()
+            .get(..end)
+            .map_or(0, |b| b.iter().filter(|c| **c == b'\n').count())
+            + 1
     }
 
     fn invalid<T>(&self, spanned: &Spanned<T>, message: String) -> ConfigError {
-        ConfigError::Invalid { file: self.file.clone(), line: self.line_of(spanned.span().start), message }
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            line: self.line_of(spanned.span().start),
+            message,
+        }
     }
 }
 
@@ -200,8 +208,10 @@ impl Config {
     pub fn load(args: &RunArgs) -> Result<Config, ConfigError> {
         match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { file: path.display().to_string(), source })?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    file: path.display().to_string(),
+                    source,
+                })?;
                 Config::from_toml(&text, Some(path), args)
             }
             None => Config::from_toml("", None, args),
@@ -209,12 +219,22 @@ impl Config {
     }
 
     /// Validate `text` (the contents of `path`, if any) with `args`' overrides applied.
-    pub fn from_toml(text: &str, path: Option<&Path>, args: &RunArgs) -> Result<Config, ConfigError> {
-        let origin = Origin { file: path.map_or_else(|| COMMAND_LINE.to_string(), |p| p.display().to_string()), text };
+    pub fn from_toml(
+        text: &str,
+        path: Option<&Path>,
+        args: &RunArgs,
+    ) -> Result<Config, ConfigError> {
+        let origin = Origin {
+            file: path.map_or_else(|| COMMAND_LINE.to_string(), |p| p.display().to_string()),
+            text,
+        };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
             let line = origin.line_of(offset);
-            let line_start = text.get(..offset.min(text.len())).and_then(|t| t.rfind('\n')).map_or(0, |p| p + 1);
+            let line_start = text
+                .get(..offset.min(text.len()))
+                .and_then(|t| t.rfind('\n'))
+                .map_or(0, |p| p + 1);
             ConfigError::Syntax {
                 file: origin.file.clone(),
                 line,
@@ -227,7 +247,11 @@ impl Config {
         let listen = if args.listen.is_empty() {
             raw.listen
                 .iter()
-                .map(|s| s.get_ref().parse::<Endpoint>().map_err(|e| origin.invalid(s, format!("listen: {e}"))))
+                .map(|s| {
+                    s.get_ref()
+                        .parse::<Endpoint>()
+                        .map_err(|e| origin.invalid(s, format!("listen: {e}")))
+                })
                 .collect::<Result<Vec<_>, _>>()?
         } else {
             args.listen.clone()
@@ -235,28 +259,46 @@ impl Config {
         if listen.is_empty() {
             return Err(ConfigError::Missing {
                 file: origin.file,
-                message: "nothing to listen on: set `listen = [\"udp:127.0.0.1:5060\"]` or pass --listen".into(),
+                message:
+                    "nothing to listen on: set `listen = [\"udp:127.0.0.1:5060\"]` or pass --listen"
+                        .into(),
             });
         }
 
         let workers = match (args.workers, &raw.workers) {
             (Some(n), _) => n,
-            (None, Some(w)) if *w.get_ref() == 0 => return Err(origin.invalid(w, "workers must be at least 1".into())),
+            (None, Some(w)) if *w.get_ref() == 0 => {
+                return Err(origin.invalid(w, "workers must be at least 1".into()))
+            }
             (None, Some(w)) => *w.get_ref(),
             (None, None) => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         if workers == 0 {
-            return Err(ConfigError::Invalid { file: COMMAND_LINE.into(), line: 0, message: "--workers must be at least 1".into() });
+            return Err(ConfigError::Invalid {
+                file: COMMAND_LINE.into(),
+                line: 0,
+                message: "--workers must be at least 1".into(),
+            });
         }
 
         let log_level = match (&args.log_level, &raw.log_level) {
             (Some(l), _) => check_level(l).ok_or_else(|| ConfigError::Invalid {
                 file: COMMAND_LINE.into(),
                 line: 0,
-                message: format!("--log-level `{l}`: expected one of {}", LOG_LEVELS.join(", ")),
+                message: format!(
+                    "--log-level `{l}`: expected one of {}",
+                    LOG_LEVELS.join(", ")
+                ),
             })?,
             (None, Some(l)) => check_level(l.get_ref()).ok_or_else(|| {
-                origin.invalid(l, format!("log_level `{}`: expected one of {}", l.get_ref(), LOG_LEVELS.join(", ")))
+                origin.invalid(
+                    l,
+                    format!(
+                        "log_level `{}`: expected one of {}",
+                        l.get_ref(),
+                        LOG_LEVELS.join(", ")
+                    ),
+                )
             })?,
             (None, None) => "info".to_string(),
         };
@@ -274,24 +316,37 @@ impl Config {
             (None, Some(s)) => {
                 let resolved = base_dir.join(s.get_ref());
                 if !resolved.is_file() {
-                    return Err(origin.invalid(s, format!("script {}: no such file", resolved.display())));
+                    return Err(
+                        origin.invalid(s, format!("script {}: no such file", resolved.display()))
+                    );
                 }
                 resolved
             }
             (None, None) => {
                 return Err(ConfigError::Missing {
                     file: origin.file,
-                    message: "no routing script: set `script = \"proxy.lua\"` or pass --script".into(),
+                    message: "no routing script: set `script = \"proxy.lua\"` or pass --script"
+                        .into(),
                 })
             }
         };
 
         let engine = match &raw.cfgengine {
-            Some(name) => EngineKind::from_name(name.get_ref())
-                .ok_or_else(|| origin.invalid(name, format!("cfgengine `{}`: unknown engine (known: lua)", name.get_ref())))?,
+            Some(name) => EngineKind::from_name(name.get_ref()).ok_or_else(|| {
+                origin.invalid(
+                    name,
+                    format!(
+                        "cfgengine `{}`: unknown engine (known: lua)",
+                        name.get_ref()
+                    ),
+                )
+            })?,
             None => EngineKind::from_path(&script).ok_or_else(|| ConfigError::Missing {
                 file: origin.file.clone(),
-                message: format!("cannot tell the engine from `{}`: set cfgengine = \"lua\"", script.display()),
+                message: format!(
+                    "cannot tell the engine from `{}`: set cfgengine = \"lua\"",
+                    script.display()
+                ),
             })?,
         };
 
@@ -301,7 +356,14 @@ impl Config {
             Some(list) => {
                 for m in list {
                     if !all.has_module(m.get_ref()) {
-                        return Err(origin.invalid(m, format!("modules: unknown module `{}` (known: {})", m.get_ref(), known(&all))));
+                        return Err(origin.invalid(
+                            m,
+                            format!(
+                                "modules: unknown module `{}` (known: {})",
+                                m.get_ref(),
+                                known(&all)
+                            ),
+                        ));
                     }
                 }
                 Enabled::Only(list.iter().map(|m| m.get_ref().clone()).collect())
@@ -310,24 +372,37 @@ impl Config {
         let mut modparams = BTreeMap::new();
         for (name, table) in raw.modparam {
             if !all.has_module(&name) {
-                return Err(origin.invalid(&table, format!("modparam: unknown module `{name}` (known: {})", known(&all))));
+                return Err(origin.invalid(
+                    &table,
+                    format!("modparam: unknown module `{name}` (known: {})", known(&all)),
+                ));
             }
             if let Enabled::Only(list) = &modules {
-                if !list.contains(&name) && !kemi_runtime::table::CORE_MODULES.contains(&name.as_str()) {
-                    return Err(origin.invalid(&table, format!("modparam: module `{name}` is not in `modules`")));
+                if !list.contains(&name)
+                    && !kemi_runtime::table::CORE_MODULES.contains(&name.as_str())
+                {
+                    return Err(origin.invalid(
+                        &table,
+                        format!("modparam: module `{name}` is not in `modules`"),
+                    ));
                 }
             }
             modparams.insert(name, table.into_inner());
         }
 
         let tcp_idle_timeout = match raw.tcp.idle_timeout {
-            Some(s) if *s.get_ref() == 0 => return Err(origin.invalid(&s, "tcp.idle_timeout must be at least 1 second".into())),
+            Some(s) if *s.get_ref() == 0 => {
+                return Err(origin.invalid(&s, "tcp.idle_timeout must be at least 1 second".into()))
+            }
             Some(s) => Duration::from_secs(*s.get_ref()),
             None => DEFAULT_TCP_IDLE,
         };
         let max_message_size = match raw.max_message_size {
             Some(s) if !(512..=16 * 1024 * 1024).contains(s.get_ref()) => {
-                return Err(origin.invalid(&s, "max_message_size must be between 512 and 16777216".into()))
+                return Err(origin.invalid(
+                    &s,
+                    "max_message_size must be between 512 and 16777216".into(),
+                ))
             }
             Some(s) => *s.get_ref(),
             None => DEFAULT_MAX_MESSAGE_SIZE,
@@ -357,7 +432,12 @@ fn check_level(level: &str) -> Option<String> {
 }
 
 fn known(table: &kemi_runtime::ExportTable) -> String {
-    let names: Vec<&str> = table.modules().iter().map(|m| m.name).filter(|n| !n.is_empty()).collect();
+    let names: Vec<&str> = table
+        .modules()
+        .iter()
+        .map(|m| m.name)
+        .filter(|n| !n.is_empty())
+        .collect();
     names.join(", ")
 }
 
@@ -378,7 +458,10 @@ mod tests {
         fn cfg(&self, text: &str) -> Result<Config, ConfigError> {
             let path = self.0.join("sipd.toml");
             std::fs::write(&path, text).unwrap();
-            Config::load(&RunArgs { config: Some(path), ..RunArgs::default() })
+            Config::load(&RunArgs {
+                config: Some(path),
+                ..RunArgs::default()
+            })
         }
     }
 
@@ -399,7 +482,10 @@ mod tests {
             )
             .unwrap();
         assert_eq!(c.listen.len(), 2);
-        assert_eq!((c.workers, c.log_level.as_str(), c.log_format), (3, "debug", LogFormat::Json));
+        assert_eq!(
+            (c.workers, c.log_level.as_str(), c.log_format),
+            (3, "debug", LogFormat::Json)
+        );
         assert_eq!(c.script, d.0.join("proxy.lua"));
         assert_eq!(c.tcp_idle_timeout, Duration::from_secs(30));
         assert!(c.modparams.contains_key("maxfwd"));
@@ -409,7 +495,9 @@ mod tests {
     #[test]
     fn unknown_key_names_file_and_line() {
         let d = Dir::new("unknown");
-        let e = d.cfg("listen = [\"udp:127.0.0.1:5060\"]\nscript = \"proxy.lua\"\nworkerz = 2\n").unwrap_err();
+        let e = d
+            .cfg("listen = [\"udp:127.0.0.1:5060\"]\nscript = \"proxy.lua\"\nworkerz = 2\n")
+            .unwrap_err();
         let s = e.to_string();
         assert!(matches!(e, ConfigError::Syntax { line: 3, .. }), "{s}");
         assert!(s.contains("sipd.toml:3:") && s.contains("workerz"), "{s}");
@@ -418,17 +506,32 @@ mod tests {
     #[test]
     fn bad_values_name_their_line() {
         let d = Dir::new("bad");
-        let e = d.cfg("script = \"proxy.lua\"\nlisten = [\n  \"udp:1.2.3.4\",\n]\n").unwrap_err();
+        let e = d
+            .cfg("script = \"proxy.lua\"\nlisten = [\n  \"udp:1.2.3.4\",\n]\n")
+            .unwrap_err();
         assert!(matches!(e, ConfigError::Invalid { line: 3, .. }), "{e}");
-        let e = d.cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"missing.lua\"\n").unwrap_err();
-        assert!(matches!(e, ConfigError::Invalid { line: 2, .. }) && e.to_string().contains("missing.lua"), "{e}");
+        let e = d
+            .cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"missing.lua\"\n")
+            .unwrap_err();
+        assert!(
+            matches!(e, ConfigError::Invalid { line: 2, .. })
+                && e.to_string().contains("missing.lua"),
+            "{e}"
+        );
         let e = d.cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\nmodules = [\"sl\", \"nosuch\"]\n").unwrap_err();
-        assert!(matches!(e, ConfigError::Invalid { line: 3, .. }) && e.to_string().contains("nosuch"), "{e}");
+        assert!(
+            matches!(e, ConfigError::Invalid { line: 3, .. }) && e.to_string().contains("nosuch"),
+            "{e}"
+        );
         let e = d.cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\n\n[modparam.nosuch]\nx = 1\n").unwrap_err();
         assert!(e.to_string().contains("nosuch"), "{e}");
-        let e = d.cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\nworkers = \"two\"\n").unwrap_err();
+        let e = d
+            .cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\nworkers = \"two\"\n")
+            .unwrap_err();
         assert!(matches!(e, ConfigError::Syntax { line: 3, .. }), "{e}");
-        let e = d.cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\nlog_level = \"loud\"\n").unwrap_err();
+        let e = d
+            .cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\nlog_level = \"loud\"\n")
+            .unwrap_err();
         assert!(matches!(e, ConfigError::Invalid { line: 3, .. }), "{e}");
     }
 
@@ -444,7 +547,11 @@ mod tests {
         let c = Config::load(&args).unwrap();
         assert_eq!((c.workers, c.engine), (1, EngineKind::Lua));
         assert!(matches!(c.modules, Enabled::All));
-        let e = Config::load(&RunArgs { script: None, ..args }).unwrap_err();
+        let e = Config::load(&RunArgs {
+            script: None,
+            ..args
+        })
+        .unwrap_err();
         assert!(matches!(e, ConfigError::Missing { .. }), "{e}");
     }
 }

@@ -45,19 +45,28 @@ fn start(tag: &str, script: &str, listen: &[&str]) -> Proxy {
     let path = dir.join("route.lua");
     std::fs::write(&path, script).expect("write script");
     let args = RunArgs {
-        listen: listen.iter().map(|l| l.parse().expect("endpoint")).collect(),
+        listen: listen
+            .iter()
+            .map(|l| l.parse().expect("endpoint"))
+            .collect(),
         script: Some(path),
         workers: Some(2),
         ..RunArgs::default()
     };
     let config = Config::load(&args).expect("config");
     let server = Server::start(config).expect("server starts");
-    Proxy { server: Some(server), dir }
+    Proxy {
+        server: Some(server),
+        dir,
+    }
 }
 
 impl Proxy {
     fn addr(&self, proto: Proto, v6: bool) -> SocketAddr {
-        self.server.as_ref().and_then(|s| s.local_addr(proto, v6)).expect("bound address")
+        self.server
+            .as_ref()
+            .and_then(|s| s.local_addr(proto, v6))
+            .expect("bound address")
     }
 }
 
@@ -69,7 +78,9 @@ fn udp(bind: &str) -> UdpSocket {
 
 fn recv(s: &UdpSocket) -> (String, SocketAddr) {
     let mut buf = vec![0u8; 65536];
-    let (n, from) = s.recv_from(&mut buf).expect("a datagram within the timeout");
+    let (n, from) = s
+        .recv_from(&mut buf)
+        .expect("a datagram within the timeout");
     (String::from_utf8_lossy(&buf[..n]).into_owned(), from)
 }
 
@@ -104,22 +115,42 @@ fn udp_options_answered_with_received_and_rport() {
     let p = start("opt", ANSWER_OPTIONS, &["udp:127.0.0.1:0"]);
     let client = udp("127.0.0.1:0");
     let port = client.local_addr().unwrap().port();
-    let req = options("SIP/2.0/UDP client.invalid:5999;rport;branch=z9hG4bKopt1", "opt-1");
-    client.send_to(req.as_bytes(), p.addr(Proto::Udp, false)).unwrap();
+    let req = options(
+        "SIP/2.0/UDP client.invalid:5999;rport;branch=z9hG4bKopt1",
+        "opt-1",
+    );
+    client
+        .send_to(req.as_bytes(), p.addr(Proto::Udp, false))
+        .unwrap();
     let (reply, from) = recv(&client);
-    assert_eq!(from, p.addr(Proto::Udp, false), "the reply leaves from the listen socket");
+    assert_eq!(
+        from,
+        p.addr(Proto::Udp, false),
+        "the reply leaves from the listen socket"
+    );
     assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
     assert_eq!(
         header(&reply, "Via"),
-        [format!("SIP/2.0/UDP client.invalid:5999;rport={port};branch=z9hG4bKopt1;received=127.0.0.1")]
+        [format!(
+            "SIP/2.0/UDP client.invalid:5999;rport={port};branch=z9hG4bKopt1;received=127.0.0.1"
+        )]
     );
 }
 
 #[test]
 fn script_error_is_answered_500() {
-    let p = start("err", "function ksr_request_route()\n  error('boom')\nend\n", &["udp:127.0.0.1:0"]);
+    let p = start(
+        "err",
+        "function ksr_request_route()\n  error('boom')\nend\n",
+        &["udp:127.0.0.1:0"],
+    );
     let client = udp("127.0.0.1:0");
-    client.send_to(options("SIP/2.0/UDP 127.0.0.1;rport;branch=z9hG4bKe1", "err-1").as_bytes(), p.addr(Proto::Udp, false)).unwrap();
+    client
+        .send_to(
+            options("SIP/2.0/UDP 127.0.0.1;rport;branch=z9hG4bKe1", "err-1").as_bytes(),
+            p.addr(Proto::Udp, false),
+        )
+        .unwrap();
     let (reply, _) = recv(&client);
     assert!(reply.starts_with("SIP/2.0 500 "), "{reply}");
 }
@@ -128,7 +159,12 @@ fn script_error_is_answered_500() {
 fn uas_reply(req: &str, status: &str) -> String {
     let mut out = format!("SIP/2.0 {status}\r\n");
     for line in req.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
-        let name = line.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+        let name = line
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match name.as_str() {
             "via" | "from" | "call-id" | "cseq" => out.push_str(&format!("{line}\r\n")),
             "to" => out.push_str(&format!("{line};tag=uas\r\n")),
@@ -185,13 +221,27 @@ fn forward_round_trip(loopback: &str, v6: bool) {
     client.send_to(req.as_bytes(), proxy).unwrap();
     let (fwd, from) = recv(&next_hop);
     assert_eq!(from, proxy, "forwarded from the listen socket");
-    let expected_ruri = format!("INVITE sip:carol@{}:{} SIP/2.0\r\n", if v6 { "[::1]" } else { "127.0.0.1" }, next_addr.port());
+    let expected_ruri = format!(
+        "INVITE sip:carol@{}:{} SIP/2.0\r\n",
+        if v6 { "[::1]" } else { "127.0.0.1" },
+        next_addr.port()
+    );
     assert!(fwd.starts_with(&expected_ruri), "R-URI rewritten: {fwd}");
     let vias = header(&fwd, "Via");
     assert_eq!(vias.len(), 2, "{fwd}");
-    let host = if v6 { format!("[::1]:{}", proxy.port()) } else { format!("127.0.0.1:{}", proxy.port()) };
-    assert!(vias[0].starts_with(&format!("SIP/2.0/UDP {host};branch=z9hG4bKsd.")), "our Via on top: {fwd}");
-    assert!(vias[1].contains(&format!("rport={}", client_addr.port())), "client's Via stamped: {fwd}");
+    let host = if v6 {
+        format!("[::1]:{}", proxy.port())
+    } else {
+        format!("127.0.0.1:{}", proxy.port())
+    };
+    assert!(
+        vias[0].starts_with(&format!("SIP/2.0/UDP {host};branch=z9hG4bKsd.")),
+        "our Via on top: {fwd}"
+    );
+    assert!(
+        vias[1].contains(&format!("rport={}", client_addr.port())),
+        "client's Via stamped: {fwd}"
+    );
     assert_eq!(header(&fwd, "Max-Forwards"), ["9"]);
     assert_eq!(header(&fwd, "X-Script"), ["forwarded"]);
 
@@ -201,27 +251,44 @@ fn forward_round_trip(loopback: &str, v6: bool) {
     assert_eq!(header(&again, "Via")[0], vias[0]);
 
     // The reply comes back to the client without our Via.
-    next_hop.send_to(uas_reply(&fwd, "200 OK").as_bytes(), proxy).unwrap();
+    next_hop
+        .send_to(uas_reply(&fwd, "200 OK").as_bytes(), proxy)
+        .unwrap();
     let (reply, from) = recv(&client);
     assert_eq!(from, proxy);
     assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
     let vias = header(&reply, "Via");
     assert_eq!(vias.len(), 1, "{reply}");
-    assert!(vias[0].contains("branch=z9hG4bKfwd1") && !reply.contains("z9hG4bKsd."), "{reply}");
+    assert!(
+        vias[0].contains("branch=z9hG4bKfwd1") && !reply.contains("z9hG4bKsd."),
+        "{reply}"
+    );
 
     // A reply whose top Via is not ours is dropped.
     let stray = uas_reply(&req, "200 OK");
     next_hop.send_to(stray.as_bytes(), proxy).unwrap();
-    client.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let mut buf = [0u8; 2048];
-    assert!(client.recv_from(&mut buf).is_err(), "a stray reply must not reach the client");
+    assert!(
+        client.recv_from(&mut buf).is_err(),
+        "a stray reply must not reach the client"
+    );
 
     // Max-Forwards absent: 70 is added; zero: answered 483 by the server.
     client.set_read_timeout(Some(WAIT)).unwrap();
-    client.send_to(invite(client_addr, "z9hG4bKfwd2", "").as_bytes(), proxy).unwrap();
+    client
+        .send_to(invite(client_addr, "z9hG4bKfwd2", "").as_bytes(), proxy)
+        .unwrap();
     let (fwd, _) = recv(&next_hop);
     assert_eq!(header(&fwd, "Max-Forwards"), ["70"]);
-    client.send_to(invite(client_addr, "z9hG4bKfwd3", "Max-Forwards: 0\r\n").as_bytes(), proxy).unwrap();
+    client
+        .send_to(
+            invite(client_addr, "z9hG4bKfwd3", "Max-Forwards: 0\r\n").as_bytes(),
+            proxy,
+        )
+        .unwrap();
     let (reply, _) = recv(&client);
     assert!(reply.starts_with("SIP/2.0 483 "), "{reply}");
 }
@@ -249,10 +316,18 @@ fn udp_options_ipv6() {
     let p = start("opt6", ANSWER_OPTIONS, &["udp:[::1]:0", "udp:127.0.0.1:0"]);
     let client = udp("[::1]:0");
     let port = client.local_addr().unwrap().port();
-    client.send_to(options("SIP/2.0/UDP [2001:db8::1]:5070;rport;branch=z9hG4bK6", "v6").as_bytes(), p.addr(Proto::Udp, true)).unwrap();
+    client
+        .send_to(
+            options("SIP/2.0/UDP [2001:db8::1]:5070;rport;branch=z9hG4bK6", "v6").as_bytes(),
+            p.addr(Proto::Udp, true),
+        )
+        .unwrap();
     let (reply, _) = recv(&client);
     assert!(reply.starts_with("SIP/2.0 200 OK"), "{reply}");
-    assert!(header(&reply, "Via")[0].ends_with(&format!("rport={port};branch=z9hG4bK6;received=::1")), "{reply}");
+    assert!(
+        header(&reply, "Via")[0].ends_with(&format!("rport={port};branch=z9hG4bK6;received=::1")),
+        "{reply}"
+    );
 }
 
 /// Read `n` SIP messages from a TCP stream, framed by Content-Length.
@@ -284,7 +359,10 @@ fn tcp_two_messages_in_one_write_and_one_split() {
     s.write_all(format!("{a}{b}").as_bytes()).unwrap();
     let replies = read_messages(&mut s, 2);
     assert_eq!(replies.len(), 2);
-    assert!(replies.iter().all(|r| r.starts_with("SIP/2.0 200 OK")), "{replies:?}");
+    assert!(
+        replies.iter().all(|r| r.starts_with("SIP/2.0 200 OK")),
+        "{replies:?}"
+    );
     assert_eq!(header(&replies[0], "Call-ID"), ["tcp-1"]);
     assert_eq!(header(&replies[1], "Call-ID"), ["tcp-2"]);
 
@@ -304,7 +382,8 @@ fn tcp_framing_error_closes_the_connection() {
     let mut s = TcpStream::connect(p.addr(Proto::Tcp, false)).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
     // No Content-Length on a stream: unrecoverable.
-    s.write_all(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKx\r\n\r\n").unwrap();
+    s.write_all(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKx\r\n\r\n")
+        .unwrap();
     let mut buf = [0u8; 1024];
     assert_eq!(s.read(&mut buf).expect("closed, not timed out"), 0);
 }
@@ -313,17 +392,32 @@ fn tcp_framing_error_closes_the_connection() {
 fn forward_over_tcp_reply_back_over_udp() {
     let next_hop = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let next_addr = next_hop.local_addr().unwrap();
-    let p = start("fwdtcp", &forward_script(next_addr, ";transport=tcp"), &["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]);
+    let p = start(
+        "fwdtcp",
+        &forward_script(next_addr, ";transport=tcp"),
+        &["udp:127.0.0.1:0", "tcp:127.0.0.1:0"],
+    );
     let proxy = p.addr(Proto::Udp, false);
     let client = udp("127.0.0.1:0");
-    client.send_to(invite(client.local_addr().unwrap(), "z9hG4bKtcpf", "").as_bytes(), proxy).unwrap();
+    client
+        .send_to(
+            invite(client.local_addr().unwrap(), "z9hG4bKtcpf", "").as_bytes(),
+            proxy,
+        )
+        .unwrap();
     next_hop.set_nonblocking(false).unwrap();
     let (mut conn, _) = next_hop.accept().unwrap();
     conn.set_read_timeout(Some(WAIT)).unwrap();
     let fwd = read_messages(&mut conn, 1).remove(0);
     let tcp_port = p.addr(Proto::Tcp, false).port();
-    assert!(header(&fwd, "Via")[0].starts_with(&format!("SIP/2.0/TCP 127.0.0.1:{tcp_port};branch=z9hG4bKsd.")), "{fwd}");
-    conn.write_all(uas_reply(&fwd, "180 Ringing").as_bytes()).unwrap();
+    assert!(
+        header(&fwd, "Via")[0].starts_with(&format!(
+            "SIP/2.0/TCP 127.0.0.1:{tcp_port};branch=z9hG4bKsd."
+        )),
+        "{fwd}"
+    );
+    conn.write_all(uas_reply(&fwd, "180 Ringing").as_bytes())
+        .unwrap();
     let (reply, _) = recv(&client);
     assert!(reply.starts_with("SIP/2.0 180 Ringing"), "{reply}");
     assert_eq!(header(&reply, "Via").len(), 1);
@@ -348,16 +442,32 @@ fn torture_corpus_then_still_answers() {
     let p = start("corpus", &script, &["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]);
     let client = udp("127.0.0.1:0");
     let mut files = Vec::new();
-    for sub in ["rfc4475", "rfc4475/archive-extra", "rfc4475/variants", "rfc5118", "robustness"] {
-        let Ok(entries) = std::fs::read_dir(corpus.join(sub)) else { continue };
+    for sub in [
+        "rfc4475",
+        "rfc4475/archive-extra",
+        "rfc4475/variants",
+        "rfc5118",
+        "robustness",
+    ] {
+        let Ok(entries) = std::fs::read_dir(corpus.join(sub)) else {
+            continue;
+        };
         for e in entries.flatten() {
             let path = e.path();
-            if matches!(path.extension().and_then(|x| x.to_str()), Some("sip" | "dat" | "bin")) {
+            if matches!(
+                path.extension().and_then(|x| x.to_str()),
+                Some("sip" | "dat" | "bin")
+            ) {
                 files.push(path);
             }
         }
     }
-    assert!(files.len() >= 60, "corpus incomplete: {} files in {}", files.len(), corpus.display());
+    assert!(
+        files.len() >= 60,
+        "corpus incomplete: {} files in {}",
+        files.len(),
+        corpus.display()
+    );
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
         if bytes.len() < 65_000 {
@@ -368,13 +478,20 @@ fn torture_corpus_then_still_answers() {
     }
     // Whatever was answered, the server is alive on both transports.
     let alive = options("SIP/2.0/UDP 127.0.0.1;rport;branch=z9hG4bKalive", "alive");
-    client.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let mut buf = vec![0u8; 65536];
     while client.recv_from(&mut buf).is_ok() {} // drain replies to the corpus (bounded by the timeout)
     client.set_read_timeout(Some(WAIT)).unwrap();
-    client.send_to(alive.as_bytes(), p.addr(Proto::Udp, false)).unwrap();
+    client
+        .send_to(alive.as_bytes(), p.addr(Proto::Udp, false))
+        .unwrap();
     let (reply, _) = recv(&client);
-    assert!(reply.starts_with("SIP/2.0 200 OK") && reply.contains("alive"), "{reply}");
+    assert!(
+        reply.starts_with("SIP/2.0 200 OK") && reply.contains("alive"),
+        "{reply}"
+    );
     let mut s = TcpStream::connect(p.addr(Proto::Tcp, false)).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
     s.write_all(alive.as_bytes()).unwrap();
@@ -386,9 +503,16 @@ fn check(config_text: &str, script: &str) -> Result<(), String> {
     std::fs::write(dir.join("route.lua"), script).unwrap();
     let cfg = dir.join("sipd.toml");
     std::fs::write(&cfg, config_text).unwrap();
-    let cli = <sipd::cli::Cli as clap::Parser>::try_parse_from(["sipd", "check", "--config", cfg.to_str().unwrap()])
-        .map_err(|e| e.to_string())?;
-    let r = sipd::cli::run(cli).map(|_| ()).map_err(|e| format!("{e:#}"));
+    let cli = <sipd::cli::Cli as clap::Parser>::try_parse_from([
+        "sipd",
+        "check",
+        "--config",
+        cfg.to_str().unwrap(),
+    ])
+    .map_err(|e| e.to_string())?;
+    let r = sipd::cli::run(cli)
+        .map(|_| ())
+        .map_err(|e| format!("{e:#}"));
     let _ = std::fs::remove_dir_all(&dir);
     r
 }
@@ -399,10 +523,18 @@ fn check_reports_config_and_script_errors_with_lines() {
     let script = "function ksr_request_route()\nend\n";
     assert_eq!(check(good, script), Ok(()));
 
-    let e = check("listen = [\"udp:127.0.0.1:5060\"]\nscript = \"route.lua\"\nworkerz = 4\n", script).unwrap_err();
+    let e = check(
+        "listen = [\"udp:127.0.0.1:5060\"]\nscript = \"route.lua\"\nworkerz = 4\n",
+        script,
+    )
+    .unwrap_err();
     assert!(e.contains("sipd.toml:3:") && e.contains("workerz"), "{e}");
 
-    let e = check("listen = [\"udp:127.0.0.1:5060\"]\nscript = \"nope.lua\"\n", script).unwrap_err();
+    let e = check(
+        "listen = [\"udp:127.0.0.1:5060\"]\nscript = \"nope.lua\"\n",
+        script,
+    )
+    .unwrap_err();
     assert!(e.contains("sipd.toml:2:") && e.contains("nope.lua"), "{e}");
 
     let e = check(good, "function ksr_request_route()\n  local x = \nend\n").unwrap_err();
@@ -412,6 +544,12 @@ fn check_reports_config_and_script_errors_with_lines() {
 #[test]
 fn examples_check() {
     let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/sipd.toml");
-    let cli = <sipd::cli::Cli as clap::Parser>::try_parse_from(["sipd", "check", "--config", cfg.to_str().unwrap()]).unwrap();
+    let cli = <sipd::cli::Cli as clap::Parser>::try_parse_from([
+        "sipd",
+        "check",
+        "--config",
+        cfg.to_str().unwrap(),
+    ])
+    .unwrap();
     sipd::cli::run(cli).expect("examples/sipd.toml and proxy.lua check");
 }

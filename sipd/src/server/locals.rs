@@ -38,10 +38,17 @@ impl Locals {
                         IpAddr::V4(ip) => ip.to_string(),
                     },
                 };
-                LocalSocket { proto, addr, sent_by: format!("{host}:{}", addr.port()) }
+                LocalSocket {
+                    proto,
+                    addr,
+                    sent_by: format!("{host}:{}", addr.port()),
+                }
             })
             .collect();
-        Locals { sockets, aliases: aliases.to_vec() }
+        Locals {
+            sockets,
+            aliases: aliases.to_vec(),
+        }
     }
 
     /// Every socket.
@@ -51,7 +58,12 @@ impl Locals {
 
     /// The socket that sends over `proto` to `dst`: same transport and address family,
     /// preferring `preferred` (the socket a request arrived on) when it fits.
-    pub fn pick(&self, proto: Proto, dst: &SocketAddr, preferred: Option<SocketAddr>) -> Option<&LocalSocket> {
+    pub fn pick(
+        &self,
+        proto: Proto,
+        dst: &SocketAddr,
+        preferred: Option<SocketAddr>,
+    ) -> Option<&LocalSocket> {
         let fits = |s: &&LocalSocket| s.proto == proto && s.addr.is_ipv6() == dst.is_ipv6();
         preferred
             .and_then(|p| self.sockets.iter().filter(fits).find(|s| s.addr == p))
@@ -70,7 +82,10 @@ impl Locals {
         let host_ours = self.aliases.iter().any(|a| a.eq_ignore_ascii_case(host))
             || self.sockets.iter().any(|s| Some(s.addr.ip()) == ip);
         host_ours && self.sockets.iter().any(|s| s.addr.port() == port)
-            || self.sockets.iter().any(|s| s.addr.port() == port && s.addr.ip().is_unspecified())
+            || self
+                .sockets
+                .iter()
+                .any(|s| s.addr.port() == port && s.addr.ip().is_unspecified())
     }
 }
 
@@ -91,7 +106,10 @@ mod tests {
         let v6: SocketAddr = "[::1]:9".parse().unwrap();
         assert_eq!(l.pick(Proto::Udp, &v6, None).unwrap().sent_by, "[::1]:5062");
         let v4: SocketAddr = "10.0.0.1:9".parse().unwrap();
-        assert_eq!(l.pick(Proto::Tcp, &v4, None).unwrap().sent_by, "127.0.0.1:5061");
+        assert_eq!(
+            l.pick(Proto::Tcp, &v4, None).unwrap().sent_by,
+            "127.0.0.1:5061"
+        );
         assert!(l.pick(Proto::Tcp, &v6, None).is_none());
         assert!(l.is_sent_by_us("127.0.0.1", Some(5060)));
         assert!(l.is_sent_by_us("SIP.example", Some(5061)));

@@ -5,13 +5,24 @@
 //! reply with).
 
 /// The headers a reply needs, by long and compact name.
-const NEEDED: [(&str, &str); 5] = [("via", "v"), ("from", "f"), ("to", "t"), ("call-id", "i"), ("cseq", "")];
+const NEEDED: [(&str, &str); 5] = [
+    ("via", "v"),
+    ("from", "f"),
+    ("to", "t"),
+    ("call-id", "i"),
+    ("cseq", ""),
+];
 
 /// Write a `code reason` reply to the raw request `raw` into `out`; false (and `out`
 /// untouched) when `raw` is not a request or lacks a needed header.
 pub fn build_reply(raw: &[u8], code: u16, reason: &str, out: &mut Vec<u8>) -> bool {
-    let mut lines = raw.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).skip_while(|l| l.is_empty());
-    let Some(start) = lines.next() else { return false };
+    let mut lines = raw
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .skip_while(|l| l.is_empty());
+    let Some(start) = lines.next() else {
+        return false;
+    };
     if start.starts_with(b"SIP/") || !start.contains(&b' ') {
         return false;
     }
@@ -29,10 +40,13 @@ pub fn build_reply(raw: &[u8], code: u16, reason: &str, out: &mut Vec<u8>) -> bo
             continue;
         }
         copying = false;
-        let Some(colon) = line.iter().position(|c| *c == b':') else { continue };
+        let Some(colon) = line.iter().position(|c| *c == b':') else {
+            continue;
+        };
         let name = line.get(..colon).unwrap_or_default().trim_ascii();
         if let Some(i) = NEEDED.iter().position(|(long, short)| {
-            name.eq_ignore_ascii_case(long.as_bytes()) || (!short.is_empty() && name.eq_ignore_ascii_case(short.as_bytes()))
+            name.eq_ignore_ascii_case(long.as_bytes())
+                || (!short.is_empty() && name.eq_ignore_ascii_case(short.as_bytes()))
         }) {
             if let Some(f) = found.get_mut(i) {
                 *f = true;
@@ -74,8 +88,18 @@ mod tests {
     #[test]
     fn refuses_replies_and_incomplete_requests() {
         let mut out = Vec::new();
-        assert!(!build_reply(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n", 400, "Bad", &mut out));
-        assert!(!build_reply(b"OPTIONS sip:a SIP/2.0\r\nVia: x\r\nTo: y\r\n\r\n", 400, "Bad", &mut out));
+        assert!(!build_reply(
+            b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n",
+            400,
+            "Bad",
+            &mut out
+        ));
+        assert!(!build_reply(
+            b"OPTIONS sip:a SIP/2.0\r\nVia: x\r\nTo: y\r\n\r\n",
+            400,
+            "Bad",
+            &mut out
+        ));
         assert!(!build_reply(b"", 400, "Bad", &mut out));
         assert!(out.is_empty());
     }

@@ -87,7 +87,10 @@ impl Server {
         let mut tcp_socks = Vec::new();
         let mut bound = Vec::new();
         for endpoint in &config.listen {
-            let bind_err = |source| ServerError::Bind { endpoint: *endpoint, source };
+            let bind_err = |source| ServerError::Bind {
+                endpoint: *endpoint,
+                source,
+            };
             let addr = match endpoint.proto {
                 Proto::Tcp => {
                     let l = std::net::TcpListener::bind(endpoint.addr).map_err(bind_err)?;
@@ -115,7 +118,10 @@ impl Server {
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut handle = ServerHandle {
-            local: bound.iter().map(|&(proto, addr)| Endpoint { proto, addr }).collect(),
+            local: bound
+                .iter()
+                .map(|&(proto, addr)| Endpoint { proto, addr })
+                .collect(),
             stop,
             threads: Vec::with_capacity(config.workers),
         };
@@ -127,8 +133,14 @@ impl Server {
                 env: Arc::clone(&env),
                 locals: Arc::clone(&locals),
                 conns: Arc::clone(&conns),
-                udp: udp_socks.iter().map(|s| s.try_clone()).collect::<std::io::Result<_>>()?,
-                tcp: tcp_socks.iter().map(|s| s.try_clone()).collect::<std::io::Result<_>>()?,
+                udp: udp_socks
+                    .iter()
+                    .map(|s| s.try_clone())
+                    .collect::<std::io::Result<_>>()?,
+                tcp: tcp_socks
+                    .iter()
+                    .map(|s| s.try_clone())
+                    .collect::<std::io::Result<_>>()?,
                 max_message_size: config.max_message_size,
                 tcp_idle: config.tcp_idle_timeout,
                 shutdown: stop_rx.clone(),
@@ -162,7 +174,10 @@ impl ServerHandle {
 
     /// The first bound socket of `proto` in the address family of `v6`.
     pub fn local_addr(&self, proto: Proto, v6: bool) -> Option<SocketAddr> {
-        self.local.iter().find(|e| e.proto == proto && e.addr.is_ipv6() == v6).map(|e| e.addr)
+        self.local
+            .iter()
+            .find(|e| e.proto == proto && e.addr.is_ipv6() == v6)
+            .map(|e| e.addr)
     }
 
     /// Stop every worker and wait for them.

@@ -59,8 +59,16 @@ pub struct Pipeline {
 impl Pipeline {
     /// A pipeline routing through `router`.
     pub fn new(mut router: Router, env: Arc<RouteEnv>, locals: Arc<Locals>) -> Pipeline {
-        let has_onsend = router.engine_mut().has_callback(kemi_runtime::engine::ONSEND_ROUTE);
-        Pipeline { router, env, locals, has_onsend, via_line: String::with_capacity(128) }
+        let has_onsend = router
+            .engine_mut()
+            .has_callback(kemi_runtime::engine::ONSEND_ROUTE);
+        Pipeline {
+            router,
+            env,
+            locals,
+            has_onsend,
+            via_line: String::with_capacity(128),
+        }
     }
 
     /// Handle one received message (a datagram, or one stream frame), appending what is to be
@@ -110,41 +118,68 @@ impl Pipeline {
             extra.push(format!("Server: {server}\r\n"));
         }
         let mut wire = Vec::with_capacity(512);
-        reply::build(&msg.message, code, reason, None, &extra, msg.rcv.src, &mut wire);
+        reply::build(
+            &msg.message,
+            code,
+            reason,
+            None,
+            &extra,
+            msg.rcv.src,
+            &mut wire,
+        );
         push_reply(msg, wire, out);
     }
 
     fn forward(&mut self, msg: &mut SipMsg, f: &Forward, index: usize, out: &mut Vec<Outgoing>) {
         let target_uri = f.dst.as_deref().unwrap_or(&f.ruri);
         let locals = &self.locals;
-        let resolved = Target::from_uri(target_uri)
-            .and_then(|t| t.resolve(|a| locals.serves(t.proto, a)).map(|addr| (t.proto, addr)));
+        let resolved = Target::from_uri(target_uri).and_then(|t| {
+            t.resolve(|a| locals.serves(t.proto, a))
+                .map(|addr| (t.proto, addr))
+        });
         let (proto, addr) = match resolved {
             Ok(r) => r,
             Err(e) => {
-                warn!(call_id = msg.message.call_id().unwrap_or(""), "forward failed: {e}");
+                warn!(
+                    call_id = msg.message.call_id().unwrap_or(""),
+                    "forward failed: {e}"
+                );
                 return;
             }
         };
-        let Some(local) = locals.pick(proto, &addr, Some(msg.rcv.dst)) else { return };
+        let Some(local) = locals.pick(proto, &addr, Some(msg.rcv.dst)) else {
+            return;
+        };
         let (local_addr, sent_by) = (local.addr, local.sent_by.clone());
 
         let base = msg.route.edits.len();
         if !script_did_maxfwd(msg) {
-            let mf = msg.message.first_kind(HeaderKind::MaxForwards).map(|h| (h.index, h.name));
+            let mf = msg
+                .message
+                .first_kind(HeaderKind::MaxForwards)
+                .map(|h| (h.index, h.name));
             match (mf, msg.message.max_forwards()) {
                 (Some((index, name)), Some(Ok(n))) if n > 0 => {
                     let line = format!("{name}: {}\r\n", n - 1);
-                    msg.route.edits.extend([HeaderEdit::Remove(index), HeaderEdit::InsertBefore(index, line)]);
+                    msg.route.edits.extend([
+                        HeaderEdit::Remove(index),
+                        HeaderEdit::InsertBefore(index, line),
+                    ]);
                 }
                 (_, Some(Ok(_))) => return self.local_reply(msg, 483, "Too Many Hops", out),
                 (_, Some(Err(_))) => return self.local_reply(msg, 400, "Bad Max-Forwards", out),
-                (_, None) => msg.route.edits.push(HeaderEdit::Prepend(DEFAULT_MAX_FORWARDS.into())),
+                (_, None) => msg
+                    .route
+                    .edits
+                    .push(HeaderEdit::Prepend(DEFAULT_MAX_FORWARDS.into())),
             }
         }
         if let Some((h, v)) = via::top(&msg.message) {
             if let Some(line) = via::stamp_received(&h, &v, msg.rcv.src) {
-                msg.route.edits.extend([HeaderEdit::Remove(h.index), HeaderEdit::InsertBefore(h.index, line)]);
+                msg.route.edits.extend([
+                    HeaderEdit::Remove(h.index),
+                    HeaderEdit::InsertBefore(h.index, line),
+                ]);
             }
         }
         if proto == Proto::Tcp && msg.message.content_length().is_none() {
@@ -155,12 +190,18 @@ impl Pipeline {
         if self.has_onsend {
             let dropped_before = std::mem::replace(&mut msg.route.drop, false);
             if let Routed::Failed(e) = self.router.onsend(msg) {
-                warn!(call_id = msg.message.call_id().unwrap_or(""), "ksr_onsend_route failed: {e}");
+                warn!(
+                    call_id = msg.message.call_id().unwrap_or(""),
+                    "ksr_onsend_route failed: {e}"
+                );
             }
             let dropped = std::mem::replace(&mut msg.route.drop, dropped_before);
             msg.outbox.clear();
             if dropped {
-                debug!(call_id = msg.message.call_id().unwrap_or(""), "send dropped by ksr_onsend_route");
+                debug!(
+                    call_id = msg.message.call_id().unwrap_or(""),
+                    "send dropped by ksr_onsend_route"
+                );
                 msg.route.edits.truncate(base);
                 return;
             }
@@ -171,9 +212,15 @@ impl Pipeline {
         via::write_line(&mut self.via_line, proto.via_name(), &sent_by, &branch);
         let new_ruri = (msg.message.ruri() != Some(f.ruri.as_str())).then_some(f.ruri.as_str());
         let mut wire = Vec::with_capacity(msg.message.as_bytes().len() + 256);
-        msg.message.write_request(&mut wire, new_ruri, &msg.route.edits, Some(&self.via_line));
+        msg.message
+            .write_request(&mut wire, new_ruri, &msg.route.edits, Some(&self.via_line));
         msg.route.edits.truncate(base);
-        out.push(Outgoing { proto, local: local_addr, dest: Dest::Addr(addr), wire });
+        out.push(Outgoing {
+            proto,
+            local: local_addr,
+            dest: Dest::Addr(addr),
+            wire,
+        });
     }
 
     fn response(&mut self, message: Message, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
@@ -208,35 +255,57 @@ impl Pipeline {
             return;
         }
         if msg.route.drop {
-            debug!(call_id = msg.message.call_id().unwrap_or(""), "reply dropped by ksr_reply_route");
+            debug!(
+                call_id = msg.message.call_id().unwrap_or(""),
+                "reply dropped by ksr_reply_route"
+            );
             return;
         }
         let locals = &self.locals;
-        let resolved = next.and_then(|t| t.resolve(|a| locals.serves(t.proto, a)).map(|addr| (t.proto, addr)));
+        let resolved = next.and_then(|t| {
+            t.resolve(|a| locals.serves(t.proto, a))
+                .map(|addr| (t.proto, addr))
+        });
         let (proto, addr) = match resolved {
             Ok(r) => r,
             Err(e) => {
-                info!(call_id = msg.message.call_id().unwrap_or(""), "dropping reply: {e}");
+                info!(
+                    call_id = msg.message.call_id().unwrap_or(""),
+                    "dropping reply: {e}"
+                );
                 return;
             }
         };
-        let Some(local) = locals.pick(proto, &addr, Some(rcv.dst)) else { return };
+        let Some(local) = locals.pick(proto, &addr, Some(rcv.dst)) else {
+            return;
+        };
         let mut wire = Vec::with_capacity(msg.message.as_bytes().len());
-        msg.message.write_response(&mut wire, &msg.route.edits, true);
-        out.push(Outgoing { proto, local: local.addr, dest: Dest::Addr(addr), wire });
+        msg.message
+            .write_response(&mut wire, &msg.route.edits, true);
+        out.push(Outgoing {
+            proto,
+            local: local.addr,
+            dest: Dest::Addr(addr),
+            wire,
+        });
     }
 }
 
 /// Whether the script already handled Max-Forwards (`KSR.maxfwd.*` or its own header edit).
 fn script_did_maxfwd(msg: &SipMsg) -> bool {
     let names_mf = |line: &str| {
-        line.split_once(':').is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("Max-Forwards"))
+        line.split_once(':')
+            .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("Max-Forwards"))
     };
     msg.route.edits.iter().any(|e| match e {
-        HeaderEdit::Remove(i) => msg.message.header(*i).is_some_and(|h| h.kind == HeaderKind::MaxForwards),
-        HeaderEdit::InsertBefore(_, l) | HeaderEdit::AppendAfter(_, l) | HeaderEdit::Prepend(l) | HeaderEdit::Append(l) => {
-            names_mf(l)
-        }
+        HeaderEdit::Remove(i) => msg
+            .message
+            .header(*i)
+            .is_some_and(|h| h.kind == HeaderKind::MaxForwards),
+        HeaderEdit::InsertBefore(_, l)
+        | HeaderEdit::AppendAfter(_, l)
+        | HeaderEdit::Prepend(l)
+        | HeaderEdit::Append(l) => names_mf(l),
     })
 }
 
@@ -249,13 +318,20 @@ fn push_reply(msg: &SipMsg, wire: Vec<u8>, out: &mut Vec<Outgoing>) {
         Proto::Udp => {
             let top = msg.message.top_via().and_then(Result::ok);
             match top {
-                Some(v) if v.rport().is_none() => Dest::Addr(SocketAddr::new(rcv.src.ip(), v.port.unwrap_or(SIP_PORT))),
+                Some(v) if v.rport().is_none() => {
+                    Dest::Addr(SocketAddr::new(rcv.src.ip(), v.port.unwrap_or(SIP_PORT)))
+                }
                 _ => Dest::Addr(rcv.src),
             }
         }
         _ => Dest::Connection,
     };
-    out.push(Outgoing { proto: rcv.proto, local: rcv.dst, dest, wire });
+    out.push(Outgoing {
+        proto: rcv.proto,
+        local: rcv.dst,
+        dest,
+        wire,
+    });
 }
 
 /// A message that did not parse: answer it when it is a request and a reply can be built,
@@ -274,8 +350,17 @@ fn malformed_input(raw: &Bytes, e: ParseError, rcv: RecvInfo, out: &mut Vec<Outg
     let mut wire = Vec::with_capacity(512);
     if malformed::build_reply(raw, code, reason, &mut wire) {
         info!(src = %rcv.src, proto = rcv.proto.as_str(), "answering {code} to a malformed request: {e}");
-        let dest = if rcv.proto == Proto::Udp { Dest::Addr(rcv.src) } else { Dest::Connection };
-        out.push(Outgoing { proto: rcv.proto, local: rcv.dst, dest, wire });
+        let dest = if rcv.proto == Proto::Udp {
+            Dest::Addr(rcv.src)
+        } else {
+            Dest::Connection
+        };
+        out.push(Outgoing {
+            proto: rcv.proto,
+            local: rcv.dst,
+            dest,
+            wire,
+        });
     } else {
         info!(src = %rcv.src, proto = rcv.proto.as_str(), "dropping malformed message: {e}");
     }

@@ -59,7 +59,11 @@ impl Target {
             Some(t) => proto_named(t)?,
             None => Proto::Udp,
         };
-        Ok(Target { proto, host: u.host_unbracketed().to_string(), port: u.port.unwrap_or(SIP_PORT) })
+        Ok(Target {
+            proto,
+            host: u.host_unbracketed().to_string(),
+            port: u.port.unwrap_or(SIP_PORT),
+        })
     }
 
     /// Where a response goes back along `via` (the Via below ours): `received` (else the
@@ -67,16 +71,30 @@ impl Target {
     /// transport. `maddr` is ignored.
     pub fn from_via(via: &Via<'_>) -> Result<Target, TargetError> {
         let proto = proto_named(via.transport)?;
-        let host = via.received().filter(|r| !r.is_empty()).unwrap_or_else(|| via.host_unbracketed());
-        let port = via.rport().and_then(|p| p.parse::<u16>().ok()).filter(|p| *p != 0);
-        Ok(Target { proto, host: host.to_string(), port: port.or(via.port).unwrap_or(SIP_PORT) })
+        let host = via
+            .received()
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| via.host_unbracketed());
+        let port = via
+            .rport()
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p != 0);
+        Ok(Target {
+            proto,
+            host: host.to_string(),
+            port: port.or(via.port).unwrap_or(SIP_PORT),
+        })
     }
 
     /// Resolve to one address, preferring the first one whose family `usable` accepts.
     pub fn resolve(&self, usable: impl Fn(&SocketAddr) -> bool) -> Result<SocketAddr, TargetError> {
         if let Ok(ip) = self.host.parse::<IpAddr>() {
             let addr = SocketAddr::new(ip, self.port);
-            return if usable(&addr) { Ok(addr) } else { Err(TargetError::Resolve(self.host.clone())) };
+            return if usable(&addr) {
+                Ok(addr)
+            } else {
+                Err(TargetError::Resolve(self.host.clone()))
+            };
         }
         (self.host.as_str(), self.port)
             .to_socket_addrs()
@@ -93,18 +111,48 @@ mod tests {
     #[test]
     fn from_uri_defaults_and_transport() {
         let t = Target::from_uri("sip:bob@192.0.2.1").unwrap();
-        assert_eq!(t, Target { proto: Proto::Udp, host: "192.0.2.1".into(), port: 5060 });
+        assert_eq!(
+            t,
+            Target {
+                proto: Proto::Udp,
+                host: "192.0.2.1".into(),
+                port: 5060
+            }
+        );
         let t = Target::from_uri("sip:[::1]:5080;transport=TCP").unwrap();
-        assert_eq!(t, Target { proto: Proto::Tcp, host: "::1".into(), port: 5080 });
-        assert!(matches!(Target::from_uri("sips:a@b"), Err(TargetError::Transport(_))));
-        assert!(matches!(Target::from_uri("sip:a@b;transport=sctp"), Err(TargetError::Transport(_))));
-        assert!(matches!(Target::from_uri("tel:+1"), Err(TargetError::NotSip(_))));
+        assert_eq!(
+            t,
+            Target {
+                proto: Proto::Tcp,
+                host: "::1".into(),
+                port: 5080
+            }
+        );
+        assert!(matches!(
+            Target::from_uri("sips:a@b"),
+            Err(TargetError::Transport(_))
+        ));
+        assert!(matches!(
+            Target::from_uri("sip:a@b;transport=sctp"),
+            Err(TargetError::Transport(_))
+        ));
+        assert!(matches!(
+            Target::from_uri("tel:+1"),
+            Err(TargetError::NotSip(_))
+        ));
     }
 
     #[test]
     fn from_via_follows_received_and_rport() {
         let v = Via::parse("SIP/2.0/UDP h.example:5070;rport=6000;received=192.0.2.9").unwrap();
-        assert_eq!(Target::from_via(&v).unwrap(), Target { proto: Proto::Udp, host: "192.0.2.9".into(), port: 6000 });
+        assert_eq!(
+            Target::from_via(&v).unwrap(),
+            Target {
+                proto: Proto::Udp,
+                host: "192.0.2.9".into(),
+                port: 6000
+            }
+        );
         let v = Via::parse("SIP/2.0/TCP 192.0.2.1:5070;rport").unwrap();
         assert_eq!(Target::from_via(&v).unwrap().port, 5070);
         let v = Via::parse("SIP/2.0/UDP 192.0.2.1").unwrap();
@@ -114,7 +162,10 @@ mod tests {
     #[test]
     fn resolves_literals_and_localhost() {
         let t = Target::from_uri("sip:127.0.0.1:5099").unwrap();
-        assert_eq!(t.resolve(|_| true).unwrap(), "127.0.0.1:5099".parse().unwrap());
+        assert_eq!(
+            t.resolve(|_| true).unwrap(),
+            "127.0.0.1:5099".parse().unwrap()
+        );
         assert!(t.resolve(|a| a.is_ipv6()).is_err());
         let t = Target::from_uri("sip:localhost:5099").unwrap();
         assert_eq!(t.resolve(|a| a.is_ipv4()).unwrap().port(), 5099);

@@ -27,13 +27,20 @@ impl Branch {
     pub fn for_request(req: &Message, index: usize) -> Branch {
         let mut h = Fnv::new();
         let top = req.top_via().and_then(Result::ok);
-        match top.and_then(|v| v.branch()).filter(|b| b.starts_with(MAGIC)) {
+        match top
+            .and_then(|v| v.branch())
+            .filter(|b| b.starts_with(MAGIC))
+        {
             Some(b) => h.part(b),
             None => {
                 h.part(req.call_id().unwrap_or(""));
                 h.part(req.from_tag().unwrap_or(""));
                 h.part(req.to_tag().unwrap_or(""));
-                h.num(req.cseq().and_then(Result::ok).map_or(0, |c| u64::from(c.number)));
+                h.num(
+                    req.cseq()
+                        .and_then(Result::ok)
+                        .map_or(0, |c| u64::from(c.number)),
+                );
                 h.part(req.ruri().unwrap_or(""));
                 h.part(top.map_or("", |v| v.raw));
             }
@@ -42,7 +49,10 @@ impl Branch {
         let mut out = [b'0'; 16];
         const HEX: &[u8; 16] = b"0123456789abcdef";
         for (i, o) in out.iter_mut().enumerate() {
-            *o = HEX.get(((h.0 >> (60 - 4 * i)) & 0xf) as usize).copied().unwrap_or(b'0');
+            *o = HEX
+                .get(((h.0 >> (60 - 4 * i)) & 0xf) as usize)
+                .copied()
+                .unwrap_or(b'0');
         }
         Branch(out)
     }
@@ -76,7 +86,11 @@ impl Fnv {
 
 /// Write our Via header line into `out`: `Via: SIP/2.0/<PROTO> <sent-by>;branch=...;rport`.
 pub fn write_line(out: &mut String, transport: &str, sent_by: &str, branch: &Branch) {
-    let _ = write!(out, "Via: SIP/2.0/{transport} {sent_by};branch={BRANCH_PREFIX}{};rport\r\n", branch.hex());
+    let _ = write!(
+        out,
+        "Via: SIP/2.0/{transport} {sent_by};branch={BRANCH_PREFIX}{};rport\r\n",
+        branch.hex()
+    );
 }
 
 /// The top Via header line with `received` and `rport` filled in for a request from `src`, or
@@ -84,7 +98,10 @@ pub fn write_line(out: &mut String, transport: &str, sent_by: &str, branch: &Bra
 /// source address or an empty `rport` is present; an empty `rport` gets the source port.
 pub fn stamp_received(header: &HeaderRef<'_>, top: &Via<'_>, src: SocketAddr) -> Option<String> {
     let raw = top.raw;
-    let empty_rport = top.params.iter().find(|p| p.name.eq_ignore_ascii_case("rport") && p.value.is_none());
+    let empty_rport = top
+        .params
+        .iter()
+        .find(|p| p.name.eq_ignore_ascii_case("rport") && p.value.is_none());
     let same_ip = top.host_unbracketed().parse::<std::net::IpAddr>().ok() == Some(src.ip());
     let add_received = top.received().is_none() && (empty_rport.is_some() || !same_ip);
     if !add_received && empty_rport.is_none() {
@@ -135,14 +152,26 @@ mod tests {
     #[test]
     fn branch_is_stable_and_follows_the_incoming_branch() {
         let a = Branch::for_request(&req("SIP/2.0/UDP h;branch=z9hG4bK1"), 0);
-        assert_eq!(a, Branch::for_request(&req("SIP/2.0/UDP h;branch=z9hG4bK1"), 0));
-        assert_ne!(a, Branch::for_request(&req("SIP/2.0/UDP h;branch=z9hG4bK2"), 0));
-        assert_ne!(a, Branch::for_request(&req("SIP/2.0/UDP h;branch=z9hG4bK1"), 1));
+        assert_eq!(
+            a,
+            Branch::for_request(&req("SIP/2.0/UDP h;branch=z9hG4bK1"), 0)
+        );
+        assert_ne!(
+            a,
+            Branch::for_request(&req("SIP/2.0/UDP h;branch=z9hG4bK2"), 0)
+        );
+        assert_ne!(
+            a,
+            Branch::for_request(&req("SIP/2.0/UDP h;branch=z9hG4bK1"), 1)
+        );
         let old = Branch::for_request(&req("SIP/2.0/UDP h;branch=1"), 0);
         assert_ne!(old, Branch::for_request(&req("SIP/2.0/UDP h2;branch=1"), 0));
         let mut line = String::new();
         write_line(&mut line, "UDP", "127.0.0.1:5060", &a);
-        assert!(line.starts_with("Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsd.") && line.ends_with(";rport\r\n"));
+        assert!(
+            line.starts_with("Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsd.")
+                && line.ends_with(";rport\r\n")
+        );
     }
 
     #[test]
@@ -153,10 +182,16 @@ mod tests {
         assert_eq!(line, "Via: SIP/2.0/UDP host.example;rport=5062;branch=z9hG4bK1;received=192.0.2.1, SIP/2.0/UDP x\r\n");
         let m = req("SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bK1");
         let (h, v) = top(&m).unwrap();
-        assert_eq!(stamp_received(&h, &v, "192.0.2.1:5062".parse().unwrap()), None);
+        assert_eq!(
+            stamp_received(&h, &v, "192.0.2.1:5062".parse().unwrap()),
+            None
+        );
         let m = req("SIP/2.0/UDP [::1]:5062;branch=z9hG4bK1");
         let (h, v) = top(&m).unwrap();
         let line = stamp_received(&h, &v, "[::2]:5062".parse().unwrap()).unwrap();
-        assert_eq!(line, "Via: SIP/2.0/UDP [::1]:5062;branch=z9hG4bK1;received=::2\r\n");
+        assert_eq!(
+            line,
+            "Via: SIP/2.0/UDP [::1]:5062;branch=z9hG4bK1;received=::2\r\n"
+        );
     }
 }

@@ -64,7 +64,10 @@ pub(crate) fn run(setup: WorkerSetup, ready: std::sync::mpsc::Sender<Result<(), 
             return;
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             let _ = ready.send(Err(ServerError::Runtime(e)));
@@ -73,7 +76,19 @@ pub(crate) fn run(setup: WorkerSetup, ready: std::sync::mpsc::Sender<Result<(), 
     };
     let local = tokio::task::LocalSet::new();
     let pipeline = Pipeline::new(router, setup.env, setup.locals);
-    local.block_on(&rt, serve(setup.udp, setup.tcp, pipeline, setup.conns, setup.max_message_size, setup.tcp_idle, setup.shutdown, ready));
+    local.block_on(
+        &rt,
+        serve(
+            setup.udp,
+            setup.tcp,
+            pipeline,
+            setup.conns,
+            setup.max_message_size,
+            setup.tcp_idle,
+            setup.shutdown,
+            ready,
+        ),
+    );
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -92,7 +107,10 @@ async fn serve(
             .into_iter()
             .map(|s| Ok((s.local_addr()?, UdpSocket::from_std(s)?)))
             .collect::<std::io::Result<Vec<_>>>()?;
-        let tcp = tcp.into_iter().map(TcpListener::from_std).collect::<std::io::Result<Vec<_>>>()?;
+        let tcp = tcp
+            .into_iter()
+            .map(TcpListener::from_std)
+            .collect::<std::io::Result<Vec<_>>>()?;
         Ok((udp, tcp))
     })();
     let (udp, tcp) = match registered {
@@ -102,7 +120,13 @@ async fn serve(
             return;
         }
     };
-    let worker = Rc::new(Worker { pipeline: RefCell::new(pipeline), udp, conns, max, idle });
+    let worker = Rc::new(Worker {
+        pipeline: RefCell::new(pipeline),
+        udp,
+        conns,
+        max,
+        idle,
+    });
     for i in 0..worker.udp.len() {
         tokio::task::spawn_local(udp_loop(Rc::clone(&worker), i));
     }
@@ -114,12 +138,16 @@ async fn serve(
 }
 
 async fn udp_loop(worker: Rc<Worker>, index: usize) {
-    let Some((local, _)) = worker.udp.get(index) else { return };
+    let Some((local, _)) = worker.udp.get(index) else {
+        return;
+    };
     let local = *local;
     let mut buf = vec![0u8; worker.max + 1];
     let mut out = Vec::with_capacity(4);
     loop {
-        let Some((_, sock)) = worker.udp.get(index) else { return };
+        let Some((_, sock)) = worker.udp.get(index) else {
+            return;
+        };
         let (n, src) = match sock.recv_from(&mut buf).await {
             Ok(r) => r,
             Err(e) => {
@@ -133,7 +161,11 @@ async fn udp_loop(worker: Rc<Worker>, index: usize) {
             continue;
         }
         let bytes = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
-        let rcv = RecvInfo { proto: Proto::Udp, src, dst: local };
+        let rcv = RecvInfo {
+            proto: Proto::Udp,
+            src,
+            dst: local,
+        };
         worker.pipeline.borrow_mut().handle(bytes, rcv, &mut out);
         for o in out.drain(..) {
             worker.send(o, None).await;
@@ -224,10 +256,21 @@ async fn connect_and_send(worker: Rc<Worker>, dst: SocketAddr, wire: Vec<u8>) {
     }
 }
 
-async fn read_loop(worker: Rc<Worker>, mut rd: OwnedReadHalf, peer: SocketAddr, local: SocketAddr, tx: ConnSender, id: u64) {
+async fn read_loop(
+    worker: Rc<Worker>,
+    mut rd: OwnedReadHalf,
+    peer: SocketAddr,
+    local: SocketAddr,
+    tx: ConnSender,
+    id: u64,
+) {
     let mut framer = StreamFramer::new(worker.max);
     let mut out = Vec::with_capacity(4);
-    let rcv = RecvInfo { proto: Proto::Tcp, src: peer, dst: local };
+    let rcv = RecvInfo {
+        proto: Proto::Tcp,
+        src: peer,
+        dst: local,
+    };
     'conn: loop {
         let Some(buf) = framer.read_buf() else {
             info!(%peer, "closing tcp connection: message larger than {} octets", worker.max);

@@ -27,7 +27,10 @@ pub struct StreamFramer {
 impl StreamFramer {
     /// A framer accepting messages up to `max` octets.
     pub fn new(max: usize) -> StreamFramer {
-        StreamFramer { buf: BytesMut::with_capacity(4096), max }
+        StreamFramer {
+            buf: BytesMut::with_capacity(4096),
+            max,
+        }
     }
 
     /// The buffer to read more bytes into (with spare capacity reserved), or `None` when it
@@ -48,7 +51,11 @@ impl StreamFramer {
     /// The next complete message, `None` when more bytes are needed.
     pub fn next_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
         // Keepalive CRLFs (RFC 5626 3.5.1) before a message are not part of it.
-        let keepalive = self.buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+        let keepalive = self
+            .buf
+            .iter()
+            .take_while(|b| **b == b'\r' || **b == b'\n')
+            .count();
         self.buf.advance(keepalive);
         if self.buf.is_empty() {
             return Ok(None);

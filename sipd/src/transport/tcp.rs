@@ -126,7 +126,10 @@ mod tests {
     fn insert_send_remove() {
         let t = ConnTable::new();
         let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        assert_eq!(t.send(peer, b"x".to_vec()), Err(SendError::NoConnection(peer)));
+        assert_eq!(
+            t.send(peer, b"x".to_vec()),
+            Err(SendError::NoConnection(peer))
+        );
         let (tx, mut rx) = mpsc::channel(1);
         let old = t.insert(peer, tx);
         t.send(peer, b"a".to_vec()).unwrap();
