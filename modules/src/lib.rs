@@ -23,6 +23,7 @@ pub mod pv;
 pub mod sanity;
 pub mod siputils;
 pub mod sl;
+pub mod textops;
 pub mod xlog;
 
 mod uri_parts;
@@ -31,5 +32,5 @@ mod view;
 /// The modules this crate provides.
 pub static MODULES: ModuleSet = ModuleSet {
     crate_name: "modules",
-    modules: &["", "pv", "hdr", "sl", "maxfwd", "xlog", "kx", "siputils", "sanity", "corex"],
+    modules: &["", "pv", "hdr", "sl", "maxfwd", "xlog", "kx", "siputils", "sanity", "corex", "textops"],
 };
