@@ -12,9 +12,10 @@ use kemi_runtime::table::Enabled;
 
 use crate::api::{self, ApiFormat};
 use crate::config::{CheckArgs, Config, LogFormat, RunArgs};
+use crate::endpoint::Endpoint;
 use crate::router::Router;
 use crate::server::Server;
-use crate::endpoint::Endpoint;
+use crate::stubs::{self, StubLang};
 use crate::{exports, route_test};
 
 /// sipd: a SIP proxy routed by Lua through Kamailio's KEMI `KSR` API.
@@ -52,6 +53,15 @@ pub enum ApiCommand {
         #[arg(long, value_enum, default_value = "json")]
         format: ApiFormat,
     },
+    /// Write typed editor stubs of the whole KSR API (LuaLS, TypeScript, Python).
+    Stubs {
+        /// The language.
+        #[arg(long, value_enum)]
+        lang: StubLang,
+        /// The directory to write into (created when missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// `sipd route-test ...`.
@@ -74,9 +84,14 @@ pub struct RouteTestArgs {
 /// Pick the engine from an explicit name, else from the script's extension.
 pub fn engine_kind(name: Option<&str>, script: &std::path::Path) -> Result<EngineKind> {
     match name {
-        Some(n) => EngineKind::from_name(n).with_context(|| format!("unknown engine `{n}` (known: lua)")),
+        Some(n) => {
+            EngineKind::from_name(n).with_context(|| format!("unknown engine `{n}` (known: lua)"))
+        }
         None => EngineKind::from_path(script).with_context(|| {
-            format!("cannot tell the engine from `{}`: use --engine lua", script.display())
+            format!(
+                "cannot tell the engine from `{}`: use --engine lua",
+                script.display()
+            )
         }),
     }
 }
@@ -96,16 +111,31 @@ pub fn main() -> ExitCode {
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Api { command: ApiCommand::List { format } } => {
+        Command::Api {
+            command: ApiCommand::List { format },
+        } => {
             let table = exports::build_table(&Enabled::All).context("building the export table")?;
             print!("{}", api::render(&table, format));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Api {
+            command: ApiCommand::Stubs { lang, out },
+        } => {
+            let table = exports::build_table(&Enabled::All).context("building the export table")?;
+            let path = stubs::write(&table, lang, &out)
+                .with_context(|| format!("writing stubs into {}", out.display()))?;
+            println!("{}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::RouteTest(args) => {
             let kind = engine_kind(args.engine.as_deref(), &args.script)?;
-            let table = Arc::new(exports::build_table(&Enabled::All).context("building the export table")?);
+            let table =
+                Arc::new(exports::build_table(&Enabled::All).context("building the export table")?);
             let report = route_test::run(table, kind, &args.script, &args.msg, args.src)?;
-            println!("{}", serde_json::to_string_pretty(&report).context("encoding the report")?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).context("encoding the report")?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => run_server(&args),
@@ -122,7 +152,8 @@ fn run_server(args: &RunArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the signal runtime")?;
-    rt.block_on(wait_for_signal()).context("waiting for signals")?;
+    rt.block_on(wait_for_signal())
+        .context("waiting for signals")?;
     tracing::info!("stopping");
     server.shutdown();
     Ok(ExitCode::SUCCESS)
@@ -148,7 +179,9 @@ async fn wait_for_signal() -> std::io::Result<()> {
 fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -157,8 +190,12 @@ fn init_logging(level: &str, format: LogFormat) {
 
 /// `sipd check`: validate the configuration and load the script once.
 fn check_config(args: &CheckArgs) -> Result<ExitCode> {
-    let config = Config::load(&RunArgs { config: Some(args.config.clone()), ..RunArgs::default() })?;
-    let table = Arc::new(exports::build_table(&config.modules).context("building the export table")?);
+    let config = Config::load(&RunArgs {
+        config: Some(args.config.clone()),
+        ..RunArgs::default()
+    })?;
+    let table =
+        Arc::new(exports::build_table(&config.modules).context("building the export table")?);
     Router::load(config.engine, &config.script, table)?;
     println!(
         "{}: OK ({} listen socket(s), {} script {})",

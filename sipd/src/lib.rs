@@ -5,7 +5,7 @@
 //! - [`exports`]: the one place that names the crates with exports and builds the table.
 //! - [`router`]: one worker's script engine and the callbacks it runs per message.
 //! - [`route_test`]: offline routing of one message, reported as JSON.
-//! - [`api`]: the API listing.
+//! - [`api`]: the API listing; [`stubs`]: typed editor stubs of the API.
 //! - [`endpoint`]: `proto:ip:port` parsing.
 //! - [`config`]: the server configuration (TOML file and command-line overrides).
 //! - [`server`]: the stateless proxy server (`sipd run`): workers, pipeline, replies, forwards.
@@ -18,5 +18,6 @@ pub mod endpoint;
 pub mod exports;
 pub mod route_test;
 pub mod router;
+pub mod stubs;
 pub mod server;
 pub mod transport;

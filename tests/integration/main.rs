@@ -1,6 +1,7 @@
 //! sipd integration tests: one binary, one module per area (links far faster than many binaries).
 
 mod route_test;
+mod stubs;
 mod support;
 
 mod server;
