@@ -193,7 +193,11 @@ fn required_headers(m: &Message) -> Outcome {
         return Err(silent(C, "first Via does not parse"));
     }
     let vias_ok = m.vias().all(|v| v.is_ok());
-    let cseq_ok = m.cseq().is_some_and(|c| c.is_ok());
+    // The CSeq's shape only: its number's range and its method are checks 64 and 32, which
+    // answer with their own reasons.
+    let cseq_ok = cseq_parts(m).is_some_and(|(number, method)| {
+        !number.is_empty() && number.bytes().all(|c| c.is_ascii_digit()) && !method.is_empty()
+    });
     let parties_ok = m.from_hdr().is_some_and(|f| f.is_ok()) && m.to_hdr().is_some_and(|t| t.is_ok());
     if vias_ok && cseq_ok && parties_ok {
         Ok(())

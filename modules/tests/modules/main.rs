@@ -8,3 +8,6 @@ mod hdr_exports;
 mod maxfwd_exports;
 mod pv_exports;
 mod sl_exports;
+mod sanity_exports;
+mod siputils_exports;
+mod corex_exports;
