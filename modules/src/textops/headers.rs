@@ -152,9 +152,10 @@ pub fn subst_hf(msg: &mut SipMsg, hname: &str, subst: &str, flags: &str) -> i32 
     let values: Vec<&str> = m.find(hname).map(|h| h.value).collect();
     let chosen: &[&str] = match flags.as_bytes().first() {
         Some(b'f') => values.get(..1).unwrap_or_default(),
-        Some(b'l') => values.len().checked_sub(1).map_or(&[], |i| {
-            values.get(i..).unwrap_or_default()
-        }),
+        Some(b'l') => values
+            .len()
+            .checked_sub(1)
+            .map_or(&[], |i| values.get(i..).unwrap_or_default()),
         _ => &values,
     };
     let mut splices = Vec::new();

@@ -95,5 +95,9 @@ pub fn is_present_hf_re(msg: &mut SipMsg, re: &str) -> i32 {
     let Some(rx) = regex(msg, re, Flavor::TEXTOPS) else {
         return -1;
     };
-    found(msg.message.headers().any(|h| rx.is_match(h.name.as_bytes())))
+    found(
+        msg.message
+            .headers()
+            .any(|h| rx.is_match(h.name.as_bytes())),
+    )
 }

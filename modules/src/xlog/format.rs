@@ -222,9 +222,6 @@ mod tests {
             [Segment::Null, text("x")]
         );
         assert_eq!(Format::parse("$(ru").segments(), [text("$(ru")]);
-        assert_eq!(
-            Format::parse("$hdr(X").segments(),
-            [pv("$hdr"), text("(X")]
-        );
+        assert_eq!(Format::parse("$hdr(X").segments(), [pv("$hdr"), text("(X")]);
     }
 }
