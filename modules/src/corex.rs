@@ -37,7 +37,11 @@ pub fn has_ruri_user(msg: &mut SipMsg) -> i32 {
 /// 1 when the message has a User-Agent header with a non-empty value, else -1.
 #[kemi(module = "corex")]
 pub fn has_user_agent(msg: &mut SipMsg) -> i32 {
-    if msg.message.user_agent().is_some_and(|ua| !ua.trim().is_empty()) {
+    if msg
+        .message
+        .user_agent()
+        .is_some_and(|ua| !ua.trim().is_empty())
+    {
         1
     } else {
         -1

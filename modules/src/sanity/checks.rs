@@ -92,7 +92,11 @@ pub struct Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "check {} ({:?}): {}", self.check as i32, self.check, self.detail)?;
+        write!(
+            f,
+            "check {} ({:?}): {}",
+            self.check as i32, self.check, self.detail
+        )?;
         if let Some(tag) = &self.unsupported {
             write!(f, " [{tag}]")?;
         }
@@ -104,12 +108,22 @@ impl std::error::Error for Failure {}
 
 /// A failure answered with `code reason`.
 fn reply(check: Check, code: u16, reason: &'static str) -> Failure {
-    Failure { check, detail: reason, reply: Some((code, reason)), unsupported: None }
+    Failure {
+        check,
+        detail: reason,
+        reply: Some((code, reason)),
+        unsupported: None,
+    }
 }
 
 /// A failure that sends nothing.
 fn silent(check: Check, detail: &'static str) -> Failure {
-    Failure { check, detail, reply: None, unsupported: None }
+    Failure {
+        check,
+        detail,
+        reply: None,
+        unsupported: None,
+    }
 }
 
 type Outcome = Result<(), Failure>;
@@ -164,7 +178,11 @@ fn ruri_sip_version(m: &Message) -> Outcome {
     let version = m.version();
     match version.split_once('/') {
         Some((_, "2.0")) => Ok(()),
-        Some(_) => Err(reply(Check::RuriSipVersion, 505, "Version Not Supported (R-URI)")),
+        Some(_) => Err(reply(
+            Check::RuriSipVersion,
+            505,
+            "Version Not Supported (R-URI)",
+        )),
         None => Err(silent(Check::RuriSipVersion, "no '/' in the SIP version")),
     }
 }
@@ -172,7 +190,9 @@ fn ruri_sip_version(m: &Message) -> Outcome {
 /// Whether sipd routes R-URIs of this scheme (Kamailio's URI parser knows the same ones).
 fn known_scheme(uri: &Uri<'_>) -> bool {
     matches!(uri.kind(), Scheme::Sip | Scheme::Sips | Scheme::Tel)
-        || ["tels", "urn"].iter().any(|s| uri.scheme.eq_ignore_ascii_case(s))
+        || ["tels", "urn"]
+            .iter()
+            .any(|s| uri.scheme.eq_ignore_ascii_case(s))
 }
 
 fn ruri_scheme(m: &Message) -> Outcome {
@@ -180,7 +200,11 @@ fn ruri_scheme(m: &Message) -> Outcome {
         None => Ok(()),
         Some(Err(_)) => Err(reply(Check::RuriScheme, 400, "Bad Request URI")),
         Some(Ok(uri)) if known_scheme(&uri) => Ok(()),
-        Some(Ok(_)) => Err(reply(Check::RuriScheme, 416, "Unsupported URI Scheme in Request URI")),
+        Some(Ok(_)) => Err(reply(
+            Check::RuriScheme,
+            416,
+            "Unsupported URI Scheme in Request URI",
+        )),
     }
 }
 
@@ -189,7 +213,7 @@ fn required_headers(m: &Message) -> Outcome {
     if m.check_required().is_err() {
         return Err(silent(C, "missing or duplicate Via/From/To/Call-ID/CSeq"));
     }
-    if !m.top_via().is_some_and(|v| v.is_ok()) {
+    if m.top_via().is_none_or(|v| v.is_err()) {
         return Err(silent(C, "first Via does not parse"));
     }
     let vias_ok = m.vias().all(|v| v.is_ok());
@@ -198,7 +222,8 @@ fn required_headers(m: &Message) -> Outcome {
     let cseq_ok = cseq_parts(m).is_some_and(|(number, method)| {
         !number.is_empty() && number.bytes().all(|c| c.is_ascii_digit()) && !method.is_empty()
     });
-    let parties_ok = m.from_hdr().is_some_and(|f| f.is_ok()) && m.to_hdr().is_some_and(|t| t.is_ok());
+    let parties_ok =
+        m.from_hdr().is_some_and(|f| f.is_ok()) && m.to_hdr().is_some_and(|t| t.is_ok());
     if vias_ok && cseq_ok && parties_ok {
         Ok(())
     } else {
@@ -328,13 +353,20 @@ fn party_ok(na: Option<Result<NameAddr<'_>, kemi_runtime::sip::ValueError>>) -> 
 fn parse_uris(m: &Message, uri_checks: i32) -> Outcome {
     const C: Check = Check::ParseUris;
     if uri_checks & URI_RURI != 0 {
-        let ok = m.request_uri().is_none_or(|u| u.is_ok_and(|u| known_scheme(&u)));
+        let ok = m
+            .request_uri()
+            .is_none_or(|u| u.is_ok_and(|u| known_scheme(&u)));
         if !ok {
             return Err(reply(C, 400, "Bad Request URI"));
         }
     }
     for (bit, party, name, reason) in [
-        (URI_FROM, m.from_hdr(), "no From header", "Invalid From Header"),
+        (
+            URI_FROM,
+            m.from_hdr(),
+            "no From header",
+            "Invalid From Header",
+        ),
         (URI_TO, m.to_hdr(), "no To header", "Invalid To Header"),
     ] {
         if uri_checks & bit != 0 {
@@ -383,7 +415,12 @@ fn dup_tags(m: &Message) -> Outcome {
     let (Some(Ok(from)), Some(Ok(to))) = (m.from_hdr(), m.to_hdr()) else {
         return Err(silent(C, "From or To does not parse"));
     };
-    let tags = |na: &NameAddr<'_>| na.params.iter().filter(|p| p.name.eq_ignore_ascii_case("tag")).count();
+    let tags = |na: &NameAddr<'_>| {
+        na.params
+            .iter()
+            .filter(|p| p.name.eq_ignore_ascii_case("tag"))
+            .count()
+    };
     if tags(&from) > 1 {
         return Err(reply(C, 400, "Many From Tag Params"));
     }
@@ -396,7 +433,10 @@ fn dup_tags(m: &Message) -> Outcome {
 fn via1_header(m: &Message) -> Outcome {
     match m.top_via() {
         Some(Ok(v)) if !v.host.is_empty() => Ok(()),
-        _ => Err(silent(Check::Via1Header, "first Via missing or does not parse")),
+        _ => Err(silent(
+            Check::Via1Header,
+            "first Via missing or does not parse",
+        )),
     }
 }
 
@@ -430,9 +470,8 @@ fn sizes(m: &Message) -> Outcome {
     let body_len = m.body().len();
     let head_len = m.as_bytes().len().saturating_sub(body_len);
     let uri_too_long = |kind: HeaderKind| {
-        m.list(kind).any(|v| {
-            NameAddr::parse(v, kind.name()).is_ok_and(|na| too_big(na.uri.len(), MAX_URI))
-        })
+        m.list(kind)
+            .any(|v| NameAddr::parse(v, kind.name()).is_ok_and(|na| too_big(na.uri.len(), MAX_URI)))
     };
     let failed = too_big(m.as_bytes().len(), MAX_MESSAGE)
         || too_big(head_len, MAX_HEADERS)

@@ -81,9 +81,13 @@ pub fn check(value: &str) -> Result<(), DigestError> {
     let with_qop = cred
         .qop
         .is_some_and(|q| q.eq_ignore_ascii_case("auth") || q.eq_ignore_ascii_case("auth-int"));
-    let (Some(username), true, Some(nonce), true, Some(response)) =
-        (cred.username, cred.realm, cred.nonce, cred.uri, cred.response)
-    else {
+    let (Some(username), true, Some(nonce), true, Some(response)) = (
+        cred.username,
+        cred.realm,
+        cred.nonce,
+        cred.uri,
+        cred.response,
+    ) else {
         return Err(DigestError::Incomplete);
     };
     if with_qop && !(cred.cnonce && cred.nc) {
@@ -120,7 +124,11 @@ fn split_params(s: &str) -> Result<Vec<&str>, DigestError> {
         return Err(DigestError::Malformed);
     }
     out.push(s.get(start..).unwrap_or_default());
-    Ok(out.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect())
+    Ok(out
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect())
 }
 
 /// The value without its quotes.
@@ -141,16 +149,34 @@ mod tests {
     #[test]
     fn complete_digest_passes() {
         assert_eq!(check(FULL), Ok(()));
-        assert_eq!(check(&format!("{FULL}, qop=auth, cnonce=\"c\", nc=00000001")), Ok(()));
+        assert_eq!(
+            check(&format!("{FULL}, qop=auth, cnonce=\"c\", nc=00000001")),
+            Ok(())
+        );
     }
 
     #[test]
     fn faults_are_told_apart() {
-        assert_eq!(check("NoOneKnowsThisScheme opaque-data=here"), Err(DigestError::NotDigest));
-        assert_eq!(check(&FULL.replace("nonce=\"n1\", ", "")), Err(DigestError::Incomplete));
-        assert_eq!(check(&format!("{FULL}, qop=auth")), Err(DigestError::Incomplete));
-        assert_eq!(check(&FULL.replace("\"bob\"", "\"\"")), Err(DigestError::EmptyUser));
-        assert_eq!(check(&FULL.replace("\"n1\"", "\"\"")), Err(DigestError::EmptyNonce));
+        assert_eq!(
+            check("NoOneKnowsThisScheme opaque-data=here"),
+            Err(DigestError::NotDigest)
+        );
+        assert_eq!(
+            check(&FULL.replace("nonce=\"n1\", ", "")),
+            Err(DigestError::Incomplete)
+        );
+        assert_eq!(
+            check(&format!("{FULL}, qop=auth")),
+            Err(DigestError::Incomplete)
+        );
+        assert_eq!(
+            check(&FULL.replace("\"bob\"", "\"\"")),
+            Err(DigestError::EmptyUser)
+        );
+        assert_eq!(
+            check(&FULL.replace("\"n1\"", "\"\"")),
+            Err(DigestError::EmptyNonce)
+        );
         assert_eq!(check("Digest username=\"bob"), Err(DigestError::Malformed));
         assert_eq!(check("Digest username"), Err(DigestError::Malformed));
     }

@@ -116,7 +116,11 @@ fn check_and_reply(msg: &mut SipMsg, msg_checks: i32, uri_checks: i32) -> i32 {
         return -1;
     }
     if cfg.noreply {
-        let pending = Pending { msg_key: msg_key(msg), code, reason };
+        let pending = Pending {
+            msg_key: msg_key(msg),
+            code,
+            reason,
+        };
         PENDING.with(|p| *p.borrow_mut() = Some(pending));
         return -1;
     }
@@ -128,7 +132,9 @@ fn check_and_reply(msg: &mut SipMsg, msg_checks: i32, uri_checks: i32) -> i32 {
 /// is added for this reply only.
 fn send(msg: &mut SipMsg, code: u16, reason: &str, unsupported: Option<&str>) -> i32 {
     let added = unsupported.map(|tag| {
-        msg.route.reply_headers.push(format!("Unsupported: {tag}\r\n"));
+        msg.route
+            .reply_headers
+            .push(format!("Unsupported: {tag}\r\n"));
     });
     let ret = crate::sl::sl_send_reply(msg, i32::from(code), reason);
     if added.is_some() {
@@ -167,7 +173,9 @@ pub fn sanity_reply(msg: &mut SipMsg) -> i32 {
         return 1;
     }
     let key = msg_key(msg);
-    let pending = PENDING.with(|p| p.borrow_mut().take()).filter(|p| p.msg_key == key);
+    let pending = PENDING
+        .with(|p| p.borrow_mut().take())
+        .filter(|p| p.msg_key == key);
     let (code, reason) = pending.map_or((500, "Server Sanity Failure"), |p| (p.code, p.reason));
     if send(msg, code, reason, None) < 0 {
         -1

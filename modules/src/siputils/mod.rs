@@ -153,7 +153,10 @@ pub fn is_alphanumex(msg: &mut SipMsg, tval: &str, eset: &str) -> i32 {
     if tval.is_empty() {
         return -2;
     }
-    if tval.chars().all(|c| c.is_ascii_alphanumeric() || eset.contains(c)) {
+    if tval
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || eset.contains(c))
+    {
         1
     } else {
         -3
@@ -178,7 +181,10 @@ pub fn sip_parse_headers(msg: &mut SipMsg) -> i32 {
     } else {
         [HeaderKind::Route, HeaderKind::RecordRoute]
             .into_iter()
-            .find(|k| m.list(*k).any(|v| kemi_runtime::sip::NameAddr::parse(v, k.name()).is_err()))
+            .find(|k| {
+                m.list(*k)
+                    .any(|v| kemi_runtime::sip::NameAddr::parse(v, k.name()).is_err())
+            })
             .map(HeaderKind::name)
     };
     match bad {

@@ -46,13 +46,17 @@ fn with_param(msg: &mut SipMsg, name: &str, test: impl Fn(Option<Param<'_>>) -> 
 /// 1 when the R-URI has parameter `param` without a value (`;lr`), else -1.
 #[kemi(module = "siputils")]
 pub fn uri_param(msg: &mut SipMsg, param: &str) -> i32 {
-    with_param(msg, param, |p| p.is_some_and(|p| p.value.is_none_or(str::is_empty)))
+    with_param(msg, param, |p| {
+        p.is_some_and(|p| p.value.is_none_or(str::is_empty))
+    })
 }
 
 /// 1 when the R-URI has parameter `param` equal to `value` (`;transport=tcp`), else -1.
 #[kemi(module = "siputils")]
 pub fn uri_param_value(msg: &mut SipMsg, param: &str, value: &str) -> i32 {
-    with_param(msg, param, |p| p.is_some_and(|p| p.value.unwrap_or("") == value))
+    with_param(msg, param, |p| {
+        p.is_some_and(|p| p.value.unwrap_or("") == value)
+    })
 }
 
 /// 1 when the R-URI has parameter `param`, with or without a value, else -1.
@@ -124,7 +128,10 @@ pub fn add_uri_param(msg: &mut SipMsg, param: &str) -> i32 {
 #[kemi(module = "siputils")]
 pub fn is_gruu(msg: &mut SipMsg) -> i32 {
     let gr = match ruri(msg) {
-        Ok(u) => u.params.find("gr").map(|p| p.value.is_some_and(|v| !v.is_empty())),
+        Ok(u) => u
+            .params
+            .find("gr")
+            .map(|p| p.value.is_some_and(|v| !v.is_empty())),
         Err(e) => return fail(msg, e),
     };
     match gr {
@@ -142,7 +149,10 @@ mod tests {
     fn removes_one_param_and_keeps_the_rest() {
         let rm = |uri: &str, name: &str| without_param(&Uri::parse(uri).unwrap(), name);
         assert_eq!(rm("sip:a@b;lr;x=1", "LR").as_deref(), Some("sip:a@b;x=1"));
-        assert_eq!(rm("sip:a@b;lr;x=1?h=v", "x").as_deref(), Some("sip:a@b;lr?h=v"));
+        assert_eq!(
+            rm("sip:a@b;lr;x=1?h=v", "x").as_deref(),
+            Some("sip:a@b;lr?h=v")
+        );
         assert_eq!(rm("sip:a@b;lr", "x"), None);
     }
 }

@@ -28,13 +28,47 @@ fn file_write_then_read() {
     let path = dir.join("note.txt");
     let path = path.to_str().unwrap_or_else(|| unreachable!());
     let mut m = msg(INVITE);
-    assert_eq!(i(&mut m, "corex", "file_write", &[Arg::Str(path), Arg::Str("hello\n")]), 1);
-    assert_eq!(x(&mut m, "corex", "file_read", &[Arg::Str(path)]), s("hello\n"));
-    assert_eq!(i(&mut m, "corex", "file_write", &[Arg::Str(path), Arg::Str("again")]), 1);
-    assert_eq!(x(&mut m, "corex", "file_read", &[Arg::Str(path)]), s("again"), "replaced, not appended");
+    assert_eq!(
+        i(
+            &mut m,
+            "corex",
+            "file_write",
+            &[Arg::Str(path), Arg::Str("hello\n")]
+        ),
+        1
+    );
+    assert_eq!(
+        x(&mut m, "corex", "file_read", &[Arg::Str(path)]),
+        s("hello\n")
+    );
+    assert_eq!(
+        i(
+            &mut m,
+            "corex",
+            "file_write",
+            &[Arg::Str(path), Arg::Str("again")]
+        ),
+        1
+    );
+    assert_eq!(
+        x(&mut m, "corex", "file_read", &[Arg::Str(path)]),
+        s("again"),
+        "replaced, not appended"
+    );
     let missing = dir.join("missing/none.txt");
     let missing = missing.to_str().unwrap_or_else(|| unreachable!());
-    assert_eq!(x(&mut m, "corex", "file_read", &[Arg::Str(missing)]), Xval::Null);
-    assert_eq!(i(&mut m, "corex", "file_write", &[Arg::Str(missing), Arg::Str("x")]), -1);
+    assert_eq!(
+        x(&mut m, "corex", "file_read", &[Arg::Str(missing)]),
+        Xval::Null
+    );
+    assert_eq!(
+        i(
+            &mut m,
+            "corex",
+            "file_write",
+            &[Arg::Str(missing), Arg::Str("x")]
+        ),
+        -1
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

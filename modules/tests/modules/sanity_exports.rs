@@ -25,7 +25,12 @@ enum Outcome {
 }
 
 fn check(m: &mut SipMsg, checks: i32, uris: i32) -> Outcome {
-    let ret = i(m, "sanity", "sanity_check", &[Arg::Int(checks), Arg::Int(uris)]);
+    let ret = i(
+        m,
+        "sanity",
+        "sanity_check",
+        &[Arg::Int(checks), Arg::Int(uris)],
+    );
     match (ret, m.outbox.as_slice()) {
         (1, []) => Outcome::Pass,
         (-1, []) => Outcome::Silent,
@@ -54,8 +59,12 @@ fn well_formed_messages_pass_every_check() {
 
 #[test]
 fn request_line_checks() {
-    let unknown = request("OPTIONS", "").replace("sip:proxy.example.com", "soap.beep://192.0.2.103:3002");
-    assert_eq!(outcome_of(&unknown, 2, 1), reply(416, "Unsupported URI Scheme in Request URI"));
+    let unknown =
+        request("OPTIONS", "").replace("sip:proxy.example.com", "soap.beep://192.0.2.103:3002");
+    assert_eq!(
+        outcome_of(&unknown, 2, 1),
+        reply(416, "Unsupported URI Scheme in Request URI")
+    );
     // Through check 1024 the same R-URI is a parse failure, as in Kamailio.
     assert_eq!(outcome_of(&unknown, 1024, 1), reply(400, "Bad Request URI"));
     let tel = request("OPTIONS", "").replace("sip:proxy.example.com", "tel:+15551234");
@@ -65,10 +74,16 @@ fn request_line_checks() {
 #[test]
 fn cseq_checks() {
     let other = request("OPTIONS", "").replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
-    assert_eq!(outcome_of(&other, 32, 0), reply(400, "CSeq method does not match request method"));
+    assert_eq!(
+        outcome_of(&other, 32, 0),
+        reply(400, "CSeq method does not match request method")
+    );
     assert_eq!(outcome_of(&other, 64, 0), Outcome::Pass);
     let big = request("OPTIONS", "").replace("CSeq: 1 OPTIONS", "CSeq: 2147483648 OPTIONS");
-    assert_eq!(outcome_of(&big, 64, 0), reply(400, "CSeq number is illegal"));
+    assert_eq!(
+        outcome_of(&big, 64, 0),
+        reply(400, "CSeq number is illegal")
+    );
     let max = request("OPTIONS", "").replace("CSeq: 1 OPTIONS", "CSeq: 2147483647 OPTIONS");
     assert_eq!(outcome_of(&max, 64, 0), Outcome::Pass);
 }
@@ -95,19 +110,37 @@ fn expires_checks() {
 #[test]
 fn proxy_require_answers_420_with_unsupported() {
     let mut m = msg(&request("OPTIONS", "Proxy-Require: foo, bar\r\n"));
-    assert_eq!(check(&mut m, 512, 0), reply(420, "Bad Proxy Require Extension"));
-    let [Action::Reply(r)] = m.outbox.as_slice() else { unreachable!() };
+    assert_eq!(
+        check(&mut m, 512, 0),
+        reply(420, "Bad Proxy Require Extension")
+    );
+    let [Action::Reply(r)] = m.outbox.as_slice() else {
+        unreachable!()
+    };
     let wire = Message::parse(Bytes::from(r.wire.clone())).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(wire.header_value("Unsupported"), Some("foo"));
-    assert!(m.route.reply_headers.is_empty(), "the header is for this reply only");
+    assert!(
+        m.route.reply_headers.is_empty(),
+        "the header is for this reply only"
+    );
     assert_eq!(outcome_of(&request("OPTIONS", ""), 512, 0), Outcome::Pass);
 }
 
 #[test]
 fn uri_checks_pick_the_uris() {
-    let from = request("OPTIONS", "").replace("<sip:alice@atlanta.example.com>", "<http://www.example.com>");
-    assert_eq!(outcome_of(&from, 1024, 2), reply(400, "Invalid From Header"));
-    assert_eq!(outcome_of(&from, 1024, 1 | 4), Outcome::Pass, "From is not selected");
+    let from = request("OPTIONS", "").replace(
+        "<sip:alice@atlanta.example.com>",
+        "<http://www.example.com>",
+    );
+    assert_eq!(
+        outcome_of(&from, 1024, 2),
+        reply(400, "Invalid From Header")
+    );
+    assert_eq!(
+        outcome_of(&from, 1024, 1 | 4),
+        Outcome::Pass,
+        "From is not selected"
+    );
     let contact = request("REGISTER", "Contact: <mailto:x@y>\r\n");
     assert_eq!(outcome_of(&contact, 1024, 8), reply(400, "Bad Contact URI"));
     let star = request("REGISTER", "Contact: *\r\n");
@@ -118,20 +151,35 @@ fn uri_checks_pick_the_uris() {
 fn credentials_digest_versus_authorization() {
     let digest = "Authorization: Digest username=\"bob\", realm=\"r\", nonce=\"n\", \
                   uri=\"sip:r\", response=\"abc\"\r\n";
-    assert_eq!(outcome_of(&request("REGISTER", digest), 2048 | 8192, 0), Outcome::Pass);
-    let other = request("REGISTER", "Authorization: NoOneKnowsThisScheme opaque-data=here\r\n");
+    assert_eq!(
+        outcome_of(&request("REGISTER", digest), 2048 | 8192, 0),
+        Outcome::Pass
+    );
+    let other = request(
+        "REGISTER",
+        "Authorization: NoOneKnowsThisScheme opaque-data=here\r\n",
+    );
     assert_eq!(outcome_of(&other, 2048, 0), Outcome::Silent);
     assert_eq!(outcome_of(&other, 8192, 0), Outcome::Pass);
     let empty_user = request("REGISTER", &digest.replace("\"bob\"", "\"\""));
-    assert_eq!(outcome_of(&empty_user, 8192, 0), reply(400, "Auth Empty User"));
+    assert_eq!(
+        outcome_of(&empty_user, 8192, 0),
+        reply(400, "Auth Empty User")
+    );
     let incomplete = request("REGISTER", &digest.replace("realm=\"r\", ", ""));
-    assert_eq!(outcome_of(&incomplete, 2048, 0), reply(400, "Bad Auth Credentials"));
+    assert_eq!(
+        outcome_of(&incomplete, 2048, 0),
+        reply(400, "Bad Auth Credentials")
+    );
 }
 
 #[test]
 fn duplicate_tags_and_rfc3261() {
     let dup = request("BYE", "").replace("tag=1", "tag=1;tag=2");
-    assert_eq!(outcome_of(&dup, 4096, 0), reply(400, "Many From Tag Params"));
+    assert_eq!(
+        outcome_of(&dup, 4096, 0),
+        reply(400, "Many From Tag Params")
+    );
     let rr = request("BYE", "Route: <sip:p1.example.com>\r\n");
     assert_eq!(outcome_of(&rr, 32768, 0), Outcome::Silent);
     let lr = request("BYE", "Route: <sip:p1.example.com;lr>\r\n");
@@ -152,7 +200,11 @@ fn never_answers_ack_or_replies() {
 #[test]
 fn defaults_and_sanity_reply() {
     let mut m = msg(&request("OPTIONS", "Proxy-Require: foo\r\n"));
-    assert_eq!(i(&mut m, "sanity", "sanity_check_defaults", &[]), -1, "3047 includes 512");
+    assert_eq!(
+        i(&mut m, "sanity", "sanity_check_defaults", &[]),
+        -1,
+        "3047 includes 512"
+    );
     assert_eq!(m.outbox.len(), 1);
     // Without `noreply` the reply went out already; sanity_reply does nothing more.
     assert_eq!(i(&mut m, "sanity", "sanity_reply", &[]), 1);
@@ -182,11 +234,18 @@ fn kamailio(cell: &str) -> Option<Outcome> {
         Some(Outcome::Pass)
     } else if cell.starts_with("no reply: core drop") {
         None
-    } else if cell.starts_with("no reply: sanity_check false") || cell.starts_with("reply_route: sanity FAIL") {
+    } else if cell.starts_with("no reply: sanity_check false")
+        || cell.starts_with("reply_route: sanity FAIL")
+    {
         Some(Outcome::Silent)
     } else {
-        let (code, reason) = cell.split_once(' ').unwrap_or_else(|| panic!("odd cell {cell}"));
-        Some(reply(code.parse().unwrap_or_else(|e| panic!("{cell}: {e}")), reason))
+        let (code, reason) = cell
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("odd cell {cell}"));
+        Some(reply(
+            code.parse().unwrap_or_else(|e| panic!("{cell}: {e}")),
+            reason,
+        ))
     }
 }
 
@@ -208,12 +267,17 @@ fn corpus_matches_kamailio_except_documented_differences() {
         let (Some(file), Some(cell)) = (cols.next(), cols.next()) else {
             continue;
         };
-        let bytes = std::fs::read(corpus_dir().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let bytes =
+            std::fs::read(corpus_dir().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         let Ok(message) = Message::parse(Bytes::from(bytes)) else {
             continue;
         };
         // Kamailio's cfg ran the stock request mask, and 17604/6 in its reply route.
-        let (checks, uris) = if message.is_request() { (STOCK, 7) } else { (17604, 6) };
+        let (checks, uris) = if message.is_request() {
+            (STOCK, 7)
+        } else {
+            (17604, 6)
+        };
         let mut m = SipMsg::new(message, RecvInfo::default(), Arc::new(RouteEnv::default()));
         let ours = check(&mut m, checks, uris);
         let theirs = kamailio(cell);
@@ -226,9 +290,17 @@ fn corpus_matches_kamailio_except_documented_differences() {
             None => Some(ours.clone()) == theirs || (theirs.is_none() && ours == Outcome::Silent),
         };
         if !ok {
-            mismatches.push(format!("{file}: sipd {}, kamailio {}", show(&Some(ours)), show(&theirs)));
+            mismatches.push(format!(
+                "{file}: sipd {}, kamailio {}",
+                show(&Some(ours)),
+                show(&theirs)
+            ));
         }
     }
     assert!(compared > 40, "only {compared} corpus files parsed");
-    assert!(mismatches.is_empty(), "undocumented differences:\n{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "undocumented differences:\n{}",
+        mismatches.join("\n")
+    );
 }

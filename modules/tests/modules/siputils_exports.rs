@@ -23,11 +23,22 @@ fn message_kind_and_to_tag() {
 fn first_hop() {
     // INVITE carries two Via values: not from the first hop.
     assert_eq!(i(&mut msg(INVITE), "siputils", "is_first_hop", &[]), -1);
-    assert_eq!(i(&mut msg(&request("OPTIONS", "")), "siputils", "is_first_hop", &[]), 1);
+    assert_eq!(
+        i(
+            &mut msg(&request("OPTIONS", "")),
+            "siputils",
+            "is_first_hop",
+            &[]
+        ),
+        1
+    );
     // A reply without Record-Route is from the first hop; one whose top Record-Route is this
     // proxy is too, unless it came from the proxy's own address.
     assert_eq!(i(&mut msg(RINGING), "siputils", "is_first_hop", &[]), 1);
-    let rr = RINGING.replace("Content-Length", "Record-Route: <sip:198.51.100.1;lr>\r\nContent-Length");
+    let rr = RINGING.replace(
+        "Content-Length",
+        "Record-Route: <sip:198.51.100.1;lr>\r\nContent-Length",
+    );
     assert_eq!(i(&mut msg(&rr), "siputils", "is_first_hop", &[]), 1);
     let mut looped = msg_from(&rr, Proto::Udp, "198.51.100.1:5060");
     assert_eq!(i(&mut looped, "siputils", "is_first_hop", &[]), -1);
@@ -54,7 +65,14 @@ fn classifiers() {
     assert_eq!(one("is_uri", "http://example.com"), -1);
     assert_eq!(one("is_uri", "bob@example.com"), -1);
     let mut m = msg(INVITE);
-    let ex = |m: &mut _, v: &str, set: &str| i(m, "siputils", "is_alphanumex", &[Arg::Str(v), Arg::Str(set)]);
+    let ex = |m: &mut _, v: &str, set: &str| {
+        i(
+            m,
+            "siputils",
+            "is_alphanumex",
+            &[Arg::Str(v), Arg::Str(set)],
+        )
+    };
     assert_eq!(ex(&mut m, "ab-9_x", "-_"), 1);
     assert_eq!(ex(&mut m, "ab-9.x", "-_"), -3);
 }
@@ -63,18 +81,42 @@ fn classifiers() {
 fn ruri_params() {
     let mut m = msg(INVITE); // R-URI: sip:bob@example.com:5080;transport=udp
     let p = |m: &mut _, f: &str, a: &[Arg<'_>]| i(m, "siputils", f, a);
-    assert_eq!(p(&mut m, "uri_param_value", &[Arg::Str("TRANSPORT"), Arg::Str("udp")]), 1);
-    assert_eq!(p(&mut m, "uri_param_value", &[Arg::Str("transport"), Arg::Str("tcp")]), -1);
-    assert_eq!(p(&mut m, "uri_param", &[Arg::Str("transport")]), -1, "it has a value");
+    assert_eq!(
+        p(
+            &mut m,
+            "uri_param_value",
+            &[Arg::Str("TRANSPORT"), Arg::Str("udp")]
+        ),
+        1
+    );
+    assert_eq!(
+        p(
+            &mut m,
+            "uri_param_value",
+            &[Arg::Str("transport"), Arg::Str("tcp")]
+        ),
+        -1
+    );
+    assert_eq!(
+        p(&mut m, "uri_param", &[Arg::Str("transport")]),
+        -1,
+        "it has a value"
+    );
     assert_eq!(p(&mut m, "uri_param_any", &[Arg::Str("transport")]), 1);
     assert_eq!(p(&mut m, "add_uri_param", &[Arg::Str("lr")]), 1);
-    assert_eq!(pv(&mut m, "$ru"), s("sip:bob@example.com:5080;transport=udp;lr"));
+    assert_eq!(
+        pv(&mut m, "$ru"),
+        s("sip:bob@example.com:5080;transport=udp;lr")
+    );
     assert_eq!(p(&mut m, "uri_param", &[Arg::Str("lr")]), 1);
     assert_eq!(p(&mut m, "uri_param_rm", &[Arg::Str("transport")]), 1);
     assert_eq!(pv(&mut m, "$ru"), s("sip:bob@example.com:5080;lr"));
     assert_eq!(p(&mut m, "uri_param_rm", &[Arg::Str("nothere")]), 1);
     assert_eq!(p(&mut m, "is_gruu", &[]), -1);
-    assert_eq!(p(&mut m, "add_uri_param", &[Arg::Str("gr=urn:uuid:f81d4fae")]), 1);
+    assert_eq!(
+        p(&mut m, "add_uri_param", &[Arg::Str("gr=urn:uuid:f81d4fae")]),
+        1
+    );
     assert_eq!(p(&mut m, "is_gruu", &[]), 1);
     // Replies have no R-URI.
     assert_eq!(p(&mut msg(RINGING), "uri_param_any", &[Arg::Str("lr")]), -1);
@@ -94,16 +136,67 @@ fn comparisons() {
     let mut m = msg(INVITE);
     let mut cmp = |f: &str, a: &str, b: &str| i(&mut m, "siputils", f, &[Arg::Str(a), Arg::Str(b)]);
     // RFC 3261 19.1.4 examples.
-    assert_eq!(cmp("cmp_uri", "sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"), 1);
-    assert_eq!(cmp("cmp_uri", "sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"), 1);
-    assert_eq!(cmp("cmp_uri", "sip:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"), -1);
-    assert_eq!(cmp("cmp_uri", "sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"), -1);
-    assert_eq!(cmp("cmp_uri", "sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"), -1);
-    assert_eq!(cmp("cmp_uri", "sip:carol@chicago.com;security=on", "sip:carol@chicago.com;security=off"), -1);
+    assert_eq!(
+        cmp(
+            "cmp_uri",
+            "sip:%61lice@atlanta.com;transport=TCP",
+            "sip:alice@AtLanTa.CoM;Transport=tcp"
+        ),
+        1
+    );
+    assert_eq!(
+        cmp(
+            "cmp_uri",
+            "sip:carol@chicago.com",
+            "sip:carol@chicago.com;newparam=5"
+        ),
+        1
+    );
+    assert_eq!(
+        cmp(
+            "cmp_uri",
+            "sip:ALICE@AtLanTa.CoM;Transport=udp",
+            "sip:alice@AtLanTa.CoM;Transport=UDP"
+        ),
+        -1
+    );
+    assert_eq!(
+        cmp("cmp_uri", "sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"),
+        -1
+    );
+    assert_eq!(
+        cmp(
+            "cmp_uri",
+            "sip:bob@biloxi.com",
+            "sip:bob@biloxi.com;transport=udp"
+        ),
+        -1
+    );
+    assert_eq!(
+        cmp(
+            "cmp_uri",
+            "sip:carol@chicago.com;security=on",
+            "sip:carol@chicago.com;security=off"
+        ),
+        -1
+    );
     assert_eq!(cmp("cmp_uri", "sip:bob@biloxi.com", "nonsense"), -2);
-    assert_eq!(cmp("cmp_aor", "sip:bob@biloxi.com", "sip:bob@BILOXI.com:5060;transport=tcp"), 1);
-    assert_eq!(cmp("cmp_aor", "sip:bob@biloxi.com", "sips:bob@biloxi.com"), -1);
-    assert_eq!(cmp("cmp_aor", "sip:bob@biloxi.com", "sip:Bob@biloxi.com"), -1);
+    assert_eq!(
+        cmp(
+            "cmp_aor",
+            "sip:bob@biloxi.com",
+            "sip:bob@BILOXI.com:5060;transport=tcp"
+        ),
+        1
+    );
+    assert_eq!(
+        cmp("cmp_aor", "sip:bob@biloxi.com", "sips:bob@biloxi.com"),
+        -1
+    );
+    assert_eq!(
+        cmp("cmp_aor", "sip:bob@biloxi.com", "sip:Bob@biloxi.com"),
+        -1
+    );
     assert_eq!(cmp("cmp_hdr_name", "v", "VIA"), 1);
     assert_eq!(cmp("cmp_hdr_name", "X-Foo", "x-foo"), 1);
     assert_eq!(cmp("cmp_hdr_name", "f", "To"), -1);
