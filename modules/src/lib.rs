@@ -32,5 +32,7 @@ mod view;
 /// The modules this crate provides.
 pub static MODULES: ModuleSet = ModuleSet {
     crate_name: "modules",
-    modules: &["", "pv", "hdr", "sl", "maxfwd", "xlog", "kx", "siputils", "sanity", "corex", "textops"],
+    modules: &[
+        "", "pv", "hdr", "sl", "maxfwd", "xlog", "kx", "siputils", "sanity", "corex", "textops",
+    ],
 };
