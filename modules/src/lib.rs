@@ -7,6 +7,13 @@
 //! - [`hdr`]: `KSR.hdr.*`: header reads and header edits (lumps).
 //! - [`sl`]: `KSR.sl.*`: stateless replies.
 //! - [`maxfwd`]: `KSR.maxfwd.*`: Max-Forwards processing.
+//! - [`siputils`]: `KSR.siputils.*`: message tests (`has_totag`, `is_first_hop`, ...) and URI
+//!   parameter helpers.
+//! - [`sanity`]: `KSR.sanity.*`: Kamailio's sanity checks, with their replies.
+//! - [`corex`]: `KSR.corex.*`: `has_ruri_user`, `has_user_agent`, file helpers.
+//! - [`xlog`]: `KSR.xlog.*`: logging with `$pv` interpolation.
+//! - [`kx`]: `KSR.kx.*`: the fast getters of Kamailio's `kemix`.
+//! - [`textops`]: `KSR.textops.*`: regex searches and edits of headers, string tests.
 //!
 //! Hosts pass [`MODULES`] to [`kemi_runtime::ExportTable::build`]; naming it links this crate.
 //! Exports never touch the network: replies are queued in `SipMsg::outbox`, header changes in
