@@ -8,7 +8,8 @@
 //! Adding a language means one new sub-module implementing [`Engine`], one [`EngineKind`]
 //! variant, and one arm in [`load`]. Nothing else here knows about Lua.
 //!
-//! What lives elsewhere: error types are in [`error`]; the Lua engine is in [`lua`].
+//! What lives elsewhere: error types are in [`error`]; the Lua engine is in [`lua`]; the Python
+//! engine (feature `python`) is in `python`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +18,8 @@ use crate::{ExportTable, SipMsg};
 
 pub mod error;
 pub mod lua;
+#[cfg(feature = "python")]
+pub mod python;
 
 pub use error::{LoadError, ScriptError};
 
@@ -36,16 +39,19 @@ pub const EXIT_MARKER: &str = "~~ksr~exit~~";
 pub enum EngineKind {
     /// Lua 5.4 (Kamailio's `app_lua`).
     Lua,
+    /// CPython 3 (Kamailio's `app_python3` and `app_python3s`), scripts ending in `.py`.
+    Python,
 }
 
 impl EngineKind {
     /// Every kind, for listings.
-    pub const ALL: [EngineKind; 1] = [EngineKind::Lua];
+    pub const ALL: [EngineKind; 2] = [EngineKind::Lua, EngineKind::Python];
 
     /// The engine name as in Kamailio's `cfgengine` (`"lua"`).
     pub const fn name(self) -> &'static str {
         match self {
             EngineKind::Lua => "lua",
+            EngineKind::Python => "python",
         }
     }
 
@@ -61,6 +67,8 @@ impl EngineKind {
         let ext = ext.strip_prefix('.').unwrap_or(ext);
         if ext.eq_ignore_ascii_case("lua") {
             Some(EngineKind::Lua)
+        } else if ext.eq_ignore_ascii_case("py") {
+            Some(EngineKind::Python)
         } else {
             None
         }
@@ -136,5 +144,16 @@ pub fn load(
 ) -> Result<Box<dyn Engine>, LoadError> {
     match kind {
         EngineKind::Lua => Ok(Box::new(lua::LuaEngine::load(path, table)?)),
+        #[cfg(feature = "python")]
+        EngineKind::Python => Ok(Box::new(python::PythonEngine::load(
+            path,
+            table,
+            python::PythonOptions::default(),
+        )?)),
+        #[cfg(not(feature = "python"))]
+        EngineKind::Python => Err(LoadError::new(
+            path,
+            "this build has no Python engine (cargo feature `python` of kemi-runtime)",
+        )),
     }
 }

@@ -1,0 +1,686 @@
+//! The Python engine against real scripts (`tests/scripts/py_*.py`) in embedded CPython, in both
+//! Kamailio styles, with test exports defined here: KSR call semantics (strict types, results),
+//! modf, exit by `sys.exit()`, drop, the `msg` object, loading and reloading, error containment,
+//! and two engines on two threads.
+#![cfg(feature = "python")]
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use kemi_runtime::engine::python::{PythonEngine, PythonOptions, PythonStyle};
+use kemi_runtime::engine::{self, Engine, EngineKind, RunOutcome, REPLY_ROUTE, REQUEST_ROUTE};
+use kemi_runtime::msg::{Action, LogLevel, LogRecord, Reply, VarValue};
+use kemi_runtime::sip::HeaderEdit;
+use kemi_runtime::table::{Enabled, ModuleSet};
+use kemi_runtime::{kemi, ExportTable, SipMsg, Xval};
+
+static TEST_MODULES: ModuleSet = ModuleSet {
+    crate_name: "py_engine_test",
+    modules: &["", "pv", "hdr", "sl", "t", "opt"],
+};
+
+// --- core test exports -------------------------------------------------------------------
+
+/// Log at info level (NONE result, one param).
+#[kemi(name = "info")]
+fn info(msg: &mut SipMsg, text: &str) {
+    msg.log(LogLevel::Info, text);
+}
+
+/// Mark the message dropped (NONE result, no params).
+#[kemi(name = "set_drop")]
+fn set_drop(msg: &mut SipMsg) {
+    msg.route.drop = true;
+}
+
+/// Rewrite the R-URI.
+#[kemi(name = "setruri")]
+fn setruri(msg: &mut SipMsg, uri: &str) -> bool {
+    msg.route.new_ruri = Some(uri.to_owned());
+    true
+}
+
+/// Set a script flag.
+#[kemi(name = "setsflag")]
+fn setsflag(msg: &mut SipMsg, flag: i32) -> bool {
+    match u32::try_from(flag) {
+        Ok(f) if f < 64 => {
+            msg.route.sflags |= 1 << f;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Test a script flag.
+#[kemi(name = "issflagset")]
+fn issflagset(msg: &mut SipMsg, flag: i32) -> bool {
+    u32::try_from(flag).is_ok_and(|f| f < 64 && msg.route.sflags & (1 << f) != 0)
+}
+
+// --- pv, hdr, sl (small stand-ins for the real modules) --------------------------------------
+
+/// Store a string variable (the name as given).
+#[kemi(module = "pv", name = "sets")]
+fn pv_sets(msg: &mut SipMsg, name: &str, value: &str) -> bool {
+    msg.vars
+        .insert(name.to_owned(), VarValue::Str(value.to_owned()));
+    true
+}
+
+/// A variable's value, or null.
+#[kemi(module = "pv", name = "get")]
+fn pv_get(msg: &mut SipMsg, name: &str) -> Xval {
+    match msg.vars.get(name) {
+        Some(VarValue::Str(s)) => Xval::str(s.as_str()),
+        Some(VarValue::Int(n)) => Xval::Long(*n),
+        None => Xval::Null,
+    }
+}
+
+/// Append a header line.
+#[kemi(module = "hdr", name = "append")]
+fn hdr_append(msg: &mut SipMsg, line: &str) -> i32 {
+    msg.route.edits.push(HeaderEdit::Append(line.to_owned()));
+    1
+}
+
+/// Record a reply (no wire bytes).
+#[kemi(module = "sl", name = "send_reply")]
+fn sl_send_reply(msg: &mut SipMsg, code: i32, reason: &str) -> i32 {
+    match u16::try_from(code) {
+        Ok(code) => {
+            msg.outbox.push(Action::Reply(Reply {
+                code,
+                reason: reason.to_owned(),
+                wire: Vec::new(),
+            }));
+            1
+        }
+        Err(_) => -1,
+    }
+}
+
+// --- module `t` ----------------------------------------------------------------------------
+
+/// Always -1 (an int "false" that is truthy in Python).
+#[kemi(module = "t", name = "neg")]
+fn neg(_msg: &mut SipMsg) -> i32 {
+    -1
+}
+
+/// Shadowed by the core `info` for `KSR.x.modf`.
+#[kemi(module = "t", name = "info")]
+fn t_info(_msg: &mut SipMsg) -> i32 {
+    -7
+}
+
+/// Always true.
+#[kemi(module = "t", name = "is_a")]
+fn is_a(_msg: &mut SipMsg) -> bool {
+    true
+}
+
+/// Always false.
+#[kemi(module = "t", name = "is_not")]
+fn is_not(_msg: &mut SipMsg) -> bool {
+    false
+}
+
+/// Its argument.
+#[kemi(module = "t", name = "echo_int")]
+fn echo_int(_msg: &mut SipMsg, n: i32) -> i32 {
+    n
+}
+
+/// Its argument, as a string value.
+#[kemi(module = "t", name = "echo_str")]
+fn echo_str(_msg: &mut SipMsg, s: &str) -> Xval {
+    Xval::str(s)
+}
+
+/// Byte length of its argument.
+#[kemi(module = "t", name = "strlen")]
+fn strlen(_msg: &mut SipMsg, s: &str) -> i32 {
+    i32::try_from(s.len()).unwrap_or(i32::MAX)
+}
+
+/// Its long argument as a long value.
+#[kemi(module = "t", name = "echo_long")]
+fn echo_long(_msg: &mut SipMsg, _name: &str, n: i64) -> Xval {
+    Xval::Long(n)
+}
+
+/// `s/n`.
+#[kemi(module = "t", name = "mix")]
+fn mix(_msg: &mut SipMsg, s: &str, n: i32) -> Xval {
+    Xval::Str(format!("{s}/{n}"))
+}
+
+/// Six strings concatenated.
+#[kemi(module = "t", name = "concat6")]
+fn concat6(_msg: &mut SipMsg, a: &str, b: &str, c: &str, d: &str, e: &str, f: &str) -> Xval {
+    Xval::Str([a, b, c, d, e, f].concat())
+}
+
+/// Null.
+#[kemi(module = "t", name = "xnull")]
+fn xnull(_msg: &mut SipMsg) -> Xval {
+    Xval::Null
+}
+
+/// No value.
+#[kemi(module = "t", name = "xnone")]
+fn xnone(_msg: &mut SipMsg) -> Xval {
+    Xval::None
+}
+
+/// A long beyond 32 bits.
+#[kemi(module = "t", name = "xlong")]
+fn xlong(_msg: &mut SipMsg) -> Xval {
+    Xval::Long(5_000_000_000)
+}
+
+/// An xval int.
+#[kemi(module = "t", name = "xint")]
+fn xint(_msg: &mut SipMsg) -> Xval {
+    Xval::Int(7)
+}
+
+/// An xval bool.
+#[kemi(module = "t", name = "xbool")]
+fn xbool(_msg: &mut SipMsg) -> Xval {
+    Xval::Bool(true)
+}
+
+/// An array (unsupported in Python).
+#[kemi(module = "t", name = "xarr")]
+fn xarr(_msg: &mut SipMsg) -> Xval {
+    Xval::Array(vec![Xval::Int(1)])
+}
+
+/// A dict (unsupported in Python).
+#[kemi(module = "t", name = "xdict")]
+fn xdict(_msg: &mut SipMsg) -> Xval {
+    Xval::Dict(vec![("a".into(), Xval::Int(1))])
+}
+
+/// Panics: a bug in an export must not take the worker down.
+#[kemi(module = "t", name = "boom")]
+fn boom(_msg: &mut SipMsg) -> i32 {
+    panic!("boom")
+}
+
+// --- module `opt` (disabled in some tables) --------------------------------------------------
+
+/// Always 1.
+#[kemi(module = "opt", name = "f")]
+fn opt_f(_msg: &mut SipMsg) -> i32 {
+    1
+}
+
+// --- helpers ---------------------------------------------------------------------------------
+
+fn table(enabled: Enabled) -> Arc<ExportTable> {
+    let table = ExportTable::build(
+        &kemi_runtime::__private::KEMI_EXPORTS,
+        &[&TEST_MODULES],
+        &enabled,
+    );
+    Arc::new(table.expect("test export table"))
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scripts")
+        .join(name)
+}
+
+fn load(name: &str) -> Box<dyn Engine> {
+    engine::load(EngineKind::Python, &script(name), table(Enabled::All))
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+fn load_with(name: &str, style: PythonStyle) -> Result<PythonEngine, engine::LoadError> {
+    PythonEngine::load(
+        &script(name),
+        table(Enabled::All),
+        PythonOptions {
+            style,
+            ..PythonOptions::default()
+        },
+    )
+}
+
+fn msg() -> SipMsg {
+    let raw = b"OPTIONS sip:alice@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK1\r\nFrom: <sip:b@127.0.0.1>;tag=1\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    let message = kemi_runtime::sip::Message::parse(bytes::Bytes::from_static(raw)).expect("parse");
+    let mut msg = SipMsg::new(message, Default::default(), Default::default());
+    msg.captured_logs = Some(Vec::new());
+    msg
+}
+
+fn reply_msg() -> SipMsg {
+    let raw = b"SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK1\r\nFrom: <sip:b@127.0.0.1>;tag=1\r\nTo: <sip:alice@127.0.0.1>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    let message = kemi_runtime::sip::Message::parse(bytes::Bytes::from_static(raw)).expect("parse");
+    let mut msg = SipMsg::new(message, Default::default(), Default::default());
+    msg.captured_logs = Some(Vec::new());
+    msg
+}
+
+fn logs(msg: &SipMsg) -> Vec<String> {
+    msg.captured_logs
+        .iter()
+        .flatten()
+        .map(|r: &LogRecord| r.text.clone())
+        .collect()
+}
+
+/// 1-based line of the first line of script `name` containing `needle`.
+fn line_of(name: &str, needle: &str) -> u32 {
+    let text = std::fs::read_to_string(script(name)).expect("read script");
+    let idx = text
+        .lines()
+        .position(|l| l.contains(needle))
+        .expect("needle in script");
+    u32::try_from(idx + 1).expect("small")
+}
+
+/// Run `callback` and require a normal return (a failed Python-side check is an error).
+fn run_ok(engine: &mut dyn Engine, callback: &str) -> SipMsg {
+    let mut m = msg();
+    match engine.run(callback, &mut m, None) {
+        Ok(RunOutcome::Returned) => m,
+        other => panic!("{callback}: {other:?}"),
+    }
+}
+
+// --- loading and styles ---------------------------------------------------------------------
+
+#[test]
+fn kind_is_picked_by_name_and_extension() {
+    assert_eq!(EngineKind::from_name("Python"), Some(EngineKind::Python));
+    assert_eq!(
+        EngineKind::from_path(Path::new("route.py")),
+        Some(EngineKind::Python)
+    );
+    assert_eq!(EngineKind::Python.name(), "python");
+}
+
+#[test]
+fn styles_are_detected_and_can_be_forced() {
+    let class = load_with("py_class.py", PythonStyle::Auto).expect("load");
+    assert_eq!(class.style(), PythonStyle::Class);
+    let plain = load_with("py_plain.py", PythonStyle::Auto).expect("load");
+    assert_eq!(plain.style(), PythonStyle::Plain);
+
+    // Forcing plain style on a class-style script: its module has no ksr_request_route.
+    let err = load_with("py_class.py", PythonStyle::Plain).expect_err("no module-level route");
+    assert!(err.cause.contains("ksr_request_route"), "{err}");
+    // Forcing class style on a plain script: no mod_init.
+    let err = load_with("py_plain.py", PythonStyle::Class).expect_err("no mod_init");
+    assert!(err.cause.contains("mod_init"), "{err}");
+}
+
+#[test]
+fn ksr_calls_work_at_load_time_with_a_faked_message() {
+    run_ok(&mut *load("py_class.py"), "test_load_time");
+    run_ok(&mut *load("py_plain.py"), "test_basics");
+}
+
+#[test]
+fn syntax_error_names_file_and_line() {
+    let path = script("py_syntax_error.py");
+    let err = engine::load(EngineKind::Python, &path, table(Enabled::All)).expect_err("syntax");
+    assert_eq!(err.file, path);
+    assert_eq!(err.line, Some(line_of("py_syntax_error.py", "def broken(")));
+    assert!(err.cause.starts_with("SyntaxError"), "{err}");
+}
+
+#[test]
+fn exception_at_top_level_names_the_script_line() {
+    let err = engine::load(
+        EngineKind::Python,
+        &script("py_toplevel_error.py"),
+        table(Enabled::All),
+    )
+    .expect_err("KeyError at load");
+    // The innermost frame in the script: inside helper().
+    assert_eq!(
+        err.line,
+        Some(line_of("py_toplevel_error.py", "return {}[\"missing\"]"))
+    );
+    assert!(err.cause.starts_with("KeyError"), "{err}");
+}
+
+#[test]
+fn missing_request_route_fails_to_load() {
+    let err = engine::load(
+        EngineKind::Python,
+        &script("py_no_request_route.py"),
+        table(Enabled::All),
+    )
+    .expect_err("no request route");
+    assert!(
+        err.cause.contains("ksr_request_route is not defined"),
+        "{err}"
+    );
+    let err = engine::load(
+        EngineKind::Python,
+        &script("py_mod_init_none.py"),
+        table(Enabled::All),
+    )
+    .expect_err("mod_init returned None");
+    assert!(err.cause.contains("returned None"), "{err}");
+    let err = engine::load(
+        EngineKind::Python,
+        &script("does_not_exist.py"),
+        table(Enabled::All),
+    )
+    .expect_err("missing file");
+    assert!(err.cause.contains("cannot read"), "{err}");
+}
+
+// --- routing ----------------------------------------------------------------------------------
+
+#[test]
+fn class_style_request_reply_and_edits() {
+    let mut engine = load("py_class.py");
+    assert!(engine.has_callback(REQUEST_ROUTE));
+    assert!(engine.has_callback(REPLY_ROUTE));
+    assert!(!engine.has_callback(engine::ONSEND_ROUTE));
+
+    let m = run_ok(&mut *engine, REQUEST_ROUTE);
+    assert_eq!(logs(&m), ["request OPTIONS sip:alice@127.0.0.1"]);
+    assert_eq!(
+        m.route.edits,
+        [HeaderEdit::Append("X-Python: class\r\n".into())]
+    );
+    assert!(
+        matches!(&m.outbox[..], [Action::Reply(r)] if r.code == 200 && r.reason == "OK from Python")
+    );
+    assert_eq!(m.vars.get("$var(seen)"), Some(&VarValue::Str("yes".into())));
+
+    let mut r = reply_msg();
+    assert_eq!(
+        engine.run(REPLY_ROUTE, &mut r, None),
+        Ok(RunOutcome::Returned)
+    );
+    assert_eq!(logs(&r), ["reply 486"]);
+
+    // Missing onsend: silently skipped.
+    let mut m = msg();
+    assert_eq!(
+        engine.run(engine::ONSEND_ROUTE, &mut m, None),
+        Ok(RunOutcome::Missing)
+    );
+}
+
+#[test]
+fn plain_style_request_and_onsend() {
+    let mut engine = load("py_plain.py");
+    let m = run_ok(&mut *engine, REQUEST_ROUTE);
+    assert_eq!(logs(&m), ["plain request"]);
+    assert_eq!(
+        m.route.edits,
+        [HeaderEdit::Append("X-Python: plain\r\n".into())]
+    );
+    assert!(matches!(&m.outbox[..], [Action::Reply(r)] if r.code == 404));
+    let m = run_ok(&mut *engine, engine::ONSEND_ROUTE);
+    assert_eq!(logs(&m), ["onsend"]);
+    let mut r = reply_msg();
+    assert_eq!(
+        engine.run(REPLY_ROUTE, &mut r, None),
+        Ok(RunOutcome::Missing)
+    );
+}
+
+#[test]
+fn tm_and_event_callbacks_in_both_styles() {
+    let mut class = load("py_class.py");
+    let mut m = msg();
+    assert_eq!(
+        class.run("ksr_failure_one", &mut m, None),
+        Ok(RunOutcome::Returned)
+    );
+    assert_eq!(
+        class.run("ksr_event", &mut m, Some("htable:mod-init")),
+        Ok(RunOutcome::Returned)
+    );
+    assert_eq!(logs(&m), ["failure OPTIONS", "event htable:mod-init"]);
+    // A missing tm callback: logged as an error in class style, and skipped.
+    assert_eq!(
+        class.run("ksr_missing", &mut m, None),
+        Ok(RunOutcome::Missing)
+    );
+
+    let mut plain = load("py_plain.py");
+    let mut m = msg();
+    assert_eq!(
+        plain.run("ksr_event", &mut m, Some("dispatcher:dst-up")),
+        Ok(RunOutcome::Returned)
+    );
+    assert_eq!(logs(&m), ["event dispatcher:dst-up"]);
+    assert_eq!(
+        plain.run("ksr_missing", &mut m, None),
+        Ok(RunOutcome::Missing)
+    );
+}
+
+// --- call semantics ---------------------------------------------------------------------------
+
+#[test]
+fn module_shape() {
+    run_ok(&mut *load("py_class.py"), "test_module_shape");
+}
+
+#[test]
+fn int_and_bool_results_stay_distinct() {
+    run_ok(&mut *load("py_class.py"), "test_int_vs_bool");
+}
+
+#[test]
+fn none_results_are_int_zero() {
+    let m = run_ok(&mut *load("py_class.py"), "test_none_results");
+    assert!(m.route.drop, "set_drop ran");
+    assert_eq!(logs(&m), ["x"]);
+}
+
+#[test]
+fn xval_results_convert() {
+    run_ok(&mut *load("py_class.py"), "test_xval");
+}
+
+#[test]
+fn strict_argument_types_and_counts() {
+    run_ok(&mut *load("py_class.py"), "test_args");
+}
+
+#[test]
+fn modf_runs_exports_by_name() {
+    let m = run_ok(&mut *load("py_class.py"), "test_modf");
+    assert_eq!(logs(&m), ["via modf"]);
+}
+
+#[test]
+fn msg_object_reads_the_current_message() {
+    run_ok(&mut *load("py_class.py"), "test_msg");
+}
+
+#[test]
+fn sflags_reset_for_the_run_and_restored() {
+    let mut engine = load("py_class.py");
+    let mut m = msg();
+    m.route.sflags = 1 << 9;
+    assert_eq!(
+        engine.run("test_sflags", &mut m, None),
+        Ok(RunOutcome::Returned)
+    );
+    assert_eq!(m.route.sflags, 1 << 9);
+}
+
+#[test]
+fn disabled_module_is_absent() {
+    let mut all = load("py_plain.py");
+    let mut m = msg();
+    assert_eq!(
+        all.run("test_optional", &mut m, Some("present")),
+        Ok(RunOutcome::Returned)
+    );
+    let only_t = table(Enabled::Only(vec!["t".into(), "sl".into()]));
+    let mut some = engine::load(EngineKind::Python, &script("py_plain.py"), only_t).expect("load");
+    let mut m = msg();
+    assert_eq!(
+        some.run("test_optional", &mut m, Some("absent")),
+        Ok(RunOutcome::Returned)
+    );
+}
+
+// --- exit, drop, errors -----------------------------------------------------------------------
+
+#[test]
+fn sys_exit_ends_the_run_normally() {
+    let mut engine = load("py_class.py");
+    let mut m = msg();
+    assert_eq!(
+        engine.run("test_exit", &mut m, None),
+        Ok(RunOutcome::Exited)
+    );
+    assert_eq!(logs(&m), ["before exit"]);
+
+    let mut m = msg();
+    assert_eq!(
+        engine.run("test_builtin_exit", &mut m, None),
+        Ok(RunOutcome::Exited)
+    );
+    assert_eq!(logs(&m), ["before exit()"]);
+
+    let mut plain = load("py_plain.py");
+    let mut m = msg();
+    assert_eq!(plain.run("test_exit", &mut m, None), Ok(RunOutcome::Exited));
+    assert_eq!(logs(&m), ["plain before exit"]);
+    // The engine (and the process) go on.
+    run_ok(&mut *plain, REQUEST_ROUTE);
+}
+
+#[test]
+fn set_drop_then_return() {
+    let mut engine = load("py_class.py");
+    let mut m = msg();
+    assert_eq!(
+        engine.run("test_drop", &mut m, None),
+        Ok(RunOutcome::Returned)
+    );
+    assert!(m.route.drop);
+}
+
+#[test]
+fn exception_is_contained_with_its_line() {
+    let mut engine = load("py_class.py");
+    let mut m = msg();
+    let err = engine
+        .run("test_raise", &mut m, None)
+        .expect_err("ZeroDivisionError");
+    assert!(
+        err.message.starts_with("ZeroDivisionError"),
+        "{}",
+        err.message
+    );
+    let want = format!(
+        "{}:{}",
+        script("py_class.py").display(),
+        line_of("py_class.py", "return 1 // 0")
+    );
+    assert_eq!(err.location.as_deref(), Some(want.as_str()));
+    assert!(err.traceback.contains("test_raise"), "{}", err.traceback);
+    assert_eq!(logs(&m), ["before raise"]);
+    // The next message works.
+    let m = run_ok(&mut *engine, REQUEST_ROUTE);
+    assert_eq!(logs(&m).len(), 1);
+
+    let mut plain = load("py_plain.py");
+    let err = plain
+        .run("test_raise", &mut msg(), None)
+        .expect_err("ValueError");
+    assert_eq!(err.message, "ValueError: bad value");
+    run_ok(&mut *plain, REQUEST_ROUTE);
+}
+
+#[test]
+fn export_panic_raises_runtime_error() {
+    let m = run_ok(&mut *load("py_class.py"), "test_panic");
+    assert_eq!(logs(&m), ["caught KSR.t.boom panicked"]);
+}
+
+// --- reload -----------------------------------------------------------------------------------
+
+#[test]
+fn reload_reexecutes_and_calls_mod_init_again() {
+    let dir = std::env::temp_dir().join(format!("sipd-py-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let path = dir.join("reload_me.py");
+    let v1 = "import KSR\nINITS = globals().get('INITS', 0)\n\ndef mod_init():\n    global INITS\n    INITS += 1\n    return H()\n\nclass H:\n    def ksr_request_route(self, msg):\n        KSR.info('v1 %d' % INITS)\n";
+    std::fs::write(&path, v1).expect("write v1");
+    let mut engine = engine::load(EngineKind::Python, &path, table(Enabled::All)).expect("load v1");
+    assert_eq!(logs(&run_ok(&mut *engine, REQUEST_ROUTE)), ["v1 1"]);
+
+    std::fs::write(&path, v1.replace("'v1 %d'", "'v2 %d'")).expect("write v2");
+    engine.reload().expect("reload");
+    // Old globals stay (INITS kept counting), mod_init ran again, the new method is in effect.
+    assert_eq!(logs(&run_ok(&mut *engine, REQUEST_ROUTE)), ["v2 2"]);
+
+    std::fs::write(&path, "def broken(:\n").expect("write broken");
+    let err = engine.reload().expect_err("syntax error");
+    assert_eq!(err.line, Some(1));
+    // The previous callbacks stay in effect.
+    assert_eq!(logs(&run_ok(&mut *engine, REQUEST_ROUTE)), ["v2 2"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// --- threads ----------------------------------------------------------------------------------
+
+/// Two engines on two threads at once: both finish (no deadlock), each sees its own messages.
+/// Prints the time of the same work on one thread and on two, to show the GIL serialization
+/// (`cargo test -p kemi-runtime --test py_engine two_engines -- --nocapture`).
+#[test]
+fn two_engines_on_two_threads() {
+    const RUNS: usize = 200;
+    // Load (and warm up) outside the timed part; time only the runs, after `barrier`.
+    let work = |barrier: Arc<Barrier>| {
+        let mut engine = load("py_loop.py");
+        run_ok(&mut *engine, REQUEST_ROUTE);
+        barrier.wait();
+        let start = Instant::now();
+        for _ in 0..RUNS {
+            let m = run_ok(&mut *engine, REQUEST_ROUTE);
+            assert_eq!(
+                m.vars.get("$var(total)"),
+                Some(&VarValue::Str("500500".into()))
+            );
+        }
+        start.elapsed()
+    };
+    let one = work(Arc::new(Barrier::new(1)));
+
+    let (tx, rx) = mpsc::channel();
+    let barrier = Arc::new(Barrier::new(2));
+    for _ in 0..2 {
+        let tx = tx.clone();
+        let barrier = Arc::clone(&barrier);
+        std::thread::spawn(move || {
+            let _ = tx.send(work(barrier));
+        });
+    }
+    let mut two = Duration::ZERO;
+    for _ in 0..2 {
+        let took = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("a Python worker thread did not finish: deadlock or panic");
+        two = two.max(took);
+    }
+    eprintln!(
+        "python: {RUNS} runs x 1000 KSR calls: one thread {one:?}; the same on each of two threads at once {two:?} (2x = fully serialized by the GIL)"
+    );
+}

@@ -1,0 +1,5 @@
+import KSR
+
+
+def ksr_reply_route():
+    KSR.info("reply only")
