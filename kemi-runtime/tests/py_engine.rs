@@ -522,6 +522,11 @@ fn sflags_reset_for_the_run_and_restored() {
 }
 
 #[test]
+fn script_threads_have_no_message() {
+    run_ok(&mut *load("py_plain.py"), "test_thread");
+}
+
+#[test]
 fn disabled_module_is_absent() {
     let mut all = load("py_plain.py");
     let mut m = msg();

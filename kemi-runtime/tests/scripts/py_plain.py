@@ -47,3 +47,14 @@ def test_exit():
 
 def test_raise():
     raise ValueError("bad value")
+
+
+def test_thread():
+    # A thread the script starts has no current message: KSR calls there give False.
+    import threading
+    out = []
+    t = threading.Thread(target=lambda: out.append(KSR.t.neg()))
+    t.start()
+    t.join()
+    eq(out, [False], "KSR call on a script thread")
+    eq(KSR.t.neg(), -1, "the callback's own thread still works")
