@@ -8,8 +8,9 @@
 //! Adding a language means one new sub-module implementing [`Engine`], one [`EngineKind`]
 //! variant, and one arm in [`load`]. Nothing else here knows about Lua.
 //!
-//! What lives elsewhere: error types are in [`error`]; the Lua engine is in [`lua`]; the Python
-//! engine (feature `python`) is in `python`.
+//! What lives elsewhere: error types are in [`error`]; the Lua engine is in [`lua`]; the
+//! JavaScript engine (feature `js`) is in `js`; the Python engine (feature `python`) is in
+//! `python`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +18,8 @@ use std::sync::Arc;
 use crate::{ExportTable, SipMsg};
 
 pub mod error;
+#[cfg(feature = "js")]
+pub mod js;
 pub mod lua;
 #[cfg(feature = "python")]
 pub mod python;
@@ -39,18 +42,21 @@ pub const EXIT_MARKER: &str = "~~ksr~exit~~";
 pub enum EngineKind {
     /// Lua 5.4 (Kamailio's `app_lua`).
     Lua,
+    /// JavaScript (Kamailio's `app_jsdt`; QuickJS here), scripts ending in `.js`.
+    Jsdt,
     /// CPython 3 (Kamailio's `app_python3` and `app_python3s`), scripts ending in `.py`.
     Python,
 }
 
 impl EngineKind {
     /// Every kind, for listings.
-    pub const ALL: [EngineKind; 2] = [EngineKind::Lua, EngineKind::Python];
+    pub const ALL: [EngineKind; 3] = [EngineKind::Lua, EngineKind::Jsdt, EngineKind::Python];
 
     /// The engine name as in Kamailio's `cfgengine` (`"lua"`).
     pub const fn name(self) -> &'static str {
         match self {
             EngineKind::Lua => "lua",
+            EngineKind::Jsdt => "jsdt",
             EngineKind::Python => "python",
         }
     }
@@ -67,6 +73,8 @@ impl EngineKind {
         let ext = ext.strip_prefix('.').unwrap_or(ext);
         if ext.eq_ignore_ascii_case("lua") {
             Some(EngineKind::Lua)
+        } else if ext.eq_ignore_ascii_case("js") {
+            Some(EngineKind::Jsdt)
         } else if ext.eq_ignore_ascii_case("py") {
             Some(EngineKind::Python)
         } else {
@@ -144,6 +152,13 @@ pub fn load(
 ) -> Result<Box<dyn Engine>, LoadError> {
     match kind {
         EngineKind::Lua => Ok(Box::new(lua::LuaEngine::load(path, table)?)),
+        #[cfg(feature = "js")]
+        EngineKind::Jsdt => Ok(Box::new(js::JsEngine::load(path, table)?)),
+        #[cfg(not(feature = "js"))]
+        EngineKind::Jsdt => Err(LoadError::new(
+            path,
+            "this build has no JavaScript engine (cargo feature `js` of kemi-runtime)",
+        )),
         #[cfg(feature = "python")]
         EngineKind::Python => Ok(Box::new(python::PythonEngine::load(
             path,

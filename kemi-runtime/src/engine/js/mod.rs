@@ -1,0 +1,254 @@
+//! The JavaScript engine (Kamailio's `app_jsdt`, `cfgengine "jsdt"`): QuickJS (quickjs-ng,
+//! through `rquickjs`), one runtime and context per [`JsEngine`].
+//!
+//! - [`ksr`]: the `KSR` object, the `KSR_<mod>` globals and the native functions behind them.
+//! - [`convert`]: argument coercion and result conversion.
+//! - [`ctx`]: state shared by the `KSR` functions, and the message lent during a run.
+//! - [`error`]: exceptions as script and load errors.
+//!
+//! The script is evaluated as one global (non-module, sloppy-mode) script, so its top-level
+//! `function`s and `var`s are globals, as in Duktape. Differences from `app_jsdt`, on purpose:
+//! - The language is ES2023 (QuickJS), not Duktape's ES5.1.
+//! - No `require` (`app_jsdt`'s `mode=1`) and no host objects: a script reaches the outside only
+//!   through `KSR`.
+//! - String arguments are length-exact (no `strlen` cut at a NUL); missing arguments are coerced
+//!   from `undefined` instead of throwing "invalid stack index".
+//! - Top-level `let`, `const` and `class` declarations live in the global lexical scope, which
+//!   survives a reload, so re-evaluating them fails the reload ("redeclaration"): scripts meant to
+//!   be reloaded use `var` and `function` at top level (Duktape has only those).
+//! - Recursion is bounded ([`MAX_STACK`]): a runaway script gets a contained `RangeError`.
+
+mod convert;
+mod ctx;
+mod error;
+mod ksr;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rquickjs::context::EvalOptions;
+use rquickjs::{qjs, Context, Function, Persistent, Runtime, Value};
+
+use super::{
+    Engine, EngineKind, LoadError, RunOutcome, ScriptError, ONSEND_ROUTE, REPLY_ROUTE,
+    REQUEST_ROUTE,
+};
+use crate::{ExportTable, SipMsg};
+use ctx::Ctx;
+use error::{caught, load_error, Thrown};
+
+/// Most native stack the interpreter may use for recursion (worker threads have ≥ 2 MiB).
+pub const MAX_STACK: usize = 512 * 1024;
+
+/// A saved callback function.
+type Callback = Persistent<Function<'static>>;
+
+/// The core callbacks, looked up once per (re)load so a run does no global lookup.
+#[derive(Default)]
+struct Callbacks {
+    request: Option<Callback>,
+    reply: Option<Callback>,
+    onsend: Option<Callback>,
+}
+
+/// A QuickJS context with one routing script loaded. Create one per worker thread.
+///
+/// `ksr_request_route`, `ksr_reply_route` and `ksr_onsend_route` are looked up when the script
+/// is (re)loaded; any other callback name (tm and event callbacks) is looked up as a global on
+/// each run, as Kamailio does.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use kemi_runtime::engine::{Engine, js::JsEngine, REQUEST_ROUTE};
+/// # fn f(table: Arc<kemi_runtime::ExportTable>, msg: &mut kemi_runtime::SipMsg) {
+/// let mut engine = JsEngine::load("route.js".as_ref(), table).unwrap();
+/// match engine.run(REQUEST_ROUTE, msg, None) {
+///     Ok(outcome) => println!("{outcome:?}"),
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// # }
+/// ```
+pub struct JsEngine {
+    // Field order matters: the saved callbacks go first, then the context and the runtime
+    // (freeing them may not call `KSR` functions, but their opaque points to `ctx`), and only
+    // then `ctx`.
+    callbacks: Callbacks,
+    context: Context,
+    _runtime: Runtime,
+    ctx: Box<Ctx>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for JsEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsEngine")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JsEngine {
+    /// Create a context, bind `KSR` to `table` and evaluate the script at `path`.
+    ///
+    /// Fails with the file, line and cause for syntax errors and errors at top level, and when
+    /// the script defines no `ksr_request_route` function.
+    pub fn load(path: &Path, table: Arc<ExportTable>) -> Result<Self, LoadError> {
+        let setup = |e: rquickjs::Error| {
+            LoadError::new(
+                path,
+                format!("cannot set up the JavaScript interpreter: {e}"),
+            )
+        };
+        let runtime = Runtime::new().map_err(setup)?;
+        runtime.set_max_stack_size(MAX_STACK);
+        let context = Context::full(&runtime).map_err(setup)?;
+        let ctx = Box::new(Ctx::new(table));
+        context.with(|js| ksr::install(&js, &ctx)).map_err(setup)?;
+        let mut engine = JsEngine {
+            callbacks: Callbacks::default(),
+            context,
+            _runtime: runtime,
+            ctx,
+            path: path.to_path_buf(),
+        };
+        engine.eval_file()?;
+        engine.callbacks = engine.lookup_callbacks()?;
+        Ok(engine)
+    }
+
+    /// The script file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Evaluate the script file into the context.
+    fn eval_file(&self) -> Result<(), LoadError> {
+        let src = std::fs::read(&self.path)
+            .map_err(|e| LoadError::new(&self.path, format!("cannot read the script: {e}")))?;
+        self.context.with(|js| {
+            let mut opts = EvalOptions::default();
+            opts.global = true;
+            opts.strict = false;
+            opts.filename = Some(self.path.display().to_string());
+            js.eval_with_options::<Value, _>(src, opts)
+                .map(drop)
+                .map_err(|e| load_error(&self.path, caught(&js, e)))
+        })
+    }
+
+    /// The core callbacks as the script now defines them.
+    fn lookup_callbacks(&self) -> Result<Callbacks, LoadError> {
+        self.context.with(|js| {
+            let get = |name: &str| -> Option<Callback> {
+                let v: Value = js.globals().get(name).ok()?;
+                v.into_function().map(|f| Persistent::save(&js, f))
+            };
+            let request = get(REQUEST_ROUTE).ok_or_else(|| {
+                LoadError::new(
+                    &self.path,
+                    format!("function {REQUEST_ROUTE} is not defined"),
+                )
+            })?;
+            Ok(Callbacks {
+                request: Some(request),
+                reply: get(REPLY_ROUTE),
+                onsend: get(ONSEND_ROUTE),
+            })
+        })
+    }
+}
+
+impl Engine for JsEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Jsdt
+    }
+
+    fn run(
+        &mut self,
+        callback: &str,
+        msg: &mut SipMsg,
+        arg: Option<&str>,
+    ) -> Result<RunOutcome, ScriptError> {
+        let cached = match callback {
+            REQUEST_ROUTE => Some(self.callbacks.request.as_ref()),
+            REPLY_ROUTE => Some(self.callbacks.reply.as_ref()),
+            ONSEND_ROUTE => Some(self.callbacks.onsend.as_ref()),
+            _ => None,
+        };
+        if cached == Some(None) {
+            return Ok(RunOutcome::Missing);
+        }
+        let saved_sflags = std::mem::take(&mut msg.route.sflags);
+        let lease = self.ctx.lend(msg);
+        let result = self.context.with(|js| {
+            let func = match cached {
+                Some(Some(saved)) => saved.clone().restore(&js).ok(),
+                _ => js
+                    .globals()
+                    .get::<_, Value>(callback)
+                    .ok()
+                    .and_then(Value::into_function),
+            };
+            let Some(func) = func else {
+                return Ok(RunOutcome::Missing);
+            };
+            match call(&js, &func, arg) {
+                Ok(()) => Ok(RunOutcome::Returned),
+                Err(e) => match caught(&js, e) {
+                    Thrown::Exit => Ok(RunOutcome::Exited),
+                    Thrown::Error(e) => Err(e),
+                },
+            }
+        });
+        drop(lease);
+        msg.route.sflags = saved_sflags;
+        result
+    }
+
+    fn has_callback(&self, name: &str) -> bool {
+        self.context.with(|js| {
+            js.globals()
+                .get::<_, Value>(name)
+                .is_ok_and(|v| v.is_function())
+        })
+    }
+
+    fn reload(&mut self) -> Result<(), LoadError> {
+        self.eval_file()?;
+        self.callbacks = self.lookup_callbacks()?;
+        Ok(())
+    }
+}
+
+/// Call `func` with no `this` and `arg` as its only argument when given, discarding its result.
+/// Calls QuickJS directly so a run allocates nothing for the call itself.
+fn call<'js>(
+    js: &rquickjs::Ctx<'js>,
+    func: &Function<'js>,
+    arg: Option<&str>,
+) -> rquickjs::Result<()> {
+    let raw = js.as_raw().as_ptr();
+    let arg = match arg {
+        Some(a) => Some(rquickjs::String::from_str(js.clone(), a)?),
+        None => None,
+    };
+    let mut argv = [arg.as_ref().map_or(qjs::JS_UNDEFINED, |s| s.as_raw())];
+    let argc = i32::from(arg.is_some());
+    // SAFETY: `raw` is the live context whose lock `with` holds; `func` and `argv[0]` are live
+    // values of it, borrowed for the call (JS_Call does not take ownership of its arguments);
+    // the returned value is owned and freed here.
+    unsafe {
+        let ret = qjs::JS_Call(
+            raw,
+            func.as_raw(),
+            qjs::JS_UNDEFINED,
+            argc,
+            argv.as_mut_ptr(),
+        );
+        if qjs::JS_VALUE_GET_TAG(ret) == qjs::JS_TAG_EXCEPTION {
+            return Err(rquickjs::Error::Exception);
+        }
+        qjs::JS_FreeValue(raw, ret);
+    }
+    Ok(())
+}

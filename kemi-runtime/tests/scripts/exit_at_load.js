@@ -1,0 +1,3 @@
+// exits while loading
+KSR.x.exit();
+function ksr_request_route() {}

@@ -1,0 +1,4 @@
+function ksr_request_route() {
+    var x = 1;
+    if (x) { + }
+}
