@@ -504,12 +504,12 @@ fn reload_replaces_callbacks_and_keeps_them_on_failure() {
 #[test]
 fn engine_kind_names() {
     assert_eq!(EngineKind::from_name("LUA"), Some(EngineKind::Lua));
-    assert_eq!(EngineKind::from_name("jsdt"), None);
+    assert_eq!(EngineKind::from_name("cobol"), None);
     assert_eq!(EngineKind::from_extension(".lua"), Some(EngineKind::Lua));
     assert_eq!(
         EngineKind::from_path(Path::new("/x/route.lua")),
         Some(EngineKind::Lua)
     );
-    assert_eq!(EngineKind::from_path(Path::new("/x/route.py")), None);
+    assert_eq!(EngineKind::from_path(Path::new("/x/route.cfg")), None);
     assert_eq!(load("semantics.lua").kind(), EngineKind::Lua);
 }
