@@ -1,5 +1,6 @@
 //! sipd integration tests: one binary, one module per area (links far faster than many binaries).
 
+mod engines;
 mod route_test;
 mod stubs;
 mod support;

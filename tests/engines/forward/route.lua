@@ -1,0 +1,7 @@
+-- A stateless forward to an explicit destination.
+function ksr_request_route()
+    KSR.setdsturi("sip:127.0.0.1:5070")
+    if KSR.forward() < 0 then
+        KSR.sl.sl_send_reply(500, "Forward Failed")
+    end
+end

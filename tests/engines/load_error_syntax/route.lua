@@ -1,0 +1,4 @@
+-- A syntax error on line 3: the script does not load.
+function ksr_request_route()
+    local x = = 1
+end
