@@ -298,13 +298,12 @@ fn load_script(
         }
     };
     let Some(request) = callable_attr(&target, REQUEST_ROUTE) else {
-        let what = match style {
-            Style::Class => {
-                format!("the object {MOD_INIT}() returned has no method {REQUEST_ROUTE}")
-            }
-            Style::Plain => format!("function {REQUEST_ROUTE} is not defined"),
-        };
-        return Err(LoadError::new(path, what));
+        // The same text in both styles, as the other engines give it: in class style the
+        // function is a method of the object `mod_init()` returned.
+        return Err(LoadError::new(
+            path,
+            format!("function {REQUEST_ROUTE} is not defined"),
+        ));
     };
     Ok(Script {
         style,

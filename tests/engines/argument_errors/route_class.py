@@ -1,0 +1,15 @@
+# An export with parameters called with none gives False and does nothing.
+import KSR
+
+
+def mod_init():
+    return Routing()
+
+
+class Routing:
+    def ksr_request_route(self, msg):
+        if KSR.sl.sl_send_reply() is False:
+            KSR.info("no args gives false")
+        if KSR.pv.sets() is False:
+            KSR.info("pv too")
+        return 1

@@ -1,0 +1,9 @@
+# A stateless forward to an explicit destination.
+import KSR
+
+
+def ksr_request_route():
+    KSR.setdsturi("sip:127.0.0.1:5070")
+    if KSR.forward() < 0:
+        KSR.sl.sl_send_reply(500, "Forward Failed")
+    return 1

@@ -1,0 +1,14 @@
+# KSR.x.modf runs an export by function name with string arguments.
+import KSR
+
+
+def mod_init():
+    return Routing()
+
+
+class Routing:
+    def ksr_request_route(self, msg):
+        rc = KSR.x.modf("sl_send_reply", "403", "Forbidden")
+        KSR.info("rc=" + str(rc))
+        KSR.info("unknown=" + str(KSR.x.modf("no_such_function")))
+        return 1
