@@ -66,7 +66,7 @@ fn msg() -> SipMsg {
 
 fn setup() -> (Arc<ExportTable>, Box<dyn Engine>) {
     let table = ExportTable::build(
-        &kemi_runtime::__private::KEMI_EXPORTS,
+        kemi_runtime::linked_exports(),
         &[&BENCH_MODULES],
         &Enabled::All,
     )

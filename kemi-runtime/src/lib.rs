@@ -23,6 +23,14 @@ pub use msg::SipMsg;
 pub use table::{ExportTable, TableError};
 pub use xval::Xval;
 
+/// Every export descriptor linked into this binary, in link order (unsorted).
+///
+/// Hosts pass this to [`ExportTable::build`] together with the [`table::ModuleSet`] of every
+/// crate that defines exports; naming those sets is what links the crates.
+pub fn linked_exports() -> &'static [KemiExport] {
+    &__private::KEMI_EXPORTS
+}
+
 /// Items the `#[kemi]` expansion refers to. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {

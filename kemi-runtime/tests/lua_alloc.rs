@@ -72,7 +72,7 @@ fn allocs_of(engine: &mut dyn engine::Engine, callback: &str, m: &mut SipMsg) ->
 #[test]
 fn int_and_str_arguments_do_not_allocate() {
     let table = ExportTable::build(
-        &kemi_runtime::__private::KEMI_EXPORTS,
+        kemi_runtime::linked_exports(),
         &[&ALLOC_MODULES],
         &Enabled::All,
     )

@@ -178,7 +178,7 @@ fn opt_f(_msg: &mut SipMsg) -> i32 {
 
 fn table(enabled: Enabled) -> Arc<ExportTable> {
     let table = ExportTable::build(
-        &kemi_runtime::__private::KEMI_EXPORTS,
+        kemi_runtime::linked_exports(),
         &[&TEST_MODULES],
         &enabled,
     );

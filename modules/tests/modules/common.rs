@@ -94,7 +94,7 @@ pub fn table() -> &'static ExportTable {
     static TABLE: OnceLock<ExportTable> = OnceLock::new();
     TABLE.get_or_init(|| {
         ExportTable::build(
-            &kemi_runtime::__private::KEMI_EXPORTS,
+            kemi_runtime::linked_exports(),
             &[&modules::MODULES],
             &Enabled::All,
         )
