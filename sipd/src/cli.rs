@@ -70,7 +70,7 @@ pub struct RouteTestArgs {
     /// The routing script.
     #[arg(long)]
     pub script: PathBuf,
-    /// The engine (`lua`); by default taken from the script's extension.
+    /// The engine (`lua`, `jsdt`, `python`); by default taken from the script's extension.
     #[arg(long)]
     pub engine: Option<String>,
     /// The SIP message to route (raw bytes, CRLF line ends).
@@ -85,7 +85,7 @@ pub struct RouteTestArgs {
 pub fn engine_kind(name: Option<&str>, script: &std::path::Path) -> Result<EngineKind> {
     match name {
         Some(n) => {
-            EngineKind::from_name(n).with_context(|| format!("unknown engine `{n}` (known: lua)"))
+            EngineKind::from_name(n).with_context(|| format!("unknown engine `{n}` (known: {})", known_engines()))
         }
         None => EngineKind::from_path(script).with_context(|| {
             format!(
@@ -94,6 +94,11 @@ pub fn engine_kind(name: Option<&str>, script: &std::path::Path) -> Result<Engin
             )
         }),
     }
+}
+
+/// The engine names this build knows, for error messages.
+fn known_engines() -> String {
+    EngineKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
 }
 
 /// Parse the command line and run it.
