@@ -72,7 +72,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_shapes() {
-        assert!(matches!("127.0.0.1".parse::<Endpoint>(), Err(EndpointError::Addr(..))));
+        assert!(matches!("udp:127.0.0.1".parse::<Endpoint>(), Err(EndpointError::Addr(..))));
         assert!(matches!("sctp:127.0.0.1:5060".parse::<Endpoint>(), Err(EndpointError::Proto(..))));
         assert!(matches!("udp:::1:5060".parse::<Endpoint>(), Err(EndpointError::Addr(..))));
         assert!(matches!("nothing".parse::<Endpoint>(), Err(EndpointError::Shape(..))));
