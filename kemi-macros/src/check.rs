@@ -344,7 +344,11 @@ fn params<'a>(f: &'a KemiFn, errors: &mut Errors) -> Vec<ExportParam<'a>> {
         input_attrs(p, errors);
         match param_kind(&p.shape) {
             Some(ParamKind::Long) if !str_long => errors.spanned(p.ty(), LONG_RULE),
-            Some(kind) => out.push(ExportParam { kind, ty: p.ty(), name: param_name(p, out.len()) }),
+            Some(kind) => out.push(ExportParam {
+                kind,
+                ty: p.ty(),
+                name: param_name(p, out.len()),
+            }),
             None => errors.spanned(p.ty(), param_message(&p.shape)),
         }
     }

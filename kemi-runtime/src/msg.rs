@@ -44,9 +44,16 @@ impl Proto {
 
     /// Parse a protocol name, ignoring case.
     pub fn parse(s: &str) -> Option<Proto> {
-        [Proto::Udp, Proto::Tcp, Proto::Tls, Proto::Sctp, Proto::Ws, Proto::Wss]
-            .into_iter()
-            .find(|p| p.as_str().eq_ignore_ascii_case(s))
+        [
+            Proto::Udp,
+            Proto::Tcp,
+            Proto::Tls,
+            Proto::Sctp,
+            Proto::Ws,
+            Proto::Wss,
+        ]
+        .into_iter()
+        .find(|p| p.as_str().eq_ignore_ascii_case(s))
     }
 
     /// Upper-case name as written in a Via header (`SIP/2.0/UDP`).
@@ -76,7 +83,11 @@ pub struct RecvInfo {
 impl Default for RecvInfo {
     fn default() -> Self {
         let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        RecvInfo { proto: Proto::Udp, src: SocketAddr::new(lo, 5060), dst: SocketAddr::new(lo, 5060) }
+        RecvInfo {
+            proto: Proto::Udp,
+            src: SocketAddr::new(lo, 5060),
+            dst: SocketAddr::new(lo, 5060),
+        }
     }
 }
 
@@ -244,7 +255,10 @@ impl SipMsg {
 
     /// The Request-URI in effect: the rewritten one, else the received one (`$ru`).
     pub fn ruri(&self) -> Option<&str> {
-        self.route.new_ruri.as_deref().or_else(|| self.message.ruri())
+        self.route
+            .new_ruri
+            .as_deref()
+            .or_else(|| self.message.ruri())
     }
 
     /// Log a script line through `tracing`, and keep it when capture is on.
@@ -257,7 +271,10 @@ impl SipMsg {
             LogLevel::Err | LogLevel::Crit => tracing::error!(target: "script", "{text}"),
         }
         if let Some(logs) = self.captured_logs.as_mut() {
-            logs.push(LogRecord { level, text: text.to_string() });
+            logs.push(LogRecord {
+                level,
+                text: text.to_string(),
+            });
         }
     }
 }

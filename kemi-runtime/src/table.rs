@@ -78,7 +78,9 @@ pub enum TableError {
         module: &'static str,
     },
     /// An export names a module that no [`ModuleSet`] declares.
-    #[error("export `{name}` ({location}) belongs to module `{module}`, which no module set declares")]
+    #[error(
+        "export `{name}` ({location}) belongs to module `{module}`, which no module set declares"
+    )]
     Undeclared {
         /// `module.name` of the export.
         name: String,
@@ -111,7 +113,10 @@ pub struct ExportTable {
 
 impl std::fmt::Debug for ExportTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExportTable").field("len", &self.len).field("modules", &self.modules).finish()
+        f.debug_struct("ExportTable")
+            .field("len", &self.len)
+            .field("modules", &self.modules)
+            .finish()
     }
 }
 
@@ -143,7 +148,8 @@ impl ExportTable {
         if let Enabled::Only(names) = enabled {
             for n in names {
                 if !declared.contains_key(n.as_str()) {
-                    let known: Vec<&str> = declared.keys().filter(|k| !k.is_empty()).copied().collect();
+                    let known: Vec<&str> =
+                        declared.keys().filter(|k| !k.is_empty()).copied().collect();
                     return Err(TableError::UnknownModule(n.clone(), known.join(", ")));
                 }
             }
@@ -163,9 +169,12 @@ impl ExportTable {
             }
         }
 
-        let mut sorted: Vec<&'static KemiExport> =
-            exports.iter().filter(|e| enabled.includes(e.module)).collect();
-        sorted.sort_by(|a, b| (module_rank(a.module), a.name).cmp(&(module_rank(b.module), b.name)));
+        let mut sorted: Vec<&'static KemiExport> = exports
+            .iter()
+            .filter(|e| enabled.includes(e.module))
+            .collect();
+        sorted
+            .sort_by(|a, b| (module_rank(a.module), a.name).cmp(&(module_rank(b.module), b.name)));
         for pair in sorted.windows(2) {
             if pair[0].module == pair[1].module && pair[0].name == pair[1].name {
                 return Err(TableError::Duplicate {
@@ -182,7 +191,8 @@ impl ExportTable {
             });
         }
 
-        let mut slots: Box<[Option<&'static KemiExport>; TABLE_SLOTS]> = Box::new([None; TABLE_SLOTS]);
+        let mut slots: Box<[Option<&'static KemiExport>; TABLE_SLOTS]> =
+            Box::new([None; TABLE_SLOTS]);
         let mut by_name = HashMap::with_capacity(sorted.len());
         let mut modules: Vec<ModuleEntry> = Vec::new();
         for (i, e) in sorted.iter().enumerate() {
@@ -192,10 +202,18 @@ impl ExportTable {
             by_name.insert((e.module, e.name), idx);
             match modules.last_mut() {
                 Some(m) if m.name == e.module => m.slots.end = idx + 1,
-                _ => modules.push(ModuleEntry { name: e.module, slots: idx..idx + 1 }),
+                _ => modules.push(ModuleEntry {
+                    name: e.module,
+                    slots: idx..idx + 1,
+                }),
             }
         }
-        Ok(ExportTable { slots, len: sorted.len(), modules, by_name })
+        Ok(ExportTable {
+            slots,
+            len: sorted.len(),
+            modules,
+            by_name,
+        })
     }
 
     /// Number of indexed exports.
@@ -221,7 +239,10 @@ impl ExportTable {
 
     /// Every indexed export with its slot, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (u16, &'static KemiExport)> + '_ {
-        self.slots[..self.len].iter().enumerate().filter_map(|(i, e)| e.map(|e| (i as u16, e)))
+        self.slots[..self.len]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.map(|e| (i as u16, e)))
     }
 
     /// The enabled sub-modules, in slot order.
@@ -242,7 +263,10 @@ impl ExportTable {
     pub fn call(&self, idx: u16, msg: &mut SipMsg, args: &[Arg<'_>]) -> Result<KemiRet, ArgError> {
         match self.get(idx) {
             Some(e) => (e.call)(msg, args),
-            None => Err(ArgError::Count { expected: 0, got: args.len() }),
+            None => Err(ArgError::Count {
+                expected: 0,
+                got: args.len(),
+            }),
         }
     }
 
@@ -254,7 +278,11 @@ impl ExportTable {
                 let params = if e.params.is_empty() {
                     "none".to_string()
                 } else {
-                    e.params.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+                    e.params
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 };
                 serde_json::json!({ "func": {
                     "ret": e.ret.as_str(),

@@ -177,11 +177,7 @@ fn opt_f(_msg: &mut SipMsg) -> i32 {
 // --- helpers ---------------------------------------------------------------------------------
 
 fn table(enabled: Enabled) -> Arc<ExportTable> {
-    let table = ExportTable::build(
-        kemi_runtime::linked_exports(),
-        &[&TEST_MODULES],
-        &enabled,
-    );
+    let table = ExportTable::build(kemi_runtime::linked_exports(), &[&TEST_MODULES], &enabled);
     Arc::new(table.expect("test export table"))
 }
 

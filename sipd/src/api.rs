@@ -28,7 +28,12 @@ pub fn render(table: &ExportTable, format: ApiFormat) -> String {
                 } else {
                     format!("KSR.{}.{}", e.module, e.name)
                 };
-                out.push_str(&format!("{} {}({})\n", e.ret.as_str(), path, params.join(", ")));
+                out.push_str(&format!(
+                    "{} {}({})\n",
+                    e.ret.as_str(),
+                    path,
+                    params.join(", ")
+                ));
             }
             out
         }

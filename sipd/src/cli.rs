@@ -84,9 +84,8 @@ pub struct RouteTestArgs {
 /// Pick the engine from an explicit name, else from the script's extension.
 pub fn engine_kind(name: Option<&str>, script: &std::path::Path) -> Result<EngineKind> {
     match name {
-        Some(n) => {
-            EngineKind::from_name(n).with_context(|| format!("unknown engine `{n}` (known: {})", known_engines()))
-        }
+        Some(n) => EngineKind::from_name(n)
+            .with_context(|| format!("unknown engine `{n}` (known: {})", known_engines())),
         None => EngineKind::from_path(script).with_context(|| {
             format!(
                 "cannot tell the engine from `{}`: use --engine lua",
@@ -98,7 +97,11 @@ pub fn engine_kind(name: Option<&str>, script: &std::path::Path) -> Result<Engin
 
 /// The engine names this build knows, for error messages.
 fn known_engines() -> String {
-    EngineKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+    EngineKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Parse the command line and run it.

@@ -32,12 +32,15 @@ impl FromStr for Endpoint {
     type Err = EndpointError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (proto, rest) = s.split_once(':').ok_or_else(|| EndpointError::Shape(s.to_string()))?;
+        let (proto, rest) = s
+            .split_once(':')
+            .ok_or_else(|| EndpointError::Shape(s.to_string()))?;
         let proto = match Proto::parse(proto) {
             Some(p @ (Proto::Udp | Proto::Tcp)) => p,
             _ => return Err(EndpointError::Proto(s.to_string(), proto.to_string())),
         };
-        let addr = SocketAddr::from_str(rest).map_err(|_| EndpointError::Addr(s.to_string(), rest.to_string()))?;
+        let addr = SocketAddr::from_str(rest)
+            .map_err(|_| EndpointError::Addr(s.to_string(), rest.to_string()))?;
         Ok(Endpoint { proto, addr })
     }
 }
@@ -72,9 +75,21 @@ mod tests {
 
     #[test]
     fn refuses_bad_shapes() {
-        assert!(matches!("udp:127.0.0.1".parse::<Endpoint>(), Err(EndpointError::Addr(..))));
-        assert!(matches!("sctp:127.0.0.1:5060".parse::<Endpoint>(), Err(EndpointError::Proto(..))));
-        assert!(matches!("udp:::1:5060".parse::<Endpoint>(), Err(EndpointError::Addr(..))));
-        assert!(matches!("nothing".parse::<Endpoint>(), Err(EndpointError::Shape(..))));
+        assert!(matches!(
+            "udp:127.0.0.1".parse::<Endpoint>(),
+            Err(EndpointError::Addr(..))
+        ));
+        assert!(matches!(
+            "sctp:127.0.0.1:5060".parse::<Endpoint>(),
+            Err(EndpointError::Proto(..))
+        ));
+        assert!(matches!(
+            "udp:::1:5060".parse::<Endpoint>(),
+            Err(EndpointError::Addr(..))
+        ));
+        assert!(matches!(
+            "nothing".parse::<Endpoint>(),
+            Err(EndpointError::Shape(..))
+        ));
     }
 }

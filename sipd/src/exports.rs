@@ -7,5 +7,9 @@ use kemi_runtime::{ExportTable, TableError};
 
 /// Build the dispatch table of the enabled modules.
 pub fn build_table(enabled: &Enabled) -> Result<ExportTable, TableError> {
-    ExportTable::build(kemi_runtime::linked_exports(), &[&modules::MODULES], enabled)
+    ExportTable::build(
+        kemi_runtime::linked_exports(),
+        &[&modules::MODULES],
+        enabled,
+    )
 }

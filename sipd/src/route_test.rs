@@ -97,10 +97,14 @@ pub fn run(
     msg_path: &Path,
     src: Option<Endpoint>,
 ) -> Result<Report, RouteTestError> {
-    let raw = std::fs::read(msg_path)
-        .map_err(|source| RouteTestError::Read { path: msg_path.display().to_string(), source })?;
-    let message = Message::parse(Bytes::from(raw))
-        .map_err(|source| RouteTestError::Parse { path: msg_path.display().to_string(), source })?;
+    let raw = std::fs::read(msg_path).map_err(|source| RouteTestError::Read {
+        path: msg_path.display().to_string(),
+        source,
+    })?;
+    let message = Message::parse(Bytes::from(raw)).map_err(|source| RouteTestError::Parse {
+        path: msg_path.display().to_string(),
+        source,
+    })?;
     let mut router = Router::load(engine, script, table)?;
     Ok(route_one(&mut router, message, src))
 }
@@ -109,7 +113,11 @@ pub fn run(
 pub fn route_one(router: &mut Router, message: Message, src: Option<Endpoint>) -> Report {
     let default = RecvInfo::default();
     let rcv = match src {
-        Some(e) => RecvInfo { proto: e.proto, src: e.addr, dst: local_for(e.addr, default.dst) },
+        Some(e) => RecvInfo {
+            proto: e.proto,
+            src: e.addr,
+            dst: local_for(e.addr, default.dst),
+        },
         None => default,
     };
     let env = RouteEnv {
@@ -141,16 +149,27 @@ fn report(routed: &Routed, msg: &SipMsg) -> Report {
     let mut forwards = Vec::new();
     for action in &msg.outbox {
         match action {
-            Action::Reply(r) => replies.push(ReplyReport { code: r.code, reason: r.reason.clone() }),
-            Action::Forward(f) => forwards.push(ForwardReport { ruri: f.ruri.clone(), dst: f.dst.clone() }),
+            Action::Reply(r) => replies.push(ReplyReport {
+                code: r.code,
+                reason: r.reason.clone(),
+            }),
+            Action::Forward(f) => forwards.push(ForwardReport {
+                ruri: f.ruri.clone(),
+                dst: f.dst.clone(),
+            }),
         }
     }
-    let flags = (0..64).filter(|bit| msg.route.flags & (1u64 << bit) != 0).collect();
+    let flags = (0..64)
+        .filter(|bit| msg.route.flags & (1u64 << bit) != 0)
+        .collect();
     let logs = msg
         .captured_logs
         .iter()
         .flatten()
-        .map(|l| LogReport { level: l.level.as_str(), text: l.text.clone() })
+        .map(|l| LogReport {
+            level: l.level.as_str(),
+            text: l.text.clone(),
+        })
         .collect();
     Report {
         outcome,
@@ -172,9 +191,15 @@ fn report(routed: &Routed, msg: &SipMsg) -> Report {
 fn outgoing(msg: &SipMsg) -> Vec<u8> {
     let mut out = Vec::with_capacity(msg.message.as_bytes().len() + 128);
     if msg.message.is_request() {
-        msg.message.write_request(&mut out, msg.route.new_ruri.as_deref(), &msg.route.edits, None);
+        msg.message.write_request(
+            &mut out,
+            msg.route.new_ruri.as_deref(),
+            &msg.route.edits,
+            None,
+        );
     } else {
-        msg.message.write_response(&mut out, &msg.route.edits, false);
+        msg.message
+            .write_response(&mut out, &msg.route.edits, false);
     }
     out
 }

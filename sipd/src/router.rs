@@ -39,8 +39,15 @@ pub struct Router {
 
 impl Router {
     /// Load `script` with the engine `kind`, bound to `table`.
-    pub fn load(kind: EngineKind, script: &Path, table: Arc<ExportTable>) -> Result<Self, LoadError> {
-        Ok(Router { engine: engine::load(kind, script, table)?, vars: VarStore::new() })
+    pub fn load(
+        kind: EngineKind,
+        script: &Path,
+        table: Arc<ExportTable>,
+    ) -> Result<Self, LoadError> {
+        Ok(Router {
+            engine: engine::load(kind, script, table)?,
+            vars: VarStore::new(),
+        })
     }
 
     /// The engine, for reloads and introspection.
@@ -50,7 +57,11 @@ impl Router {
 
     /// Run `ksr_request_route` for a request, or `ksr_reply_route` for a reply.
     pub fn route(&mut self, msg: &mut SipMsg) -> Routed {
-        let callback = if msg.message.is_request() { engine::REQUEST_ROUTE } else { engine::REPLY_ROUTE };
+        let callback = if msg.message.is_request() {
+            engine::REQUEST_ROUTE
+        } else {
+            engine::REPLY_ROUTE
+        };
         self.run(callback, msg, None)
     }
 

@@ -14,7 +14,8 @@ fn route(source: &str, msg: &str, src: Option<&str>) -> Value {
     let s = script("route.lua", source);
     let table = Arc::new(sipd::exports::build_table(&Enabled::All).expect("table"));
     let src = src.map(|s| s.parse().expect("endpoint"));
-    let report = route_test::run(table, EngineKind::Lua, &s.path, &example(msg), src).expect("route-test runs");
+    let report = route_test::run(table, EngineKind::Lua, &s.path, &example(msg), src)
+        .expect("route-test runs");
     serde_json::to_value(&report).expect("json")
 }
 
@@ -32,7 +33,10 @@ fn options_answered_and_exit_reported() {
         None,
     );
     assert_eq!(r["outcome"], "exit");
-    assert_eq!(r["replies"], serde_json::json!([{"code": 200, "reason": "Keepalive"}]));
+    assert_eq!(
+        r["replies"],
+        serde_json::json!([{"code": 200, "reason": "Keepalive"}])
+    );
     assert_eq!(r["error"], Value::Null);
 }
 
@@ -56,9 +60,15 @@ fn edits_rewrites_flags_and_logs_are_reported() {
     assert_eq!(r["ruri"], "sip:carol@127.0.0.2");
     assert_eq!(r["dst_uri"], "sip:127.0.0.3:5070");
     assert_eq!(r["flags"], serde_json::json!([1, 4]));
-    assert_eq!(r["logs"], serde_json::json!([{"level": "info", "text": "ua was route-test"}]));
+    assert_eq!(
+        r["logs"],
+        serde_json::json!([{"level": "info", "text": "ua was route-test"}])
+    );
     let m = r["message"].as_str().unwrap();
-    assert!(m.starts_with("OPTIONS sip:carol@127.0.0.2 SIP/2.0\r\n"), "{m}");
+    assert!(
+        m.starts_with("OPTIONS sip:carol@127.0.0.2 SIP/2.0\r\n"),
+        "{m}"
+    );
     assert!(m.contains("X-Routed: yes\r\n"), "{m}");
     assert!(!m.contains("User-Agent"), "{m}");
     assert!(m.contains("Max-Forwards: 69\r\n"), "{m}");
@@ -74,7 +84,10 @@ fn forward_is_reported_with_its_destination() {
         "messages/invite.sip",
         None,
     );
-    assert_eq!(r["forwards"], serde_json::json!([{"ruri": "sip:bob@example.com", "dst": "sip:127.0.0.1:5070"}]));
+    assert_eq!(
+        r["forwards"],
+        serde_json::json!([{"ruri": "sip:bob@example.com", "dst": "sip:127.0.0.1:5070"}])
+    );
     assert_eq!(r["replies"], serde_json::json!([]));
 }
 
@@ -97,7 +110,10 @@ fn script_error_is_contained_and_located() {
     );
     assert_eq!(r["outcome"], "error");
     let err = r["error"].as_str().unwrap();
-    assert!(err.contains("route.lua:3"), "error should name the script line: {err}");
+    assert!(
+        err.contains("route.lua:3"),
+        "error should name the script line: {err}"
+    );
 }
 
 #[test]
@@ -113,7 +129,10 @@ fn replies_run_the_reply_route() {
     );
     assert_eq!(r["outcome"], "return");
     assert_eq!(r["logs"][0]["text"], "reply 200");
-    assert!(r["message"].as_str().unwrap().starts_with("SIP/2.0 200 OK\r\n"));
+    assert!(r["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("SIP/2.0 200 OK\r\n"));
     assert!(r["message"].as_str().unwrap().contains("X-Seen: 1\r\n"));
 }
 
@@ -131,9 +150,19 @@ fn source_endpoint_sets_source_pvs() {
 
 #[test]
 fn load_error_names_file_and_line() {
-    let s = script("broken.lua", "function ksr_request_route()\n  if then\nend\n");
+    let s = script(
+        "broken.lua",
+        "function ksr_request_route()\n  if then\nend\n",
+    );
     let table = Arc::new(sipd::exports::build_table(&Enabled::All).unwrap());
-    let err = route_test::run(table, EngineKind::Lua, &s.path, &example("messages/options.sip"), None).unwrap_err();
+    let err = route_test::run(
+        table,
+        EngineKind::Lua,
+        &s.path,
+        &example("messages/options.sip"),
+        None,
+    )
+    .unwrap_err();
     assert!(matches!(err, RouteTestError::Load(_)));
     let text = err.to_string();
     assert!(text.contains("broken.lua:2"), "{text}");
@@ -143,6 +172,13 @@ fn load_error_names_file_and_line() {
 fn unreadable_message_is_an_error() {
     let s = script("ok.lua", "function ksr_request_route() end");
     let table = Arc::new(sipd::exports::build_table(&Enabled::All).unwrap());
-    let err = route_test::run(table, EngineKind::Lua, &s.path, &example("messages/missing.sip"), None).unwrap_err();
+    let err = route_test::run(
+        table,
+        EngineKind::Lua,
+        &s.path,
+        &example("messages/missing.sip"),
+        None,
+    )
+    .unwrap_err();
     assert!(matches!(err, RouteTestError::Read { .. }), "{err}");
 }

@@ -20,9 +20,16 @@ fn python_stub_compiles_and_lists_every_module() {
     assert!(status.success(), "the .pyi must be valid Python");
     let text = std::fs::read_to_string(&path).unwrap();
     for m in table.modules().iter().filter(|m| !m.name.is_empty()) {
-        assert!(text.contains(&format!("\n{}: _{}\n", m.name, m.name)), "module {} missing", m.name);
+        assert!(
+            text.contains(&format!("\n{}: _{}\n", m.name, m.name)),
+            "module {} missing",
+            m.name
+        );
     }
-    assert!(text.contains("def sl_send_reply(code: int, reason: str) -> int:"), "{text}");
+    assert!(
+        text.contains("def sl_send_reply(code: int, reason: str) -> int:"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -33,7 +40,10 @@ fn lua_stub_loads_in_lua_and_declares_every_export() {
     // Load the stub in a real Lua interpreter, then count the functions it declared.
     let lua = mlua::Lua::new();
     let src = std::fs::read_to_string(&path).unwrap();
-    lua.load(&src).set_name("KSR.lua").exec().expect("stub loads in Lua");
+    lua.load(&src)
+        .set_name("KSR.lua")
+        .exec()
+        .expect("stub loads in Lua");
     let count: usize = lua
         .load(
             r#"local n = 0
@@ -58,6 +68,9 @@ fn typescript_stub_declares_modules_and_kinds() {
     assert!(text.contains("declare namespace KSR {"));
     assert!(text.contains("namespace sl {"));
     assert!(text.contains("function is_INVITE(): boolean;"), "{text}");
-    assert!(text.contains("function sl_send_reply(code: number, reason: string): number;"), "{text}");
+    assert!(
+        text.contains("function sl_send_reply(code: number, reason: string): number;"),
+        "{text}"
+    );
     assert_eq!(text.matches('{').count(), text.matches('}').count());
 }

@@ -20,5 +20,8 @@ pub fn script(name: &str, source: &str) -> Script {
 
 /// A file under the workspace's `examples/`.
 pub fn example(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("examples").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("examples")
+        .join(rel)
 }
