@@ -4,13 +4,13 @@
 mod api_tsv;
 mod common;
 mod core_exports;
+mod corex_exports;
 mod hdr_exports;
 mod kx_exports;
 mod maxfwd_exports;
 mod pv_exports;
+mod sanity_exports;
+mod siputils_exports;
 mod sl_exports;
 mod textops_exports;
 mod xlog_exports;
-mod sanity_exports;
-mod siputils_exports;
-mod corex_exports;
