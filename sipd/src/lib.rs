@@ -18,6 +18,6 @@ pub mod endpoint;
 pub mod exports;
 pub mod route_test;
 pub mod router;
-pub mod stubs;
 pub mod server;
+pub mod stubs;
 pub mod transport;
