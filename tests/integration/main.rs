@@ -6,3 +6,4 @@ mod stubs;
 mod support;
 
 mod server;
+mod sipp;
