@@ -52,7 +52,7 @@ pub fn has_user_agent(msg: &mut SipMsg) -> i32 {
 #[derive(Debug, thiserror::Error)]
 enum FileError {
     /// The OS refused.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The file is larger than [`FILE_READ_LIMIT`].
     #[error("file larger than {FILE_READ_LIMIT} bytes")]

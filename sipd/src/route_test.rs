@@ -69,7 +69,7 @@ pub struct LogReport {
 #[derive(Debug, thiserror::Error)]
 pub enum RouteTestError {
     /// The message file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: String,
@@ -77,7 +77,7 @@ pub enum RouteTestError {
         source: std::io::Error,
     },
     /// The message file is not a SIP message.
-    #[error("{path}: not a valid SIP message: {source}")]
+    #[error("{path}: not a valid SIP message")]
     Parse {
         /// The file.
         path: String,
@@ -85,7 +85,7 @@ pub enum RouteTestError {
         source: kemi_runtime::sip::ParseError,
     },
     /// The script did not load.
-    #[error("{0}")]
+    #[error(transparent)]
     Load(#[from] kemi_runtime::engine::LoadError),
 }
 

@@ -45,7 +45,7 @@ use worker::WorkerSetup;
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// A listen socket could not be bound.
-    #[error("cannot listen on {endpoint}: {source}")]
+    #[error("cannot listen on {endpoint}")]
     Bind {
         /// The endpoint.
         endpoint: Endpoint,
@@ -53,10 +53,10 @@ pub enum ServerError {
         source: std::io::Error,
     },
     /// The export table could not be built.
-    #[error("building the export table: {0}")]
+    #[error("building the export table")]
     Table(#[from] TableError),
     /// The script did not load in a worker.
-    #[error("{0}")]
+    #[error(transparent)]
     Script(#[from] LoadError),
     /// A runtime, thread or socket registration failed.
     #[error("starting a worker: {0}")]
