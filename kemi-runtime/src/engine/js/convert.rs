@@ -140,11 +140,13 @@ pub(super) unsafe fn coerce(
 #[inline]
 pub(super) fn with_args<R>(coerced: &[Coerced], f: impl FnOnce(&[Arg<'_>]) -> R) -> R {
     let n = coerced.len().min(MAX_PARAMS);
+    let mut strs: [Option<&str>; MAX_PARAMS] = [None; MAX_PARAMS];
     let mut owned: [Option<String>; MAX_PARAMS] = Default::default();
     for (i, c) in coerced[..n].iter().enumerate() {
         if let Coerced::Str(s) = c {
-            if let Err(_e) = std::str::from_utf8(s.bytes()) {
-                owned[i] = Some(String::from_utf8_lossy(s.bytes()).into_owned());
+            match std::str::from_utf8(s.bytes()) {
+                Ok(text) => strs[i] = Some(text),
+                Err(_) => owned[i] = Some(String::from_utf8_lossy(s.bytes()).into_owned()),
             }
         }
     }
@@ -153,10 +155,7 @@ pub(super) fn with_args<R>(coerced: &[Coerced], f: impl FnOnce(&[Arg<'_>]) -> R)
         args[i] = match c {
             Coerced::Int(v) => Arg::Int(*v),
             Coerced::Long(v) => Arg::Long(*v),
-            Coerced::Str(s) => Arg::Str(match &owned[i] {
-                Some(o) => o.as_str(),
-                None => std::str::from_utf8(s.bytes()).unwrap_or(""),
-            }),
+            Coerced::Str(_) => Arg::Str(strs[i].or(owned[i].as_deref()).unwrap_or("")),
         };
     }
     f(&args[..n])
