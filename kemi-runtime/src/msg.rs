@@ -218,6 +218,127 @@ pub struct RouteState {
     pub edits: Vec<HeaderEdit>,
     /// Header lines to add to locally generated replies (`hdr.append_to_reply`).
     pub reply_headers: Vec<String>,
+    /// `rr.record_route*` was called: the host adds the Record-Route header(s) at send time,
+    /// when it knows the outgoing socket.
+    pub record_route: Option<RecordRoute>,
+}
+
+/// A Record-Route the script asked for (`KSR.rr.record_route*`); written by the host, which
+/// knows the socket the request leaves by (two headers when it differs from the receiving one).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordRoute {
+    /// URI parameters to append (`;a=b;c`), from `record_route_params`/`add_rr_param`.
+    pub params: String,
+    /// A preset URI (`record_route_preset`): written as given instead of our socket; with the
+    /// second one, two headers.
+    pub preset: Option<(String, Option<String>)>,
+    /// Host (and port) to advertise instead of the socket address
+    /// (`record_route_advertised_address`).
+    pub advertised: Option<String>,
+}
+
+/// Which kind of callback a message is being routed in (`tmx.t_is_*_route`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TmRoute {
+    /// `ksr_request_route` (or the core reply/onsend routes).
+    #[default]
+    Request,
+    /// A branch callback (`t_on_branch`): the message is one outgoing branch.
+    Branch,
+    /// An onreply callback (`t_on_reply`): the message is the reply.
+    Reply,
+    /// A failure callback (`t_on_failure`): the message is the request, the reply is in
+    /// [`TmCtx::reply`].
+    Failure,
+    /// A branch-failure callback (`t_on_branch_failure`).
+    BranchFailure,
+}
+
+/// What the transaction layer knew about a request before its route ran.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TxnMatch {
+    /// No transaction (or the message is not a request the layer matches).
+    #[default]
+    None,
+    /// A retransmission of a request whose server transaction exists.
+    Retransmission,
+    /// A CANCEL whose INVITE transaction exists.
+    CancelOfInvite,
+    /// A CANCEL with no INVITE transaction to cancel.
+    CancelUnmatched,
+    /// An ACK to a non-2xx final reply of an existing INVITE transaction (hop by hop).
+    AckToNegative,
+}
+
+/// One extra target of the transaction (`corex.append_branch*`): parallel forking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BranchTarget {
+    /// The Request-URI of the branch.
+    pub uri: String,
+    /// Where it goes, when that differs from `uri` (`$du` when the branch was appended).
+    pub dst: Option<String>,
+}
+
+/// The tm side of one callback run: what the transaction layer told the script (the route
+/// kind, the lookup result, branch and reply facts) and what the script asked of it (relay,
+/// stateful replies, callback names, timers). The host fills the first part before the run and
+/// carries out the second after it; the `tm`, `tmx` and `corex` branch exports only read and
+/// write these fields.
+#[derive(Clone, Debug, Default)]
+pub struct TmCtx {
+    /// The callback kind.
+    pub route: TmRoute,
+    /// The lookup done before the route ran.
+    pub lookup: TxnMatch,
+    /// The script called `t_check_trans`/`t_newtran`/`t_relay` on a retransmission or an ACK
+    /// to a negative reply: the host absorbs it (retransmits the last reply).
+    pub absorb: bool,
+    /// A transaction exists for this message (created, looked up, or the one a tm callback runs
+    /// for).
+    pub exists: bool,
+    /// `t_newtran` asked for a transaction without relaying.
+    pub new_tran: bool,
+    /// `t_relay*` asked for a stateful relay to this target (the R-URI in effect and `$du`,
+    /// or a forced destination).
+    pub relay: Option<Forward>,
+    /// Extra branches (`corex.append_branch*`), relayed in parallel with the first.
+    pub branches: Vec<BranchTarget>,
+    /// Stateful replies asked for (`t_reply`, `t_send_reply`), sent through the transaction.
+    pub replies: Vec<Reply>,
+    /// `t_on_branch` callback name (empty resets).
+    pub on_branch: Option<String>,
+    /// `t_on_reply` callback name.
+    pub on_reply: Option<String>,
+    /// `t_on_failure` callback name.
+    pub on_failure: Option<String>,
+    /// `t_on_branch_failure` callback name.
+    pub on_branch_failure: Option<String>,
+    /// Final-response timeouts in ms set by `t_set_fr` / `t_set_fr_inv` (INVITE, non-INVITE);
+    /// 0 keeps the default.
+    pub fr_ms: Option<(u32, u32)>,
+    /// `t_reset_fr` was called: back to the configured timeouts.
+    pub fr_reset: bool,
+    /// The index of the branch a branch/onreply/branch-failure callback runs for
+    /// (`$T_branch_idx`).
+    pub branch_index: Option<u32>,
+    /// In a failure/onreply callback: the reply (the winning one in failure routes).
+    pub reply: Option<Message>,
+    /// The status code of that reply, or 408 for a timeout (`$T_reply_code`).
+    pub reply_code: Option<u16>,
+    /// The transaction was canceled (`t_is_canceled`).
+    pub canceled: bool,
+    /// The failed branch timed out / got a reply (`t_branch_timeout`, `t_branch_replied`).
+    pub branch_timeout: bool,
+    /// See [`Self::branch_timeout`].
+    pub branch_replied: bool,
+    /// Some branch timed out / got a reply (`t_any_timeout`, `t_any_replied`).
+    pub any_timeout: bool,
+    /// See [`Self::any_timeout`].
+    pub any_replied: bool,
+    /// The status the transaction replied upstream so far (`t_get_status_code`), 0 for none.
+    pub status: u16,
+    /// `t_drop_replies` in a failure callback: the replies collected so far are discarded.
+    pub drop_replies: bool,
 }
 
 /// The per-message routing context every export receives.
@@ -237,6 +358,8 @@ pub struct SipMsg {
     pub captured_logs: Option<Vec<LogRecord>>,
     /// Host facts.
     pub env: Arc<RouteEnv>,
+    /// The transaction layer's side of this run (`KSR.tm`, `KSR.tmx`).
+    pub tm: TmCtx,
 }
 
 impl SipMsg {
@@ -250,6 +373,7 @@ impl SipMsg {
             vars: VarStore::new(),
             captured_logs: None,
             env,
+            tm: TmCtx::default(),
         }
     }
 
