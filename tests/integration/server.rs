@@ -41,8 +41,13 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 fn start(tag: &str, script: &str, listen: &[&str]) -> Proxy {
+    start_file(tag, "route.lua", script, listen)
+}
+
+/// Like [`start`], with the script saved as `file` (its extension picks the engine).
+fn start_file(tag: &str, file: &str, script: &str, listen: &[&str]) -> Proxy {
     let dir = temp_dir(tag);
-    let path = dir.join("route.lua");
+    let path = dir.join(file);
     std::fs::write(&path, script).expect("write script");
     let args = RunArgs {
         listen: listen
@@ -552,4 +557,104 @@ fn examples_check() {
     ])
     .unwrap();
     sipd::cli::run(cli).expect("examples/sipd.toml and proxy.lua check");
+}
+
+/// A call's INVITE forwarded and its 200 relayed back by a script in another language: the same
+/// round trip as the Lua one, through `sipd run`'s server, so every engine works live.
+fn engine_call_round_trip(file: &str, script: &str) {
+    let next_hop = udp("127.0.0.1:0");
+    let next_addr = next_hop.local_addr().unwrap();
+    let script = script.replace("NEXT_HOP", &next_addr.to_string());
+    let p = start_file("engine", file, &script, &["udp:127.0.0.1:0"]);
+    let proxy = p.addr(Proto::Udp, false);
+    let client = udp("127.0.0.1:0");
+    let client_addr = client.local_addr().unwrap();
+
+    let req = invite(client_addr, "z9hG4bKeng1", "Max-Forwards: 10\r\n");
+    client.send_to(req.as_bytes(), proxy).unwrap();
+    let (fwd, _) = recv(&next_hop);
+    assert!(
+        fwd.starts_with("INVITE sip:bob@example.invalid SIP/2.0\r\n"),
+        "{fwd}"
+    );
+    assert_eq!(header(&fwd, "X-Engine"), [file], "{fwd}");
+    assert_eq!(header(&fwd, "Max-Forwards"), ["9"]);
+    next_hop
+        .send_to(uas_reply(&fwd, "200 OK").as_bytes(), proxy)
+        .unwrap();
+    let (reply, _) = recv(&client);
+    assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
+
+    // OPTIONS is answered by the script itself.
+    client
+        .send_to(
+            options("SIP/2.0/UDP 127.0.0.1;rport;branch=z9hG4bKeng2", "eng-2").as_bytes(),
+            proxy,
+        )
+        .unwrap();
+    let (reply, _) = recv(&client);
+    assert!(reply.starts_with("SIP/2.0 200 Engine OK\r\n"), "{reply}");
+}
+
+#[test]
+fn javascript_script_routes_a_call_live() {
+    engine_call_round_trip(
+        "route.js",
+        r#"
+function ksr_request_route() {
+    if (KSR.is_OPTIONS()) {
+        KSR.sl.sl_send_reply(200, "Engine OK");
+        KSR.x.exit();
+    }
+    KSR.hdr.append("X-Engine: route.js\r\n");
+    KSR.setdsturi("sip:NEXT_HOP");
+    KSR.forward();
+}
+"#,
+    );
+}
+
+#[test]
+fn python_script_routes_a_call_live() {
+    engine_call_round_trip(
+        "route.py",
+        r#"
+import KSR
+
+def ksr_request_route():
+    if KSR.is_OPTIONS():
+        KSR.sl.sl_send_reply(200, "Engine OK")
+        return 1
+    KSR.hdr.append("X-Engine: route.py\r\n")
+    KSR.setdsturi("sip:NEXT_HOP")
+    KSR.forward()
+    return 1
+"#,
+    );
+}
+
+#[test]
+fn python_class_style_script_routes_a_call_live() {
+    engine_call_round_trip(
+        "route.py",
+        r#"
+import KSR
+
+class Router:
+    def child_init(self, rank):
+        return 0
+
+    def ksr_request_route(self, msg):
+        if KSR.is_OPTIONS():
+            KSR.sl.sl_send_reply(200, "Engine OK")
+            return 1
+        KSR.hdr.append("X-Engine: route.py\r\n")
+        KSR.setdsturi("sip:NEXT_HOP")
+        KSR.forward()
+        return 1
+
+def mod_init():
+    return Router()
+"#,
+    );
 }
