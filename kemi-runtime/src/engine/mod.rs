@@ -20,6 +20,7 @@ use crate::{ExportTable, SipMsg};
 pub mod error;
 #[cfg(feature = "js")]
 pub mod js;
+pub mod limits;
 pub mod lua;
 #[cfg(feature = "python")]
 pub mod python;

@@ -3,13 +3,18 @@
 //! - [`ksr`]: the `KSR` table and the C functions behind it.
 //! - [`convert`]: argument and result conversions.
 //! - [`ctx`]: state shared by the `KSR` functions, and the message lent during a run.
+//! - [`budget`]: the per-run instruction budget (a count hook) of [`ScriptLimits`].
 //!
 //! Differences from `app_lua`, on purpose:
 //! - `os.exit` raises an error ("os.exit is disabled in sipd; use KSR.x.exit()") so a script can
 //!   never stop the proxy.
 //! - The interpreter is mlua's safe one: the `debug` library and C modules are not available,
 //!   and only text chunks load, so a script cannot break memory safety.
+//! - [`LuaEngine::load_with`] can bound each run's instructions and the interpreter's memory
+//!   ([`ScriptLimits`]); a run over either fails with a [`ScriptError`] that
+//!   [`LimitKind::of`](super::limits::LimitKind::of) recognizes, and the next run starts afresh.
 
+mod budget;
 mod convert;
 mod ctx;
 mod ksr;
@@ -21,6 +26,7 @@ use std::sync::Arc;
 use mlua::{ChunkMode, Function, Lua, Value};
 
 use super::error::{source_matches, split_position};
+use super::limits::{ScriptLimits, MEMORY_LIMIT};
 use super::{
     Engine, EngineKind, LoadError, RunOutcome, ScriptError, EXIT_MARKER, ONSEND_ROUTE, REPLY_ROUTE,
     REQUEST_ROUTE,
@@ -69,6 +75,7 @@ pub struct LuaEngine {
     lua: Lua,
     ctx: Rc<Ctx>,
     path: PathBuf,
+    limits: ScriptLimits,
 }
 
 impl std::fmt::Debug for LuaEngine {
@@ -85,6 +92,27 @@ impl LuaEngine {
     /// Fails with the file, line and cause for syntax errors and errors at top level, and when
     /// the script defines no `ksr_request_route`.
     pub fn load(path: &Path, table: Arc<ExportTable>) -> Result<Self, LoadError> {
+        Self::load_with(path, None, table, ScriptLimits::default())
+    }
+
+    /// Like [`LuaEngine::load`], with `limits` enforced from the script's top level on, and the
+    /// script text taken from `source` when given (`path` then only names it in messages and
+    /// [`Engine::reload`]), so that what a staging interpreter validated is what runs.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use kemi_runtime::engine::{lua::LuaEngine, limits::ScriptLimits};
+    /// # fn f(table: Arc<kemi_runtime::ExportTable>) {
+    /// let limits = ScriptLimits { instructions: Some(1_000_000), memory: Some(32 << 20) };
+    /// let engine = LuaEngine::load_with("route.lua".as_ref(), None, table, limits);
+    /// # }
+    /// ```
+    pub fn load_with(
+        path: &Path,
+        source: Option<&[u8]>,
+        table: Arc<ExportTable>,
+        limits: ScriptLimits,
+    ) -> Result<Self, LoadError> {
         let lua = Lua::new();
         let ctx = Rc::new(Ctx::new(table));
         let setup = lua
@@ -98,13 +126,23 @@ impl LuaEngine {
                 format!("cannot set up the Lua interpreter: {e}"),
             ));
         }
+        if let Err(e) = install_limits(&lua, &limits) {
+            return Err(LoadError::new(
+                path,
+                format!("cannot set the script limits: {e}"),
+            ));
+        }
         let mut engine = LuaEngine {
             callbacks: Callbacks::default(),
             lua,
             ctx,
             path: path.to_path_buf(),
+            limits,
         };
-        engine.exec_file()?;
+        match source {
+            Some(src) => engine.exec_source(src)?,
+            None => engine.exec_file()?,
+        }
         engine.callbacks = engine.lookup_callbacks()?;
         Ok(engine)
     }
@@ -118,6 +156,14 @@ impl LuaEngine {
     fn exec_file(&self) -> Result<(), LoadError> {
         let src = std::fs::read(&self.path)
             .map_err(|e| LoadError::new(&self.path, format!("cannot read the script: {e}")))?;
+        self.exec_source(&src)
+    }
+
+    /// Run `src` (the text of the script file) into the interpreter, within the load budget.
+    fn exec_source(&self, src: &[u8]) -> Result<(), LoadError> {
+        if let Some(n) = self.limits.load_instructions() {
+            budget::arm(n);
+        }
         self.lua
             .load(&src[..])
             .set_name(format!("@{}", self.path.display()))
@@ -175,6 +221,9 @@ impl Engine for LuaEngine {
             return Ok(RunOutcome::Missing);
         };
         let saved_sflags = std::mem::take(&mut msg.route.sflags);
+        if let Some(n) = self.limits.instructions {
+            budget::arm(n);
+        }
         let result = {
             let _lease = self.ctx.lend(msg);
             match arg {
@@ -189,6 +238,12 @@ impl Engine for LuaEngine {
                 let (text, traceback) = error_text(&e);
                 if text == EXIT_MARKER {
                     Ok(RunOutcome::Exited)
+                } else if self.limits.memory.is_some() && is_memory_error(&e) {
+                    // Free what the failed run left behind before the next message.
+                    let _ = self.lua.gc_collect();
+                    let mut err = script_error(text, traceback);
+                    err.message = format!("{MEMORY_LIMIT}: {}", err.message);
+                    Err(err)
                 } else {
                     Err(script_error(text, traceback))
                 }
@@ -204,6 +259,28 @@ impl Engine for LuaEngine {
         self.exec_file()?;
         self.callbacks = self.lookup_callbacks()?;
         Ok(())
+    }
+}
+
+/// Set the memory ceiling and install the instruction hook of `limits` on `lua`.
+fn install_limits(lua: &Lua, limits: &ScriptLimits) -> mlua::Result<()> {
+    if let Some(n) = limits.instructions {
+        budget::install(lua, n)?;
+    }
+    if let Some(bytes) = limits.memory {
+        lua.set_memory_limit(bytes)?;
+    }
+    Ok(())
+}
+
+/// True when `e` is (or wraps) an allocation failure.
+fn is_memory_error(e: &mlua::Error) -> bool {
+    match e {
+        mlua::Error::MemoryError(_) => true,
+        mlua::Error::CallbackError { cause, .. } => is_memory_error(cause),
+        mlua::Error::WithContext { cause, .. } => is_memory_error(cause),
+        mlua::Error::RuntimeError(s) => s.starts_with("not enough memory"),
+        _ => false,
     }
 }
 
