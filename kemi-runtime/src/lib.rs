@@ -6,10 +6,12 @@
 //! - [`xval`]: value-returning exports' result type.
 //! - [`msg`]: [`SipMsg`], the per-message routing context every export receives.
 //! - [`sip`]: the zero-copy SIP message model (parser, lazy header access, edits, replies).
+//! - [`calls`]: per-thread counts of export calls (`kemi.stats`).
 //! - [`engine`]: the script engines (Lua first) behind one interface.
 
 extern crate self as kemi_runtime;
 
+pub mod calls;
 pub mod engine;
 pub mod export;
 pub mod msg;

@@ -207,3 +207,22 @@ fn unlimited_engine_runs_long_loops() {
     let err = fail(&mut limited, REQUEST_ROUTE);
     assert_eq!(LimitKind::of(&err), Some(LimitKind::Instructions));
 }
+
+#[test]
+fn export_calls_are_counted_on_the_installing_thread() {
+    let counts = Arc::new(kemi_runtime::calls::CallCounts::new());
+    let (mut e, _s) = engine("calls");
+    served(&mut e);
+    {
+        let _installed = kemi_runtime::calls::install(Arc::clone(&counts));
+        served(&mut e);
+        served(&mut e);
+    }
+    served(&mut e);
+    let marks: Vec<u64> = counts
+        .iter()
+        .filter(|(x, _)| x.name == "mark")
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(marks, vec![2]);
+}
