@@ -136,18 +136,18 @@ struct SippOutcome {
 }
 
 impl Sipp {
-    /// Start sipp: scenario `sf`, local `ip`/`port`, transport `t` (`u1`/`t1`), `calls` calls,
+    /// Start sipp: scenario `sf`, bound to `local`, transport `t` (`u1`/`t1`), `calls` calls,
     /// `remote` for a UAC (none for a UAS), plus `extra` arguments.
     fn spawn(
         name: &'static str,
         sf: &str,
-        ip: IpAddr,
-        port: u16,
+        local: SocketAddr,
         t: &str,
         calls: u32,
         remote: Option<SocketAddr>,
         extra: &[&str],
     ) -> Sipp {
+        let (ip, port) = (local.ip(), local.port());
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cmd = Command::new(sipp_bin());
         if let Some(r) = remote {
@@ -294,7 +294,7 @@ impl Sipp {
         let Some(head) = lines.next() else {
             return Vec::new();
         };
-        let Some(last) = lines.last() else {
+        let Some(last) = lines.next_back() else {
             return Vec::new();
         };
         head.split(';')
@@ -359,8 +359,7 @@ fn options_ok(sipd: &Sipd, ip: IpAddr, t: &str, calls: u32) {
     let uac = Sipp::spawn(
         "OPTIONS UAC",
         "options_uac.xml",
-        ip,
-        free_port(ip),
+        SocketAddr::new(ip, free_port(ip)),
         t,
         calls,
         Some(sipd.addr(proto)),
@@ -386,23 +385,13 @@ fn call_through(ip: IpAddr, t: &str, calls: u32) {
         ip,
         &relay_script(&format!("sip:{}{transport}", hostport(uas_addr))),
     );
-    let mut uas = Sipp::spawn(
-        "call UAS",
-        "call_uas.xml",
-        ip,
-        uas_port,
-        t,
-        calls,
-        None,
-        &[],
-    );
+    let mut uas = Sipp::spawn("call UAS", "call_uas.xml", uas_addr, t, calls, None, &[]);
     uas.wait_bound(uas_addr, t);
     let proto = if t == "t1" { Proto::Tcp } else { Proto::Udp };
     let uac = Sipp::spawn(
         "call UAC",
         "call_uac.xml",
-        ip,
-        free_port(ip),
+        SocketAddr::new(ip, free_port(ip)),
         t,
         calls,
         Some(sipd.addr(proto)),
@@ -446,25 +435,22 @@ fn uas_header_check_fails_without_the_scripts_header() {
     let mut uas = Sipp::spawn(
         "call UAS (no header)",
         "call_uas.xml",
-        ip,
-        uas_port,
+        uas_addr,
         "u1",
         1,
         None,
         &[],
     );
     uas.wait_bound(uas_addr, "u1");
-    let uac = Sipp::spawn(
+    let mut uac = Sipp::spawn(
         "call UAC",
         "call_uac.xml",
-        ip,
-        free_port(ip),
+        SocketAddr::new(ip, free_port(ip)),
         "u1",
         1,
         Some(sipd.addr(Proto::Udp)),
         &["-timeout", "4s"],
     );
-    let mut uac = uac;
     let _ = uac.finish();
     let o = uas.finish();
     assert!(
