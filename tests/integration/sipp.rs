@@ -529,6 +529,22 @@ fn conformance_corpus_then_options_still_answered() {
         sent_udp > 20 && sent_tcp > 0,
         "sent {sent_udp} datagrams, {sent_tcp} TCP streams"
     );
+    // Something came out both ways: replies (400/505/483...) to us, forwards to the sink.
+    let drain = |sock: &UdpSocket| {
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("read timeout");
+        let mut buf = vec![0u8; 65_536];
+        let mut n = 0;
+        while sock.recv_from(&mut buf).is_ok() {
+            n += 1;
+        }
+        n
+    };
+    let (replies, forwards) = (drain(&client), drain(&sink));
+    assert!(
+        replies > 0 && forwards > 0,
+        "sipd answered {replies} and forwarded {forwards} of {sent_udp} corpus datagrams"
+    );
     options_ok(&sipd, ip, "u1", 10);
     options_ok(&sipd, ip, "t1", 3);
 }
