@@ -14,6 +14,10 @@
 //! - [`xlog`]: `KSR.xlog.*`: logging with `$pv` interpolation.
 //! - [`kx`]: `KSR.kx.*`: the fast getters of Kamailio's `kemix`.
 //! - [`textops`]: `KSR.textops.*`: regex searches and edits of headers, string tests.
+//! - [`tm`]: `KSR.tm.*`: transaction-stateful relaying, failure/branch/onreply callbacks
+//!   (also `corex.append_branch*`); carried out by the host's transaction layer.
+//! - [`tmx`]: `KSR.tmx.*`: which tm callback runs, the retransmission pre-check.
+//! - [`rr`]: `KSR.rr.*`: Record-Route and Route processing.
 //!
 //! Hosts pass [`MODULES`] to [`kemi_runtime::ExportTable::build`]; naming it links this crate.
 //! Exports never touch the network: replies are queued in `SipMsg::outbox`, header changes in
@@ -27,10 +31,13 @@ pub mod hdr;
 pub mod kx;
 pub mod maxfwd;
 pub mod pv;
+pub mod rr;
 pub mod sanity;
 pub mod siputils;
 pub mod sl;
 pub mod textops;
+pub mod tm;
+pub mod tmx;
 pub mod xlog;
 
 mod uri_parts;
@@ -41,5 +48,6 @@ pub static MODULES: ModuleSet = ModuleSet {
     crate_name: "modules",
     modules: &[
         "", "pv", "hdr", "sl", "maxfwd", "xlog", "kx", "siputils", "sanity", "corex", "textops",
+        "tm", "tmx", "rr",
     ],
 };
