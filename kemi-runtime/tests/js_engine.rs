@@ -1,236 +1,32 @@
-//! The JavaScript engine (`jsdt`, QuickJS) against real scripts (`tests/scripts/*.js`), with test
-//! exports defined here: KSR call semantics, exit/drop/modf, loading and reloading, error
+//! The JavaScript engine (`jsdt`, QuickJS) against real scripts (`tests/scripts/*.js`), with the
+//! test exports of `common`: KSR call semantics, exit/drop/modf, loading and reloading, error
 //! containment.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
+
+use std::path::Path;
 
 use kemi_runtime::engine::{
-    self, Engine, EngineKind, RunOutcome, ScriptError, REPLY_ROUTE, REQUEST_ROUTE,
+    self, Engine, EngineKind, LoadError, RunOutcome, ScriptError, REPLY_ROUTE, REQUEST_ROUTE,
 };
-use kemi_runtime::msg::LogRecord;
-use kemi_runtime::table::{Enabled, ModuleSet};
-use kemi_runtime::{kemi, ExportTable, SipMsg, Xval};
+use kemi_runtime::table::Enabled;
+use kemi_runtime::SipMsg;
 
-static TEST_MODULES: ModuleSet = ModuleSet {
-    crate_name: "js_engine_test",
-    modules: &["", "t", "opt"],
-};
+use common::{line_of, logs, msg, run_ok, script, table};
 
-// --- core test exports -------------------------------------------------------------------
-
-/// Log at info level (NONE result, one param).
-#[kemi(name = "info")]
-fn info(msg: &mut SipMsg, text: &str) {
-    msg.log(kemi_runtime::msg::LogLevel::Info, text);
-}
-
-/// Mark the message dropped (NONE result, no params).
-#[kemi(name = "set_drop")]
-fn set_drop(msg: &mut SipMsg) {
-    msg.route.drop = true;
-}
-
-/// Set a script flag.
-#[kemi(name = "setsflag")]
-fn setsflag(msg: &mut SipMsg, flag: i32) -> bool {
-    match u32::try_from(flag) {
-        Ok(f) if f < 64 => {
-            msg.route.sflags |= 1 << f;
-            true
-        }
-        _ => false,
-    }
-}
-
-/// Test a script flag.
-#[kemi(name = "issflagset")]
-fn issflagset(msg: &mut SipMsg, flag: i32) -> bool {
-    u32::try_from(flag).is_ok_and(|f| f < 64 && msg.route.sflags & (1 << f) != 0)
-}
-
-// --- module `t` ----------------------------------------------------------------------------
-
-/// Always -1 (an int "false" that is truthy in JavaScript).
-#[kemi(module = "t", name = "neg")]
-fn neg(_msg: &mut SipMsg) -> i32 {
-    -1
-}
-
-/// Shadowed by the core `info` for `KSR.x.modf`.
-#[kemi(module = "t", name = "info")]
-fn t_info(_msg: &mut SipMsg) -> i32 {
-    -7
-}
-
-/// Always true.
-#[kemi(module = "t", name = "is_a")]
-fn is_a(_msg: &mut SipMsg) -> bool {
-    true
-}
-
-/// Always false.
-#[kemi(module = "t", name = "is_not")]
-fn is_not(_msg: &mut SipMsg) -> bool {
-    false
-}
-
-/// Its argument.
-#[kemi(module = "t", name = "echo_int")]
-fn echo_int(_msg: &mut SipMsg, n: i32) -> i32 {
-    n
-}
-
-/// Its argument, as a string value.
-#[kemi(module = "t", name = "echo_str")]
-fn echo_str(_msg: &mut SipMsg, s: &str) -> Xval {
-    Xval::str(s)
-}
-
-/// Byte length of its argument.
-#[kemi(module = "t", name = "strlen")]
-fn strlen(_msg: &mut SipMsg, s: &str) -> i32 {
-    i32::try_from(s.len()).unwrap_or(i32::MAX)
-}
-
-/// Its long argument as a long value.
-#[kemi(module = "t", name = "echo_long")]
-fn echo_long(_msg: &mut SipMsg, _name: &str, n: i64) -> Xval {
-    Xval::Long(n)
-}
-
-/// `s/n`.
-#[kemi(module = "t", name = "mix")]
-fn mix(_msg: &mut SipMsg, s: &str, n: i32) -> Xval {
-    Xval::Str(format!("{s}/{n}"))
-}
-
-/// Six strings concatenated.
-#[kemi(module = "t", name = "concat6")]
-fn concat6(_msg: &mut SipMsg, a: &str, b: &str, c: &str, d: &str, e: &str, f: &str) -> Xval {
-    Xval::Str([a, b, c, d, e, f].concat())
-}
-
-/// Null.
-#[kemi(module = "t", name = "xnull")]
-fn xnull(_msg: &mut SipMsg) -> Xval {
-    Xval::Null
-}
-
-/// No value.
-#[kemi(module = "t", name = "xnone")]
-fn xnone(_msg: &mut SipMsg) -> Xval {
-    Xval::None
-}
-
-/// A long beyond 32 bits.
-#[kemi(module = "t", name = "xlong")]
-fn xlong(_msg: &mut SipMsg) -> Xval {
-    Xval::Long(5_000_000_000)
-}
-
-/// An xval int.
-#[kemi(module = "t", name = "xint")]
-fn xint(_msg: &mut SipMsg) -> Xval {
-    Xval::Int(7)
-}
-
-/// An xval bool.
-#[kemi(module = "t", name = "xbool")]
-fn xbool(_msg: &mut SipMsg) -> Xval {
-    Xval::Bool(true)
-}
-
-/// `{1, "two", {k = "v"}, {10, 20}}`.
-#[kemi(module = "t", name = "xarr")]
-fn xarr(_msg: &mut SipMsg) -> Xval {
-    Xval::Array(vec![
-        Xval::Int(1),
-        Xval::str("two"),
-        Xval::Dict(vec![("k".into(), Xval::str("v"))]),
-        Xval::Array(vec![Xval::Int(10), Xval::Int(20)]),
-    ])
-}
-
-/// `{a = 1, b = "x", c = {d = true}, n = nil}`.
-#[kemi(module = "t", name = "xdict")]
-fn xdict(_msg: &mut SipMsg) -> Xval {
-    Xval::Dict(vec![
-        ("a".into(), Xval::Int(1)),
-        ("b".into(), Xval::str("x")),
-        ("c".into(), Xval::Dict(vec![("d".into(), Xval::Bool(true))])),
-        ("n".into(), Xval::Null),
-    ])
-}
-
-/// Panics: a bug in an export must not take the worker down.
-#[kemi(module = "t", name = "boom")]
-fn boom(_msg: &mut SipMsg) -> i32 {
-    panic!("boom")
-}
-
-// --- module `opt` (disabled in some tables) --------------------------------------------------
-
-/// Always 1.
-#[kemi(module = "opt", name = "f")]
-fn opt_f(_msg: &mut SipMsg) -> i32 {
-    1
-}
-
-// --- helpers ---------------------------------------------------------------------------------
-
-fn table(enabled: Enabled) -> Arc<ExportTable> {
-    let table = ExportTable::build(
-        &kemi_runtime::__private::KEMI_EXPORTS,
-        &[&TEST_MODULES],
-        &enabled,
-    );
-    Arc::new(table.expect("test export table"))
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/scripts")
-        .join(name)
-}
-
+/// Script `name` of `tests/scripts`, loaded.
 fn load(name: &str) -> Box<dyn Engine> {
-    engine::load(EngineKind::Jsdt, &script(name), table(Enabled::All))
-        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+    common::load(EngineKind::Jsdt, name, table(Enabled::All))
 }
 
-fn msg() -> SipMsg {
-    let raw = b"OPTIONS sip:alice@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK1\r\nFrom: <sip:b@127.0.0.1>;tag=1\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
-    let message = kemi_runtime::sip::Message::parse(bytes::Bytes::from_static(raw)).expect("parse");
-    let mut msg = SipMsg::new(message, Default::default(), Default::default());
-    msg.captured_logs = Some(Vec::new());
-    msg
+/// The script at `path`, loaded with every test module enabled.
+fn load_path(path: &Path) -> Result<Box<dyn Engine>, LoadError> {
+    engine::load(EngineKind::Jsdt, path, table(Enabled::All))
 }
 
-fn logs(msg: &SipMsg) -> Vec<String> {
-    msg.captured_logs
-        .iter()
-        .flatten()
-        .map(|r: &LogRecord| r.text.clone())
-        .collect()
-}
-
-/// 1-based line of the first line of script `name` containing `needle`.
-fn line_of(name: &str, needle: &str) -> usize {
-    let text = std::fs::read_to_string(script(name)).expect("read script");
-    text.lines()
-        .position(|l| l.contains(needle))
-        .expect("needle in script")
-        + 1
-}
-
-/// Run `callback` and require a normal return (a failed script-side check is an error).
-fn run_ok(engine: &mut dyn Engine, callback: &str) -> SipMsg {
-    let mut m = msg();
-    match engine.run(callback, &mut m, None) {
-        Ok(RunOutcome::Returned) => m,
-        other => panic!("{callback}: {other:?}"),
-    }
+/// Run `callback` of `semantics.js` and require a normal return.
+fn semantics(callback: &str) -> SipMsg {
+    run_ok(&mut *load("semantics.js"), callback)
 }
 
 /// Run `callback` of `semantics.js` with `arg` and give the outcome and the message.
@@ -241,38 +37,50 @@ fn run_semantics(callback: &str, arg: Option<&str>) -> (Result<RunOutcome, Scrip
     (out, m)
 }
 
+/// Require `err` to be located at the first line of `semantics.js` containing `needle`.
+fn assert_at_line(err: &ScriptError, needle: &str) {
+    let line = line_of("semantics.js", needle);
+    assert!(
+        err.location
+            .as_deref()
+            .is_some_and(|l| l.ends_with(&format!("semantics.js:{line}"))),
+        "{:?}",
+        err.location
+    );
+}
+
 // --- call semantics ---------------------------------------------------------------------------
 
 #[test]
 fn ksr_calls_at_load_time_give_false() {
-    run_ok(&mut *load("semantics.js"), "test_load_time_call");
+    semantics("test_load_time_call");
 }
 
 #[test]
 fn int_and_bool_results_stay_distinct() {
-    run_ok(&mut *load("semantics.js"), "test_int_vs_bool");
+    semantics("test_int_vs_bool");
 }
 
 #[test]
 fn none_results_are_false() {
-    let m = run_ok(&mut *load("semantics.js"), "test_none");
+    let m = semantics("test_none");
     assert!(m.route.drop, "set_drop ran");
     assert_eq!(logs(&m), ["x"]);
 }
 
 #[test]
 fn xval_results_convert() {
-    run_ok(&mut *load("semantics.js"), "test_xval");
+    semantics("test_xval");
 }
 
 #[test]
 fn arguments_are_coerced() {
-    run_ok(&mut *load("semantics.js"), "test_args");
+    semantics("test_args");
 }
 
 #[test]
 fn throwing_coercions_propagate_to_the_script() {
-    run_ok(&mut *load("semantics.js"), "test_throwing_coercion");
+    semantics("test_throwing_coercion");
 }
 
 #[test]
@@ -284,7 +92,7 @@ fn a_failed_check_in_the_script_is_reported() {
         "function ksr_request_route() {}\nfunction t() { if (KSR.t.echo_int(1) !== 2) throw new Error('mismatch'); }\n",
     )
     .expect("write");
-    let mut engine = engine::load(EngineKind::Jsdt, &path, table(Enabled::All)).expect("load");
+    let mut engine = load_path(&path).expect("load");
     let err = engine.run("t", &mut msg(), None).expect_err("mismatch");
     assert_eq!(err.message, "Error: mismatch");
 }
@@ -365,7 +173,7 @@ fn drop_marks_and_exits() {
 
 #[test]
 fn modf_runs_exports_by_name() {
-    let m = run_ok(&mut *load("semantics.js"), "test_modf");
+    let m = semantics("test_modf");
     assert_eq!(logs(&m), ["via modf"]);
 }
 
@@ -454,14 +262,7 @@ fn runtime_error_is_contained() {
 fn error_in_a_return_expression_points_at_the_function() {
     let (out, _m) = run_semantics("test_runtime_error_in_return", None);
     let err = out.expect_err("error");
-    let line = line_of("semantics.js", "function test_runtime_error_in_return");
-    assert!(
-        err.location
-            .as_deref()
-            .is_some_and(|l| l.ends_with(&format!("semantics.js:{line}"))),
-        "{:?}",
-        err.location
-    );
+    assert_at_line(&err, "function test_runtime_error_in_return");
 }
 
 #[test]
@@ -469,14 +270,7 @@ fn thrown_errors_and_values() {
     let (out, _m) = run_semantics("test_throw_error", None);
     let err = out.expect_err("error");
     assert_eq!(err.message, "RangeError: out of range");
-    let line = line_of("semantics.js", "new RangeError");
-    assert!(
-        err.location
-            .as_deref()
-            .is_some_and(|l| l.ends_with(&format!("semantics.js:{line}"))),
-        "{:?}",
-        err.location
-    );
+    assert_at_line(&err, "new RangeError");
 
     let (out, _m) = run_semantics("test_throw_value", None);
     let err = out.expect_err("error");
@@ -515,7 +309,7 @@ fn panicking_export_is_contained() {
 #[test]
 fn syntax_error_names_file_and_line() {
     let path = script("syntax_error.js");
-    let err = engine::load(EngineKind::Jsdt, &path, table(Enabled::All)).expect_err("syntax error");
+    let err = load_path(&path).expect_err("syntax error");
     assert_eq!(err.file, path);
     assert_eq!(err.line, Some(3));
     assert!(err.cause.starts_with("SyntaxError: "), "{}", err.cause);
@@ -527,7 +321,7 @@ fn syntax_error_names_file_and_line() {
 #[test]
 fn top_level_runtime_error_names_file_and_line() {
     let path = script("toplevel_error.js");
-    let err = engine::load(EngineKind::Jsdt, &path, table(Enabled::All)).expect_err("error");
+    let err = load_path(&path).expect_err("error");
     assert_eq!(err.line, Some(3));
     assert!(err.cause.starts_with("TypeError: "), "{}", err.cause);
 }
@@ -536,7 +330,7 @@ fn top_level_runtime_error_names_file_and_line() {
 fn missing_request_route_fails_to_load() {
     for name in ["no_request_route.js", "request_route_not_function.js"] {
         let path = script(name);
-        let err = engine::load(EngineKind::Jsdt, &path, table(Enabled::All)).expect_err("error");
+        let err = load_path(&path).expect_err("error");
         assert_eq!(
             err.to_string(),
             format!(
@@ -550,18 +344,13 @@ fn missing_request_route_fails_to_load() {
 #[test]
 fn exit_while_loading_fails_to_load() {
     let path = script("exit_at_load.js");
-    let err = engine::load(EngineKind::Jsdt, &path, table(Enabled::All)).expect_err("error");
+    let err = load_path(&path).expect_err("error");
     assert_eq!(err.cause, "KSR.x.exit() called while loading the script");
 }
 
 #[test]
 fn unreadable_file_fails_to_load() {
-    let err = engine::load(
-        EngineKind::Jsdt,
-        &script("does_not_exist.js"),
-        table(Enabled::All),
-    )
-    .expect_err("error");
+    let err = load_path(&script("does_not_exist.js")).expect_err("error");
     assert!(err.cause.contains("cannot read"), "{}", err.cause);
 }
 
@@ -573,7 +362,7 @@ fn reload_replaces_callbacks_and_keeps_them_on_failure() {
         "var count = 0;\nfunction ksr_request_route() { KSR.info('v1'); }\n",
     )
     .expect("write");
-    let mut engine = engine::load(EngineKind::Jsdt, &path, table(Enabled::All)).expect("load");
+    let mut engine = load_path(&path).expect("load");
     assert_eq!(logs(&run_ok(&mut *engine, REQUEST_ROUTE)), ["v1"]);
 
     std::fs::write(
@@ -609,7 +398,7 @@ fn reload_of_top_level_let_is_a_redeclaration() {
     // Documented caveat: the global lexical scope survives a reload, as the globals do.
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("js_engine_reload_let.js");
     std::fs::write(&path, "let x = 1;\nfunction ksr_request_route() {}\n").expect("write");
-    let mut engine = engine::load(EngineKind::Jsdt, &path, table(Enabled::All)).expect("load");
+    let mut engine = load_path(&path).expect("load");
     let err = engine.reload().expect_err("redeclaration");
     assert!(err.cause.contains("redeclar"), "{err}");
     run_ok(&mut *engine, REQUEST_ROUTE);

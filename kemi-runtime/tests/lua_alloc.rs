@@ -2,6 +2,10 @@
 //! performs zero allocations, counted by a global allocator wrapper. (Own test binary: the
 //! allocator is process-wide.)
 
+// Only the sample messages of `common`: its test exports are not declared in this binary's table.
+#[path = "common/sip.rs"]
+mod sip;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,12 +58,6 @@ fn str_fn(_msg: &mut SipMsg, s: &str) -> i32 {
     i32::try_from(s.len()).unwrap_or(i32::MAX)
 }
 
-fn msg() -> SipMsg {
-    let raw = b"OPTIONS sip:alice@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK1\r\nFrom: <sip:b@127.0.0.1>;tag=1\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
-    let message = kemi_runtime::sip::Message::parse(bytes::Bytes::from_static(raw)).expect("parse");
-    SipMsg::new(message, Default::default(), Default::default())
-}
-
 /// Allocations made by one run of `callback`.
 fn allocs_of(engine: &mut dyn engine::Engine, callback: &str, m: &mut SipMsg) -> usize {
     let before = ALLOCS.load(Ordering::Relaxed);
@@ -79,7 +77,7 @@ fn int_and_str_arguments_do_not_allocate() {
     .expect("table");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/alloc.lua");
     let mut engine = engine::load(EngineKind::Lua, &script, Arc::new(table)).expect("load");
-    let mut m = msg();
+    let mut m = sip::parse(sip::OPTIONS);
     // Warm up: first runs may grow the Lua stack and mlua's internal pools.
     for _ in 0..3 {
         allocs_of(&mut *engine, REQUEST_ROUTE, &mut m);

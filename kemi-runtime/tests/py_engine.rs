@@ -1,63 +1,40 @@
 //! The Python engine against real scripts (`tests/scripts/py_*.py`) in embedded CPython, in both
-//! Kamailio styles, with test exports defined here: KSR call semantics (strict types, results),
-//! modf, exit by `sys.exit()`, drop, the `msg` object, loading and reloading, error containment,
-//! and two engines on two threads.
+//! Kamailio styles, with the test exports of `common` and a few of its own: KSR call semantics
+//! (strict types, results), modf, exit by `sys.exit()`, drop, the `msg` object, loading and
+//! reloading, error containment, and two engines on two threads.
 #![cfg(feature = "python")]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use kemi_runtime::engine::python::{PythonEngine, PythonOptions, PythonStyle};
-use kemi_runtime::engine::{self, Engine, EngineKind, RunOutcome, REPLY_ROUTE, REQUEST_ROUTE};
-use kemi_runtime::msg::{Action, LogLevel, LogRecord, Reply, VarValue};
+use kemi_runtime::engine::{
+    self, Engine, EngineKind, LoadError, RunOutcome, REPLY_ROUTE, REQUEST_ROUTE,
+};
+use kemi_runtime::msg::{Action, Reply, VarValue};
 use kemi_runtime::sip::HeaderEdit;
 use kemi_runtime::table::{Enabled, ModuleSet};
 use kemi_runtime::{kemi, ExportTable, SipMsg, Xval};
 
-static TEST_MODULES: ModuleSet = ModuleSet {
+use common::{line_of, logs, msg, reply_msg, run_ok, script};
+
+/// The modules of the exports defined here, beside `common`'s.
+static PY_MODULES: ModuleSet = ModuleSet {
     crate_name: "py_engine_test",
-    modules: &["", "pv", "hdr", "sl", "t", "opt"],
+    modules: &["pv", "hdr", "sl"],
 };
 
 // --- core test exports -------------------------------------------------------------------
-
-/// Log at info level (NONE result, one param).
-#[kemi(name = "info")]
-fn info(msg: &mut SipMsg, text: &str) {
-    msg.log(LogLevel::Info, text);
-}
-
-/// Mark the message dropped (NONE result, no params).
-#[kemi(name = "set_drop")]
-fn set_drop(msg: &mut SipMsg) {
-    msg.route.drop = true;
-}
 
 /// Rewrite the R-URI.
 #[kemi(name = "setruri")]
 fn setruri(msg: &mut SipMsg, uri: &str) -> bool {
     msg.route.new_ruri = Some(uri.to_owned());
     true
-}
-
-/// Set a script flag.
-#[kemi(name = "setsflag")]
-fn setsflag(msg: &mut SipMsg, flag: i32) -> bool {
-    match u32::try_from(flag) {
-        Ok(f) if f < 64 => {
-            msg.route.sflags |= 1 << f;
-            true
-        }
-        _ => false,
-    }
-}
-
-/// Test a script flag.
-#[kemi(name = "issflagset")]
-fn issflagset(msg: &mut SipMsg, flag: i32) -> bool {
-    u32::try_from(flag).is_ok_and(|f| f < 64 && msg.route.sflags & (1 << f) != 0)
 }
 
 // --- pv, hdr, sl (small stand-ins for the real modules) --------------------------------------
@@ -103,147 +80,23 @@ fn sl_send_reply(msg: &mut SipMsg, code: i32, reason: &str) -> i32 {
     }
 }
 
-// --- module `t` ----------------------------------------------------------------------------
-
-/// Always -1 (an int "false" that is truthy in Python).
-#[kemi(module = "t", name = "neg")]
-fn neg(_msg: &mut SipMsg) -> i32 {
-    -1
-}
-
-/// Shadowed by the core `info` for `KSR.x.modf`.
-#[kemi(module = "t", name = "info")]
-fn t_info(_msg: &mut SipMsg) -> i32 {
-    -7
-}
-
-/// Always true.
-#[kemi(module = "t", name = "is_a")]
-fn is_a(_msg: &mut SipMsg) -> bool {
-    true
-}
-
-/// Always false.
-#[kemi(module = "t", name = "is_not")]
-fn is_not(_msg: &mut SipMsg) -> bool {
-    false
-}
-
-/// Its argument.
-#[kemi(module = "t", name = "echo_int")]
-fn echo_int(_msg: &mut SipMsg, n: i32) -> i32 {
-    n
-}
-
-/// Its argument, as a string value.
-#[kemi(module = "t", name = "echo_str")]
-fn echo_str(_msg: &mut SipMsg, s: &str) -> Xval {
-    Xval::str(s)
-}
-
-/// Byte length of its argument.
-#[kemi(module = "t", name = "strlen")]
-fn strlen(_msg: &mut SipMsg, s: &str) -> i32 {
-    i32::try_from(s.len()).unwrap_or(i32::MAX)
-}
-
-/// Its long argument as a long value.
-#[kemi(module = "t", name = "echo_long")]
-fn echo_long(_msg: &mut SipMsg, _name: &str, n: i64) -> Xval {
-    Xval::Long(n)
-}
-
-/// `s/n`.
-#[kemi(module = "t", name = "mix")]
-fn mix(_msg: &mut SipMsg, s: &str, n: i32) -> Xval {
-    Xval::Str(format!("{s}/{n}"))
-}
-
-/// Six strings concatenated.
-#[kemi(module = "t", name = "concat6")]
-fn concat6(_msg: &mut SipMsg, a: &str, b: &str, c: &str, d: &str, e: &str, f: &str) -> Xval {
-    Xval::Str([a, b, c, d, e, f].concat())
-}
-
-/// Null.
-#[kemi(module = "t", name = "xnull")]
-fn xnull(_msg: &mut SipMsg) -> Xval {
-    Xval::Null
-}
-
-/// No value.
-#[kemi(module = "t", name = "xnone")]
-fn xnone(_msg: &mut SipMsg) -> Xval {
-    Xval::None
-}
-
-/// A long beyond 32 bits.
-#[kemi(module = "t", name = "xlong")]
-fn xlong(_msg: &mut SipMsg) -> Xval {
-    Xval::Long(5_000_000_000)
-}
-
-/// An xval int.
-#[kemi(module = "t", name = "xint")]
-fn xint(_msg: &mut SipMsg) -> Xval {
-    Xval::Int(7)
-}
-
-/// An xval bool.
-#[kemi(module = "t", name = "xbool")]
-fn xbool(_msg: &mut SipMsg) -> Xval {
-    Xval::Bool(true)
-}
-
-/// An array (unsupported in Python).
-#[kemi(module = "t", name = "xarr")]
-fn xarr(_msg: &mut SipMsg) -> Xval {
-    Xval::Array(vec![Xval::Int(1)])
-}
-
-/// A dict (unsupported in Python).
-#[kemi(module = "t", name = "xdict")]
-fn xdict(_msg: &mut SipMsg) -> Xval {
-    Xval::Dict(vec![("a".into(), Xval::Int(1))])
-}
-
-/// Panics: a bug in an export must not take the worker down.
-#[kemi(module = "t", name = "boom")]
-fn boom(_msg: &mut SipMsg) -> i32 {
-    panic!("boom")
-}
-
-// --- module `opt` (disabled in some tables) --------------------------------------------------
-
-/// Always 1.
-#[kemi(module = "opt", name = "f")]
-fn opt_f(_msg: &mut SipMsg) -> i32 {
-    1
-}
-
 // --- helpers ---------------------------------------------------------------------------------
 
 fn table(enabled: Enabled) -> Arc<ExportTable> {
-    let table = ExportTable::build(
-        &kemi_runtime::__private::KEMI_EXPORTS,
-        &[&TEST_MODULES],
-        &enabled,
-    );
-    Arc::new(table.expect("test export table"))
+    common::table_with(&[&PY_MODULES], enabled)
 }
 
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/scripts")
-        .join(name)
-}
-
+/// Script `name` of `tests/scripts`, loaded.
 fn load(name: &str) -> Box<dyn Engine> {
-    engine::load(EngineKind::Python, &script(name), table(Enabled::All))
-        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+    common::load(EngineKind::Python, name, table(Enabled::All))
 }
 
-fn load_with(name: &str, style: PythonStyle) -> Result<PythonEngine, engine::LoadError> {
+/// The script at `path`, loaded with every test module enabled.
+fn load_path(path: &Path) -> Result<Box<dyn Engine>, LoadError> {
+    engine::load(EngineKind::Python, path, table(Enabled::All))
+}
+
+fn load_with(name: &str, style: PythonStyle) -> Result<PythonEngine, LoadError> {
     PythonEngine::load(
         &script(name),
         table(Enabled::All),
@@ -252,49 +105,6 @@ fn load_with(name: &str, style: PythonStyle) -> Result<PythonEngine, engine::Loa
             ..PythonOptions::default()
         },
     )
-}
-
-fn msg() -> SipMsg {
-    let raw = b"OPTIONS sip:alice@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK1\r\nFrom: <sip:b@127.0.0.1>;tag=1\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
-    let message = kemi_runtime::sip::Message::parse(bytes::Bytes::from_static(raw)).expect("parse");
-    let mut msg = SipMsg::new(message, Default::default(), Default::default());
-    msg.captured_logs = Some(Vec::new());
-    msg
-}
-
-fn reply_msg() -> SipMsg {
-    let raw = b"SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK1\r\nFrom: <sip:b@127.0.0.1>;tag=1\r\nTo: <sip:alice@127.0.0.1>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
-    let message = kemi_runtime::sip::Message::parse(bytes::Bytes::from_static(raw)).expect("parse");
-    let mut msg = SipMsg::new(message, Default::default(), Default::default());
-    msg.captured_logs = Some(Vec::new());
-    msg
-}
-
-fn logs(msg: &SipMsg) -> Vec<String> {
-    msg.captured_logs
-        .iter()
-        .flatten()
-        .map(|r: &LogRecord| r.text.clone())
-        .collect()
-}
-
-/// 1-based line of the first line of script `name` containing `needle`.
-fn line_of(name: &str, needle: &str) -> u32 {
-    let text = std::fs::read_to_string(script(name)).expect("read script");
-    let idx = text
-        .lines()
-        .position(|l| l.contains(needle))
-        .expect("needle in script");
-    u32::try_from(idx + 1).expect("small")
-}
-
-/// Run `callback` and require a normal return (a failed Python-side check is an error).
-fn run_ok(engine: &mut dyn Engine, callback: &str) -> SipMsg {
-    let mut m = msg();
-    match engine.run(callback, &mut m, None) {
-        Ok(RunOutcome::Returned) => m,
-        other => panic!("{callback}: {other:?}"),
-    }
 }
 
 // --- loading and styles ---------------------------------------------------------------------
@@ -333,7 +143,7 @@ fn ksr_calls_work_at_load_time_with_a_faked_message() {
 #[test]
 fn syntax_error_names_file_and_line() {
     let path = script("py_syntax_error.py");
-    let err = engine::load(EngineKind::Python, &path, table(Enabled::All)).expect_err("syntax");
+    let err = load_path(&path).expect_err("syntax");
     assert_eq!(err.file, path);
     assert_eq!(err.line, Some(line_of("py_syntax_error.py", "def broken(")));
     assert!(err.cause.starts_with("SyntaxError"), "{err}");
@@ -341,12 +151,7 @@ fn syntax_error_names_file_and_line() {
 
 #[test]
 fn exception_at_top_level_names_the_script_line() {
-    let err = engine::load(
-        EngineKind::Python,
-        &script("py_toplevel_error.py"),
-        table(Enabled::All),
-    )
-    .expect_err("KeyError at load");
+    let err = load_path(&script("py_toplevel_error.py")).expect_err("KeyError at load");
     // The innermost frame in the script: inside helper().
     assert_eq!(
         err.line,
@@ -357,29 +162,14 @@ fn exception_at_top_level_names_the_script_line() {
 
 #[test]
 fn missing_request_route_fails_to_load() {
-    let err = engine::load(
-        EngineKind::Python,
-        &script("py_no_request_route.py"),
-        table(Enabled::All),
-    )
-    .expect_err("no request route");
+    let err = load_path(&script("py_no_request_route.py")).expect_err("no request route");
     assert!(
         err.cause.contains("ksr_request_route is not defined"),
         "{err}"
     );
-    let err = engine::load(
-        EngineKind::Python,
-        &script("py_mod_init_none.py"),
-        table(Enabled::All),
-    )
-    .expect_err("mod_init returned None");
+    let err = load_path(&script("py_mod_init_none.py")).expect_err("mod_init returned None");
     assert!(err.cause.contains("returned None"), "{err}");
-    let err = engine::load(
-        EngineKind::Python,
-        &script("does_not_exist.py"),
-        table(Enabled::All),
-    )
-    .expect_err("missing file");
+    let err = load_path(&script("does_not_exist.py")).expect_err("missing file");
     assert!(err.cause.contains("cannot read"), "{err}");
 }
 
@@ -628,7 +418,7 @@ fn reload_reexecutes_and_calls_mod_init_again() {
     let path = dir.join("reload_me.py");
     let v1 = "import KSR\nINITS = globals().get('INITS', 0)\n\ndef mod_init():\n    global INITS\n    INITS += 1\n    return H()\n\nclass H:\n    def ksr_request_route(self, msg):\n        KSR.info('v1 %d' % INITS)\n";
     std::fs::write(&path, v1).expect("write v1");
-    let mut engine = engine::load(EngineKind::Python, &path, table(Enabled::All)).expect("load v1");
+    let mut engine = load_path(&path).expect("load v1");
     assert_eq!(logs(&run_ok(&mut *engine, REQUEST_ROUTE)), ["v1 1"]);
 
     std::fs::write(&path, v1.replace("'v1 %d'", "'v2 %d'")).expect("write v2");
