@@ -89,7 +89,7 @@ script_of() {
 proxy_ticks() {
 	local t=0 p line rest
 	for p in /proc/[0-9]*; do
-		read -r line < "$p/stat" 2>/dev/null || continue
+		read -r line 2>/dev/null < "$p/stat" || continue
 		rest=${line##*) }
 		set -- $rest
 		if [ "${p#/proc/}" = "$PPID_" ] || [ "$2" = "$PPID_" ]; then
@@ -105,7 +105,7 @@ proxy_ns() {
 	local t=0 p f a
 	for p in $(proxy_pids); do
 		for f in /proc/$p/task/*/schedstat; do
-			read -r a _ < "$f" 2>/dev/null || continue
+			read -r a _ 2>/dev/null < "$f" || continue
 			t=$((t + a))
 		done
 	done
@@ -116,7 +116,7 @@ proxy_pids() {
 	local p line rest
 	echo "$PPID_"
 	for p in /proc/[0-9]*; do
-		read -r line < "$p/stat" 2>/dev/null || continue
+		read -r line 2>/dev/null < "$p/stat" || continue
 		rest=${line##*) }
 		set -- $rest
 		[ "$2" = "$PPID_" ] && echo "${p#/proc/}"
@@ -231,11 +231,11 @@ cg_one() {
 callgrind() {
 	local proxy=$1 w=$2 d=$OUT/$2-$1/callgrind
 	cg_one "$proxy" "$w" "$CG_N1" "$d/n$CG_N1"
-	CG_IR1=$CG1_IR
+	CG_IR1=$CG1_IR CG_F1="$CG1_FAILED/$CG1_RETRANS"
 	cg_one "$proxy" "$w" "$CG_N2" "$d/n$CG_N2"
 	CG_IR2=$CG1_IR CG_FAILED=$CG1_FAILED CG_RETRANS=$CG1_RETRANS
 	CG_PER=$(python3 -c "print('%.0f' % (($CG_IR2 - $CG_IR1) / ($CG_N2 - $CG_N1)))")
-	log "$w @ $proxy: callgrind Ir($CG_N1)=$CG_IR1 Ir($CG_N2)=$CG_IR2 (failed $CG_FAILED, retrans $CG_RETRANS) => $CG_PER Ir/request"
+	log "$w @ $proxy: callgrind Ir($CG_N1)=$CG_IR1 Ir($CG_N2)=$CG_IR2 (failed/retrans: N1 $CG_F1, N2 $CG_FAILED/$CG_RETRANS) => $CG_PER Ir/request"
 }
 
 [ $# -eq 0 ] && set -- a_min a_real relay
