@@ -82,6 +82,16 @@ fn sl_send_reply(msg: &mut SipMsg, code: i32, reason: &str) -> i32 {
 
 // --- helpers ---------------------------------------------------------------------------------
 
+/// Every Python engine of this process shares one interpreter, so `sys.modules["KSR"]` is the
+/// `KSR` of the engine loaded last. Tests that build tables with different modules would see each
+/// other's `KSR` through `import KSR.<mod>`; they run one at a time. (sipd's workers all share one
+/// table, so their `KSR` modules are interchangeable.)
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn table(enabled: Enabled) -> Arc<ExportTable> {
     common::table_with(&[&PY_MODULES], enabled)
 }
@@ -111,6 +121,7 @@ fn load_with(name: &str, style: PythonStyle) -> Result<PythonEngine, LoadError> 
 
 #[test]
 fn kind_is_picked_by_name_and_extension() {
+    let _one_at_a_time = serial();
     assert_eq!(EngineKind::from_name("Python"), Some(EngineKind::Python));
     assert_eq!(
         EngineKind::from_path(Path::new("route.py")),
@@ -121,6 +132,7 @@ fn kind_is_picked_by_name_and_extension() {
 
 #[test]
 fn styles_are_detected_and_can_be_forced() {
+    let _one_at_a_time = serial();
     let class = load_with("py_class.py", PythonStyle::Auto).expect("load");
     assert_eq!(class.style(), PythonStyle::Class);
     let plain = load_with("py_plain.py", PythonStyle::Auto).expect("load");
@@ -136,12 +148,14 @@ fn styles_are_detected_and_can_be_forced() {
 
 #[test]
 fn ksr_calls_work_at_load_time_with_a_faked_message() {
+    let _one_at_a_time = serial();
     run_ok(&mut *load("py_class.py"), "test_load_time");
     run_ok(&mut *load("py_plain.py"), "test_basics");
 }
 
 #[test]
 fn syntax_error_names_file_and_line() {
+    let _one_at_a_time = serial();
     let path = script("py_syntax_error.py");
     let err = load_path(&path).expect_err("syntax");
     assert_eq!(err.file, path);
@@ -151,6 +165,7 @@ fn syntax_error_names_file_and_line() {
 
 #[test]
 fn exception_at_top_level_names_the_script_line() {
+    let _one_at_a_time = serial();
     let err = load_path(&script("py_toplevel_error.py")).expect_err("KeyError at load");
     // The innermost frame in the script: inside helper().
     assert_eq!(
@@ -162,6 +177,7 @@ fn exception_at_top_level_names_the_script_line() {
 
 #[test]
 fn missing_request_route_fails_to_load() {
+    let _one_at_a_time = serial();
     let err = load_path(&script("py_no_request_route.py")).expect_err("no request route");
     assert!(
         err.cause.contains("ksr_request_route is not defined"),
@@ -177,6 +193,7 @@ fn missing_request_route_fails_to_load() {
 
 #[test]
 fn class_style_request_reply_and_edits() {
+    let _one_at_a_time = serial();
     let mut engine = load("py_class.py");
     assert!(engine.has_callback(REQUEST_ROUTE));
     assert!(engine.has_callback(REPLY_ROUTE));
@@ -210,6 +227,7 @@ fn class_style_request_reply_and_edits() {
 
 #[test]
 fn plain_style_request_and_onsend() {
+    let _one_at_a_time = serial();
     let mut engine = load("py_plain.py");
     let m = run_ok(&mut *engine, REQUEST_ROUTE);
     assert_eq!(logs(&m), ["plain request"]);
@@ -229,6 +247,7 @@ fn plain_style_request_and_onsend() {
 
 #[test]
 fn tm_and_event_callbacks_in_both_styles() {
+    let _one_at_a_time = serial();
     let mut class = load("py_class.py");
     let mut m = msg();
     assert_eq!(
@@ -263,16 +282,19 @@ fn tm_and_event_callbacks_in_both_styles() {
 
 #[test]
 fn module_shape() {
+    let _one_at_a_time = serial();
     run_ok(&mut *load("py_class.py"), "test_module_shape");
 }
 
 #[test]
 fn int_and_bool_results_stay_distinct() {
+    let _one_at_a_time = serial();
     run_ok(&mut *load("py_class.py"), "test_int_vs_bool");
 }
 
 #[test]
 fn none_results_are_int_zero() {
+    let _one_at_a_time = serial();
     let m = run_ok(&mut *load("py_class.py"), "test_none_results");
     assert!(m.route.drop, "set_drop ran");
     assert_eq!(logs(&m), ["x"]);
@@ -280,27 +302,32 @@ fn none_results_are_int_zero() {
 
 #[test]
 fn xval_results_convert() {
+    let _one_at_a_time = serial();
     run_ok(&mut *load("py_class.py"), "test_xval");
 }
 
 #[test]
 fn strict_argument_types_and_counts() {
+    let _one_at_a_time = serial();
     run_ok(&mut *load("py_class.py"), "test_args");
 }
 
 #[test]
 fn modf_runs_exports_by_name() {
+    let _one_at_a_time = serial();
     let m = run_ok(&mut *load("py_class.py"), "test_modf");
     assert_eq!(logs(&m), ["via modf"]);
 }
 
 #[test]
 fn msg_object_reads_the_current_message() {
+    let _one_at_a_time = serial();
     run_ok(&mut *load("py_class.py"), "test_msg");
 }
 
 #[test]
 fn sflags_reset_for_the_run_and_restored() {
+    let _one_at_a_time = serial();
     let mut engine = load("py_class.py");
     let mut m = msg();
     m.route.sflags = 1 << 9;
@@ -313,11 +340,13 @@ fn sflags_reset_for_the_run_and_restored() {
 
 #[test]
 fn script_threads_have_no_message() {
+    let _one_at_a_time = serial();
     run_ok(&mut *load("py_plain.py"), "test_thread");
 }
 
 #[test]
 fn disabled_module_is_absent() {
+    let _one_at_a_time = serial();
     let mut all = load("py_plain.py");
     let mut m = msg();
     assert_eq!(
@@ -337,6 +366,7 @@ fn disabled_module_is_absent() {
 
 #[test]
 fn sys_exit_ends_the_run_normally() {
+    let _one_at_a_time = serial();
     let mut engine = load("py_class.py");
     let mut m = msg();
     assert_eq!(
@@ -362,6 +392,7 @@ fn sys_exit_ends_the_run_normally() {
 
 #[test]
 fn set_drop_then_return() {
+    let _one_at_a_time = serial();
     let mut engine = load("py_class.py");
     let mut m = msg();
     assert_eq!(
@@ -373,6 +404,7 @@ fn set_drop_then_return() {
 
 #[test]
 fn exception_is_contained_with_its_line() {
+    let _one_at_a_time = serial();
     let mut engine = load("py_class.py");
     let mut m = msg();
     let err = engine
@@ -405,6 +437,7 @@ fn exception_is_contained_with_its_line() {
 
 #[test]
 fn export_panic_raises_runtime_error() {
+    let _one_at_a_time = serial();
     let m = run_ok(&mut *load("py_class.py"), "test_panic");
     assert_eq!(logs(&m), ["caught KSR.t.boom panicked"]);
 }
@@ -413,6 +446,7 @@ fn export_panic_raises_runtime_error() {
 
 #[test]
 fn reload_reexecutes_and_calls_mod_init_again() {
+    let _one_at_a_time = serial();
     let dir = std::env::temp_dir().join(format!("sipd-py-reload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let path = dir.join("reload_me.py");
@@ -441,6 +475,7 @@ fn reload_reexecutes_and_calls_mod_init_again() {
 /// (`cargo test -p kemi-runtime --test py_engine two_engines -- --nocapture`).
 #[test]
 fn two_engines_on_two_threads() {
+    let _one_at_a_time = serial();
     const RUNS: usize = 200;
     // Load (and warm up) outside the timed part; time only the runs, after `barrier`.
     let work = |barrier: Arc<Barrier>| {
