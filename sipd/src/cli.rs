@@ -42,6 +42,30 @@ pub enum Command {
     Run(RunArgs),
     /// Validate a configuration and load its script in a real engine, then exit.
     Check(CheckArgs),
+    /// Call a JSON-RPC method of a running sipd (`[rpc]`) and print the result as JSON.
+    Rpc(RpcArgs),
+}
+
+/// `sipd rpc METHOD [PARAMS...]`.
+#[derive(Debug, clap::Args)]
+pub struct RpcArgs {
+    /// The method, e.g. `app_lua.reload`, `core.uptime`, `system.listMethods`.
+    pub method: String,
+    /// Parameters: numbers, true/false/null and JSON arrays/objects are passed as such,
+    /// anything else as a string; `s:TEXT` forces a string.
+    pub params: Vec<String>,
+    /// The control socket (default: `[rpc] socket` of --config, else the default path).
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Read the socket path from this configuration file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Talk HTTP to this address (`[rpc] http`) instead of the Unix socket.
+    #[arg(long, conflicts_with = "socket")]
+    pub http: Option<std::net::SocketAddr>,
+    /// One line of JSON instead of pretty-printed.
+    #[arg(long)]
+    pub compact: bool,
 }
 
 /// `sipd api ...`.
@@ -148,6 +172,52 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Run(args) => run_server(&args),
         Command::Check(args) => check_config(&args),
+        Command::Rpc(args) => rpc_call(&args),
+    }
+}
+
+/// `sipd rpc`: one call, the result on stdout; an RPC error on stderr with exit status 1.
+fn rpc_call(args: &RpcArgs) -> Result<ExitCode> {
+    use crate::rpc::client::{self, ClientError};
+    let params: Vec<serde_json::Value> =
+        args.params.iter().map(|p| client::parse_param(p)).collect();
+    let result = match (&args.http, &args.socket, &args.config) {
+        (Some(addr), _, _) => client::call_http(*addr, &args.method, &params),
+        (None, Some(path), _) => client::call(path, &args.method, &params),
+        (None, None, Some(cfg)) => {
+            let config = Config::load(&RunArgs {
+                config: Some(cfg.clone()),
+                ..RunArgs::default()
+            })?;
+            let rpc = config
+                .rpc
+                .with_context(|| format!("{}: no [rpc] section", cfg.display()))?;
+            client::call(&rpc.socket, &args.method, &params)
+        }
+        (None, None, None) => client::call(&crate::rpc::default_socket(), &args.method, &params),
+    };
+    let render = |v: &serde_json::Value| {
+        if args.compact {
+            serde_json::to_string(v)
+        } else {
+            serde_json::to_string_pretty(v)
+        }
+    };
+    match result {
+        Ok(v) => {
+            println!("{}", render(&v).context("encoding the result")?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ClientError::Rpc {
+            code,
+            message,
+            data,
+        }) => {
+            let e = serde_json::json!({"code": code, "message": message, "data": data});
+            eprintln!("{}", render(&e).context("encoding the error")?);
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -160,25 +230,34 @@ fn run_server(args: &RunArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the signal runtime")?;
-    rt.block_on(wait_for_signal())
+    rt.block_on(wait_for_signal(&server))
         .context("waiting for signals")?;
     tracing::info!("stopping");
     server.shutdown();
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolve on the first SIGINT or SIGTERM.
-async fn wait_for_signal() -> std::io::Result<()> {
+/// Resolve on the first SIGINT or SIGTERM; reload the script on each SIGHUP meanwhile.
+async fn wait_for_signal(server: &crate::server::ServerHandle) -> std::io::Result<()> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => return r,
+                _ = term.recv() => return Ok(()),
+                _ = hup.recv() => match server.reload() {
+                    Ok(r) => tracing::info!(old = r.old, new = r.new, "SIGHUP: script reloaded"),
+                    Err(e) => tracing::warn!("SIGHUP: reload rejected, the running script stays: {e}"),
+                },
+            }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = server;
         tokio::signal::ctrl_c().await
     }
 }

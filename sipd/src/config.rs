@@ -23,6 +23,62 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 65_535;
 /// Default idle time after which a TCP connection is closed.
 pub const DEFAULT_TCP_IDLE: Duration = Duration::from_secs(120);
 
+/// What happens to a request whose script run hit a `[limits]` limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnLimit {
+    /// Answer `500 Server Internal Error` (unless the script already queued a reply).
+    #[default]
+    Reply,
+    /// Drop the request silently.
+    Drop,
+}
+
+/// Default per-message instruction budget of `[limits]` (a typical route runs a few thousand).
+pub const DEFAULT_MAX_INSTRUCTIONS: u64 = 10_000_000;
+/// Default interpreter memory ceiling of `[limits]`, in MiB.
+pub const DEFAULT_MAX_MEMORY_MB: u64 = 256;
+/// Default Prometheus listen address of `[metrics]`.
+pub const DEFAULT_METRICS_LISTEN: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9090);
+
+/// `[rpc]`: the JSON-RPC control interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcConfig {
+    /// The Unix socket (mode 0600).
+    pub socket: PathBuf,
+    /// An optional HTTP listener (`POST` a JSON-RPC request); meant for loopback.
+    pub http: Option<std::net::SocketAddr>,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Where `GET /metrics` is served.
+    pub listen: std::net::SocketAddr,
+}
+
+/// `[limits]`: what one script run may consume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// The limits given to every engine.
+    pub script: kemi_runtime::engine::limits::ScriptLimits,
+    /// The policy for a request whose run hit one.
+    pub on_limit: OnLimit,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            script: kemi_runtime::engine::limits::ScriptLimits {
+                instructions: Some(DEFAULT_MAX_INSTRUCTIONS),
+                memory: usize::try_from(DEFAULT_MAX_MEMORY_MB << 20).ok(),
+            },
+            on_limit: OnLimit::Reply,
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -97,6 +153,12 @@ pub struct Config {
     pub max_message_size: usize,
     /// `Server` header value of locally generated replies.
     pub server_header: Option<String>,
+    /// The JSON-RPC control interface, when `[rpc]` is present.
+    pub rpc: Option<RpcConfig>,
+    /// The Prometheus endpoint, when `[metrics]` is present.
+    pub metrics: Option<MetricsConfig>,
+    /// Script limits.
+    pub limits: LimitsConfig,
 }
 
 /// Why a configuration was refused.
@@ -153,6 +215,30 @@ struct TcpSection {
     idle_timeout: Option<Spanned<u64>>,
 }
 
+/// The `[rpc]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RpcSection {
+    socket: Option<PathBuf>,
+    http: Option<Spanned<String>>,
+}
+
+/// The `[metrics]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsSection {
+    listen: Option<Spanned<String>>,
+}
+
+/// The `[limits]` table; 0 disables a limit.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    max_instructions: Option<u64>,
+    max_memory_mb: Option<Spanned<u64>>,
+    on_limit: Option<OnLimit>,
+}
+
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -173,6 +259,10 @@ struct RawConfig {
     tcp: TcpSection,
     max_message_size: Option<Spanned<usize>>,
     server_header: Option<String>,
+    rpc: Option<RpcSection>,
+    metrics: Option<MetricsSection>,
+    #[serde(default)]
+    limits: LimitsSection,
 }
 
 /// Where values come from, to turn spans into lines.
@@ -408,6 +498,61 @@ impl Config {
             None => DEFAULT_MAX_MESSAGE_SIZE,
         };
 
+        let rpc = match raw.rpc {
+            None => None,
+            Some(r) => Some(RpcConfig {
+                socket: r
+                    .socket
+                    .map_or_else(crate::rpc::default_socket, |s| base_dir.join(s)),
+                http: match r.http {
+                    None => None,
+                    Some(h) => Some(h.get_ref().parse().map_err(|e| {
+                        origin.invalid(
+                            &h,
+                            format!("rpc.http `{}`: {e} (expected ip:port)", h.get_ref()),
+                        )
+                    })?),
+                },
+            }),
+        };
+        let metrics = match raw.metrics {
+            None => None,
+            Some(m) => Some(MetricsConfig {
+                listen: match m.listen {
+                    None => DEFAULT_METRICS_LISTEN,
+                    Some(l) => l.get_ref().parse().map_err(|e| {
+                        origin.invalid(
+                            &l,
+                            format!("metrics.listen `{}`: {e} (expected ip:port)", l.get_ref()),
+                        )
+                    })?,
+                },
+            }),
+        };
+        let mut limits = LimitsConfig::default();
+        if let Some(n) = raw.limits.max_instructions {
+            limits.script.instructions = (n > 0).then_some(n);
+        }
+        if let Some(mb) = raw.limits.max_memory_mb {
+            let bytes = mb
+                .get_ref()
+                .checked_mul(1 << 20)
+                .and_then(|b| usize::try_from(b).ok());
+            limits.script.memory = match (*mb.get_ref(), bytes) {
+                (0, _) => None,
+                (_, Some(b)) if b >= kemi_runtime::engine::limits::MIN_MEMORY => Some(b),
+                _ => {
+                    return Err(origin.invalid(
+                        &mb,
+                        "limits.max_memory_mb must be 0 (no limit) or a number of MiB that fits in memory".into(),
+                    ))
+                }
+            };
+        }
+        if let Some(p) = raw.limits.on_limit {
+            limits.on_limit = p;
+        }
+
         Ok(Config {
             source: path.map(Path::to_path_buf),
             listen,
@@ -422,6 +567,9 @@ impl Config {
             tcp_idle_timeout,
             max_message_size,
             server_header: raw.server_header,
+            rpc,
+            metrics,
+            limits,
         })
     }
 }

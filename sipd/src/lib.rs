@@ -10,14 +10,20 @@
 //! - [`config`]: the server configuration (TOML file and command-line overrides).
 //! - [`server`]: the stateless proxy server (`sipd run`): workers, pipeline, replies, forwards.
 //! - [`transport`]: UDP and TCP sockets, stream framing, the connection table.
+//! - [`reload`]: script reload without restart (staging, generations, per-worker switch).
+//! - [`metrics`]: per-worker counters and the Prometheus exposition.
+//! - [`rpc`]: the JSON-RPC control socket, its methods and the `sipd rpc` client.
 
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod endpoint;
 pub mod exports;
+pub mod metrics;
+pub mod reload;
 pub mod route_test;
 pub mod router;
+pub mod rpc;
 pub mod server;
 pub mod stubs;
 pub mod transport;

@@ -50,6 +50,20 @@ impl Router {
         })
     }
 
+    /// A router over an engine built elsewhere (a reload builds it from the published script).
+    pub fn with_engine(engine: Box<dyn Engine>) -> Self {
+        Router {
+            engine,
+            vars: VarStore::new(),
+        }
+    }
+
+    /// Switch to `engine` between two messages, keeping the worker's `$var` store (as a Kamailio
+    /// reload keeps pv values); returns the previous engine.
+    pub fn replace_engine(&mut self, engine: Box<dyn Engine>) -> Box<dyn Engine> {
+        std::mem::replace(&mut self.engine, engine)
+    }
+
     /// The engine, for reloads and introspection.
     pub fn engine_mut(&mut self) -> &mut dyn Engine {
         self.engine.as_mut()

@@ -35,6 +35,9 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::reload::{Reloaded, ScriptVersions};
+use crate::rpc::{OpsThread, RpcContext};
 use crate::endpoint::Endpoint;
 use crate::exports;
 use crate::transport::{tcp::ConnTable, udp};
@@ -64,6 +67,9 @@ pub enum ServerError {
     /// A worker ended before it was ready.
     #[error("a worker stopped during startup")]
     WorkerLost,
+    /// The RPC or metrics listeners did not start.
+    #[error("{0}")]
+    Ops(#[from] crate::rpc::OpsError),
 }
 
 /// The server, as a namespace for [`Server::start`].
@@ -76,6 +82,9 @@ pub struct ServerHandle {
     local: Vec<Endpoint>,
     stop: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
+    versions: Arc<ScriptVersions>,
+    metrics: Arc<Metrics>,
+    ops: Option<OpsThread>,
 }
 
 impl Server {
@@ -83,6 +92,13 @@ impl Server {
     /// script) and return once all are serving.
     pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
         let table = Arc::new(exports::build_table(&config.modules)?);
+        let versions = Arc::new(ScriptVersions::new(
+            config.engine,
+            &config.script,
+            Arc::clone(&table),
+            config.limits.script,
+        )?);
+        let metrics = Arc::new(Metrics::new(Arc::clone(&table)));
         let mut udp_socks = Vec::new();
         let mut tcp_socks = Vec::new();
         let mut bound = Vec::new();
@@ -124,12 +140,15 @@ impl Server {
                 .collect(),
             stop,
             threads: Vec::with_capacity(config.workers),
+            versions: Arc::clone(&versions),
+            metrics: Arc::clone(&metrics),
+            ops: None,
         };
         for n in 0..config.workers {
             let setup = WorkerSetup {
-                engine: config.engine,
-                script: config.script.clone(),
-                table: Arc::clone(&table),
+                versions: Arc::clone(&versions),
+                stats: metrics.add_worker(n),
+                on_limit: config.limits.on_limit,
                 env: Arc::clone(&env),
                 locals: Arc::clone(&locals),
                 conns: Arc::clone(&conns),
@@ -162,6 +181,18 @@ impl Server {
         for e in &handle.local {
             info!(workers = config.workers, "listening on {e}");
         }
+        let ctx = RpcContext {
+            versions,
+            metrics,
+            table,
+        };
+        handle.ops = OpsThread::start(
+            ctx,
+            config.rpc.as_ref(),
+            config.metrics.as_ref(),
+            None,
+            stop_rx,
+        )?;
         Ok(handle)
     }
 }
@@ -180,6 +211,34 @@ impl ServerHandle {
             .map(|e| e.addr)
     }
 
+    /// Reload the script as `app_lua.reload` does: validate it in a staging interpreter, then
+    /// publish it to the workers; on error the running script stays (SIGHUP calls this).
+    pub fn reload(&self) -> Result<Reloaded, kemi_runtime::engine::LoadError> {
+        let r = self.versions.reload();
+        self.metrics.reload(r.is_ok());
+        r
+    }
+
+    /// The live counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The RPC Unix socket, when `[rpc]` is configured.
+    pub fn rpc_socket(&self) -> Option<&std::path::Path> {
+        self.ops.as_ref().and_then(|o| o.socket.as_deref())
+    }
+
+    /// The bound RPC-over-HTTP address, when configured.
+    pub fn rpc_http_addr(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().and_then(|o| o.http)
+    }
+
+    /// The bound metrics address, when `[metrics]` is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().and_then(|o| o.metrics)
+    }
+
     /// Stop every worker and wait for them.
     pub fn shutdown(self) {
         drop(self);
@@ -191,6 +250,9 @@ impl Drop for ServerHandle {
         let _ = self.stop.send(true);
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        if let Some(ops) = self.ops.take() {
+            ops.join();
         }
     }
 }

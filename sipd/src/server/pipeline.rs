@@ -9,8 +9,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
+use kemi_runtime::engine::limits::LimitKind;
 use kemi_runtime::msg::{Action, Forward, Proto, RecvInfo, RouteEnv};
 use kemi_runtime::sip::{reply, HeaderEdit, HeaderKind, Message, ParseError};
 use kemi_runtime::SipMsg;
@@ -20,6 +22,9 @@ use super::locals::Locals;
 use super::malformed;
 use super::target::{Target, SIP_PORT};
 use super::via::{self, Branch, BRANCH_PREFIX};
+use crate::config::OnLimit;
+use crate::metrics::{Callback, WorkerStats};
+use crate::reload::ScriptWatch;
 use crate::router::{Routed, Router};
 
 /// Max-Forwards of a forwarded request that had none (RFC 3261 16.6 step 3).
@@ -54,6 +59,28 @@ pub struct Pipeline {
     locals: Arc<Locals>,
     has_onsend: bool,
     via_line: String,
+    ops: Ops,
+}
+
+/// What the live-operation layer adds to a pipeline: counters, reloads, the limit policy.
+#[derive(Debug)]
+pub struct Ops {
+    /// This worker's counters.
+    pub stats: Arc<WorkerStats>,
+    /// The published script to follow, if reloads are possible.
+    pub watch: Option<ScriptWatch>,
+    /// What to do with a request whose script run hit a limit.
+    pub on_limit: OnLimit,
+}
+
+impl Default for Ops {
+    fn default() -> Self {
+        Ops {
+            stats: Arc::new(WorkerStats::new(0)),
+            watch: None,
+            on_limit: OnLimit::default(),
+        }
+    }
 }
 
 impl Pipeline {
@@ -68,12 +95,55 @@ impl Pipeline {
             locals,
             has_onsend,
             via_line: String::with_capacity(128),
+            ops: Ops::default(),
+        }
+    }
+
+    /// Count into `ops.stats`, follow `ops.watch` and apply `ops.on_limit`.
+    pub fn set_ops(&mut self, ops: Ops) {
+        self.ops = ops;
+    }
+
+    /// Switch to a newly published script, if any: between two messages, so no message is
+    /// routed partly by the old script and partly by the new one.
+    #[inline]
+    fn follow_reload(&mut self) {
+        let Some(watch) = self.ops.watch.as_mut() else {
+            return;
+        };
+        let Some(src) = watch.changed() else {
+            return;
+        };
+        match watch.build(&src) {
+            Ok(engine) => {
+                self.router.replace_engine(engine);
+                self.has_onsend = self
+                    .router
+                    .engine_mut()
+                    .has_callback(kemi_runtime::engine::ONSEND_ROUTE);
+                self.ops.stats.set_generation(src.generation);
+                info!(
+                    worker = self.ops.stats.index,
+                    generation = src.generation,
+                    "switched to the reloaded script {}",
+                    src.path.display()
+                );
+            }
+            Err(e) => {
+                self.ops.stats.reload_failed();
+                warn!(
+                    worker = self.ops.stats.index,
+                    generation = src.generation,
+                    "keeping the old script, the reloaded one failed here: {e}"
+                );
+            }
         }
     }
 
     /// Handle one received message (a datagram, or one stream frame), appending what is to be
     /// sent to `out`.
     pub fn handle(&mut self, bytes: Bytes, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
+        self.follow_reload();
         match Message::parse(bytes.clone()) {
             Ok(m) if m.is_request() => self.request(m, rcv, out),
             Ok(m) => self.response(m, rcv, out),
@@ -90,11 +160,23 @@ impl Pipeline {
             info!(src = %rcv.src, proto = rcv.proto.as_str(), "dropping request: top Via does not parse");
             return;
         }
+        self.ops
+            .stats
+            .request_in(message.method_str().unwrap_or(""));
         let mut msg = SipMsg::new(message, rcv, Arc::clone(&self.env));
+        let started = Instant::now();
         let routed = self.router.route(&mut msg);
+        self.ops
+            .stats
+            .route_latency(Callback::Request, started.elapsed());
         let outbox = std::mem::take(&mut msg.outbox);
         if let Routed::Failed(e) = &routed {
+            let limit = LimitKind::of(e);
+            self.ops.stats.script_error(Callback::Request, limit);
             warn!(src = %rcv.src, call_id = msg.message.call_id().unwrap_or(""), "ksr_request_route failed: {e}");
+            if limit.is_some() && self.ops.on_limit == OnLimit::Drop {
+                return;
+            }
             if outbox.is_empty() {
                 self.local_reply(&msg, 500, "Server Internal Error", out);
                 return;
@@ -102,7 +184,12 @@ impl Pipeline {
         }
         for (index, action) in outbox.into_iter().enumerate() {
             match action {
-                Action::Reply(r) => push_reply(&msg, r.wire, out),
+                Action::Reply(r) => {
+                    self.ops
+                        .stats
+                        .reply_local(msg.message.method_str().unwrap_or(""), r.code);
+                    push_reply(&msg, r.wire, out)
+                }
                 Action::Forward(f) => self.forward(&mut msg, &f, index, out),
             }
         }
@@ -113,6 +200,9 @@ impl Pipeline {
         if msg.message.method_str() == Some("ACK") {
             return;
         }
+        self.ops
+            .stats
+            .reply_local(msg.message.method_str().unwrap_or(""), code);
         let mut extra = msg.route.reply_headers.clone();
         if let Some(server) = &self.env.server_header {
             extra.push(format!("Server: {server}\r\n"));
@@ -190,6 +280,9 @@ impl Pipeline {
         if self.has_onsend {
             let dropped_before = std::mem::replace(&mut msg.route.drop, false);
             if let Routed::Failed(e) = self.router.onsend(msg) {
+                self.ops
+                    .stats
+                    .script_error(Callback::Onsend, LimitKind::of(&e));
                 warn!(
                     call_id = msg.message.call_id().unwrap_or(""),
                     "ksr_onsend_route failed: {e}"
@@ -215,6 +308,9 @@ impl Pipeline {
         msg.message
             .write_request(&mut wire, new_ruri, &msg.route.edits, Some(&self.via_line));
         msg.route.edits.truncate(base);
+        self.ops
+            .stats
+            .request_out(msg.message.method_str().unwrap_or(""));
         out.push(Outgoing {
             proto,
             local: local_addr,
@@ -224,6 +320,8 @@ impl Pipeline {
     }
 
     fn response(&mut self, message: Message, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
+        let status = message.status().unwrap_or(0);
+        self.ops.stats.reply_in(cseq_method(&message), status);
         let next = {
             let mut vias = message.vias();
             let ours = match vias.next() {
@@ -250,7 +348,15 @@ impl Pipeline {
             }
         };
         let mut msg = SipMsg::new(message, rcv, Arc::clone(&self.env));
-        if let Routed::Failed(e) = self.router.route(&mut msg) {
+        let started = Instant::now();
+        let routed = self.router.route(&mut msg);
+        self.ops
+            .stats
+            .route_latency(Callback::Reply, started.elapsed());
+        if let Routed::Failed(e) = routed {
+            self.ops
+                .stats
+                .script_error(Callback::Reply, LimitKind::of(&e));
             warn!(src = %rcv.src, call_id = msg.message.call_id().unwrap_or(""), "ksr_reply_route failed, reply dropped: {e}");
             return;
         }
@@ -282,6 +388,9 @@ impl Pipeline {
         let mut wire = Vec::with_capacity(msg.message.as_bytes().len());
         msg.message
             .write_response(&mut wire, &msg.route.edits, true);
+        self.ops
+            .stats
+            .reply_relayed(cseq_method(&msg.message), status);
         out.push(Outgoing {
             proto,
             local: local.addr,
@@ -289,6 +398,13 @@ impl Pipeline {
             wire,
         });
     }
+}
+
+/// The CSeq method of a reply, for counters (`""` when it does not parse).
+fn cseq_method(m: &Message) -> &str {
+    m.cseq()
+        .and_then(Result::ok)
+        .map_or("", |c| c.method.as_str())
 }
 
 /// Whether the script already handled Max-Forwards (`KSR.maxfwd.*` or its own header edit).

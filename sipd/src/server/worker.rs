@@ -6,15 +6,12 @@
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kemi_runtime::engine::EngineKind;
 use kemi_runtime::msg::{Proto, RecvInfo, RouteEnv};
-use kemi_runtime::ExportTable;
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -22,8 +19,11 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use super::locals::Locals;
-use super::pipeline::{Dest, Outgoing, Pipeline};
+use super::pipeline::{Dest, Ops, Outgoing, Pipeline};
 use super::ServerError;
+use crate::config::OnLimit;
+use crate::metrics::WorkerStats;
+use crate::reload::{ScriptVersions, ScriptWatch};
 use crate::router::Router;
 use crate::transport::stream::StreamFramer;
 use crate::transport::tcp::{self, ConnSender, ConnTable, SEND_QUEUE};
@@ -33,9 +33,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Everything a worker thread is started with.
 pub(crate) struct WorkerSetup {
-    pub engine: EngineKind,
-    pub script: PathBuf,
-    pub table: Arc<ExportTable>,
+    pub versions: Arc<ScriptVersions>,
+    pub stats: Arc<WorkerStats>,
+    pub on_limit: OnLimit,
     pub env: Arc<RouteEnv>,
     pub locals: Arc<Locals>,
     pub conns: Arc<ConnTable>,
@@ -57,13 +57,19 @@ struct Worker {
 
 /// The thread body: load the script, report readiness on `ready`, serve until shutdown.
 pub(crate) fn run(setup: WorkerSetup, ready: std::sync::mpsc::Sender<Result<(), ServerError>>) {
-    let router = match Router::load(setup.engine, &setup.script, Arc::clone(&setup.table)) {
-        Ok(r) => r,
+    // The worker builds its engine itself (engines are not `Send`), from the published text.
+    let mut watch = ScriptWatch::new(Arc::clone(&setup.versions), 0);
+    let script = setup.versions.current();
+    let router = match watch.build(&script) {
+        Ok(engine) => Router::with_engine(engine),
         Err(e) => {
             let _ = ready.send(Err(ServerError::Script(e)));
             return;
         }
     };
+    setup.stats.set_generation(script.generation);
+    // This thread's export calls count into the worker's counters.
+    let _counting = kemi_runtime::calls::install(Arc::clone(&setup.stats.calls));
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -75,7 +81,12 @@ pub(crate) fn run(setup: WorkerSetup, ready: std::sync::mpsc::Sender<Result<(), 
         }
     };
     let local = tokio::task::LocalSet::new();
-    let pipeline = Pipeline::new(router, setup.env, setup.locals);
+    let mut pipeline = Pipeline::new(router, setup.env, setup.locals);
+    pipeline.set_ops(Ops {
+        stats: setup.stats,
+        watch: Some(watch),
+        on_limit: setup.on_limit,
+    });
     local.block_on(
         &rt,
         serve(

@@ -165,7 +165,7 @@ impl LuaEngine {
             budget::arm(n);
         }
         self.lua
-            .load(&src[..])
+            .load(src)
             .set_name(format!("@{}", self.path.display()))
             .set_mode(ChunkMode::Text)
             .exec()
