@@ -9,6 +9,7 @@
 //! - [`endpoint`]: `proto:ip:port` parsing.
 //! - [`config`]: the server configuration (TOML file and command-line overrides).
 //! - [`server`]: the stateless proxy server (`sipd run`): workers, pipeline, replies, forwards.
+//! - [`tm`]: the transaction layer: stateful proxying for `KSR.tm` (RFC 3261 16, 17).
 //! - [`transport`]: UDP and TCP sockets, stream framing, the connection table.
 //! - [`reload`]: script reload without restart (staging, generations, per-worker switch).
 //! - [`metrics`]: per-worker counters and the Prometheus exposition.
@@ -26,4 +27,5 @@ pub mod router;
 pub mod rpc;
 pub mod server;
 pub mod stubs;
+pub mod tm;
 pub mod transport;

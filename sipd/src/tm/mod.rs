@@ -1,0 +1,187 @@
+//! The transaction layer: transaction-stateful proxying (RFC 3261 16 and 17) driven by the
+//! script's `KSR.tm` calls.
+//!
+//! - [`TmLayer`]: what every worker shares: the transaction table (two [`table::Sharded`]
+//!   maps: server key to transaction, for requests; transaction id to transaction, for replies,
+//!   whose top Via branch names it) and the timer settings ([`config::TmConfig`]).
+//! - [`server`], [`client`]: the RFC 3261 17 state machines, socket-free.
+//! - [`txn`]: one proxied request (server transaction, branches, callback names) and the
+//!   response choice of 16.7.
+//! - [`proxy`]: the worker side: after the request route (relay, absorb, CANCEL), for each
+//!   reply (onreply/failure callbacks, forwarding), for each timer expiry.
+//! - [`outbound`], [`wire`]: building branch requests, CANCELs, ACKs and local replies.
+//! - [`key`]: server keys and our Via branches.
+//!
+//! Timers are [`TimerReq`]s that the worker which armed them runs on its own runtime (a
+//! `tokio` sleep): every worker has an engine, so a timer needing a failure callback runs
+//! right there, under the transaction's own lock. See "Transactions" in
+//! `docs/ARCHITECTURE.md`.
+
+pub mod client;
+pub mod config;
+pub mod key;
+pub mod outbound;
+pub mod proxy;
+pub mod server;
+pub mod table;
+pub mod txn;
+pub mod wire;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use kemi_runtime::msg::TxnMatch;
+use kemi_runtime::sip::Message;
+
+use client::ClientTimer;
+use config::TmConfig;
+use key::{ServerKey, TxnId};
+use server::{ServerState, ServerTimer};
+use table::Sharded;
+use txn::Txn;
+
+/// A transaction behind its own lock.
+pub type TxnCell = Mutex<Txn>;
+
+/// Lock a transaction; a poisoned lock (a panic elsewhere) still holds consistent data.
+pub fn lock(cell: &TxnCell) -> MutexGuard<'_, Txn> {
+    cell.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Which timer of a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerKind {
+    /// A server transaction timer.
+    Server(ServerTimer),
+    /// A client transaction timer of branch `branch` (its CANCEL's when `cancel`).
+    Client {
+        /// The branch index.
+        branch: usize,
+        /// The CANCEL leg's timer.
+        cancel: bool,
+        /// The timer.
+        timer: ClientTimer,
+    },
+}
+
+/// A timer to arm: after `after`, the worker calls [`proxy::TmHost::on_timer`].
+#[derive(Debug)]
+pub struct TimerReq {
+    /// The transaction.
+    pub txn: Arc<TxnCell>,
+    /// Which timer.
+    pub kind: TimerKind,
+    /// Delay.
+    pub after: Duration,
+}
+
+/// The state every worker shares.
+#[derive(Debug)]
+pub struct TmLayer {
+    /// Timer settings.
+    pub config: TmConfig,
+    by_key: Sharded<ServerKey, Arc<TxnCell>>,
+    by_id: Sharded<u64, Arc<TxnCell>>,
+    next_id: AtomicU64,
+}
+
+impl Default for TmLayer {
+    fn default() -> Self {
+        TmLayer::new(TmConfig::default())
+    }
+}
+
+impl TmLayer {
+    /// An empty layer with `config`.
+    pub fn new(config: TmConfig) -> TmLayer {
+        // Ids start at a per-process value so branches differ across restarts.
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            & 0xffff_ffff_0000_0000;
+        TmLayer {
+            config,
+            by_key: Sharded::default(),
+            by_id: Sharded::default(),
+            next_id: AtomicU64::new(seed),
+        }
+    }
+
+    /// A fresh transaction id (one relaxed atomic add; no lock).
+    pub fn new_id(&self) -> TxnId {
+        TxnId(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Look a request up before its route runs.
+    pub fn lookup(&self, req: &Message) -> (TxnMatch, Option<Arc<TxnCell>>) {
+        let Some(method) = req.method_str() else {
+            return (TxnMatch::None, None);
+        };
+        match method {
+            "CANCEL" => match ServerKey::of(req, "INVITE").and_then(|k| self.by_key.get(&k)) {
+                Some(t) => (TxnMatch::CancelOfInvite, Some(t)),
+                None => (TxnMatch::CancelUnmatched, None),
+            },
+            "ACK" => match ServerKey::of(req, "ACK").and_then(|k| self.by_key.get(&k)) {
+                Some(t) => {
+                    let negative = {
+                        let g = lock(&t);
+                        matches!(
+                            g.server.state(),
+                            ServerState::Completed | ServerState::Confirmed
+                        )
+                    };
+                    if negative {
+                        (TxnMatch::AckToNegative, Some(t))
+                    } else {
+                        (TxnMatch::None, None)
+                    }
+                }
+                None => (TxnMatch::None, None),
+            },
+            m => match ServerKey::of(req, m).and_then(|k| self.by_key.get(&k)) {
+                Some(t) => (TxnMatch::Retransmission, Some(t)),
+                None => (TxnMatch::None, None),
+            },
+        }
+    }
+
+    /// Register `txn`; when another worker registered the same request first, that one is
+    /// returned with `false`.
+    pub fn insert(&self, txn: Txn) -> (Arc<TxnCell>, bool) {
+        let (key, id) = (txn.key, txn.id);
+        let cell = Arc::new(Mutex::new(txn));
+        let (cell, fresh) = self.by_key.insert_if_absent(key, cell);
+        if fresh {
+            self.by_id.insert_if_absent(id.0, Arc::clone(&cell));
+        }
+        (cell, fresh)
+    }
+
+    /// The transaction of id `id`.
+    pub fn by_id(&self, id: TxnId) -> Option<Arc<TxnCell>> {
+        self.by_id.get(&id.0)
+    }
+
+    /// Remove a finished transaction (called with its lock held).
+    pub fn remove(&self, txn: &mut Txn) {
+        if !txn.removed {
+            txn.removed = true;
+            self.by_key.remove(&txn.key);
+            self.by_id.remove(&txn.id.0);
+        }
+    }
+
+    /// Number of live transactions.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether no transaction is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

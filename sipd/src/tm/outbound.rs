@@ -1,0 +1,195 @@
+//! [`build_request`]: one request ready to send down a branch (RFC 3261 16.6): the target
+//! resolved, Max-Forwards decremented (or added), the previous hop's Via stamped with
+//! `received`/`rport`, Content-Length added for streams, the Record-Route the script asked
+//! for (two headers when the request changes sockets), `ksr_onsend_route` run, and our Via
+//! with the given branch on top.
+
+use std::fmt::Write as _;
+
+use kemi_runtime::msg::Proto;
+use kemi_runtime::sip::{HeaderEdit, HeaderKind};
+use kemi_runtime::SipMsg;
+use modules::rr::{self, RrSocket};
+use tracing::warn;
+
+use super::txn::Hop;
+use crate::router::{Routed, Router};
+use crate::server::locals::Locals;
+use crate::server::target::{Target, TargetError};
+use crate::server::via;
+
+/// Max-Forwards of a request that had none (RFC 3261 16.6 step 3).
+const DEFAULT_MAX_FORWARDS: &str = "Max-Forwards: 70\r\n";
+
+/// Why a request was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    /// The target does not resolve or is not sip.
+    #[error("{0}")]
+    Target(#[from] TargetError),
+    /// No local socket serves the transport and family.
+    #[error("no local socket to send over {0}")]
+    NoSocket(&'static str),
+    /// Max-Forwards reached 0 (answer 483).
+    #[error("too many hops")]
+    TooManyHops,
+    /// Max-Forwards does not parse (answer 400).
+    #[error("bad Max-Forwards")]
+    BadMaxForwards,
+    /// `ksr_onsend_route` dropped it.
+    #[error("dropped by ksr_onsend_route")]
+    Dropped,
+}
+
+/// What building needs from the worker.
+pub struct OutboundCtx<'a> {
+    /// The worker's sockets.
+    pub locals: &'a Locals,
+    /// The worker's engine, for `ksr_onsend_route`.
+    pub router: &'a mut Router,
+    /// Whether the script defines `ksr_onsend_route`.
+    pub has_onsend: bool,
+}
+
+/// Whether the script already handled Max-Forwards.
+fn script_did_maxfwd(msg: &SipMsg) -> bool {
+    let names_mf = |line: &str| {
+        line.split_once(':')
+            .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("Max-Forwards"))
+    };
+    msg.route.edits.iter().any(|e| match e {
+        HeaderEdit::Remove(i) => msg
+            .message
+            .header(*i)
+            .is_some_and(|h| h.kind == HeaderKind::MaxForwards),
+        HeaderEdit::InsertBefore(_, l)
+        | HeaderEdit::AppendAfter(_, l)
+        | HeaderEdit::Prepend(l)
+        | HeaderEdit::Append(l) => names_mf(l),
+    })
+}
+
+/// Build the request of `msg` for `ruri`, sent to `dst` (else the R-URI), with our Via
+/// carrying `branch`. The script's edits in `msg.route` are applied and left as they were.
+pub fn build_request(
+    ctx: &mut OutboundCtx<'_>,
+    msg: &mut SipMsg,
+    ruri: &str,
+    dst: Option<&str>,
+    branch: &str,
+) -> Result<(Hop, Vec<u8>), OutboundError> {
+    let target = Target::from_uri(dst.unwrap_or(ruri))?;
+    let locals = ctx.locals;
+    let addr = target.resolve(|a| locals.serves(target.proto, a))?;
+    let local = locals
+        .pick(target.proto, &addr, Some(msg.rcv.dst))
+        .ok_or(OutboundError::NoSocket(target.proto.as_str()))?;
+    let hop = Hop {
+        proto: target.proto,
+        local: local.addr,
+        peer: addr,
+    };
+    let out_sent_by = local.sent_by.clone();
+    let base = msg.route.edits.len();
+    let result = add_edits(ctx, msg, &out_sent_by, target.proto);
+    if let Err(e) = result {
+        msg.route.edits.truncate(base);
+        return Err(e);
+    }
+    let mut via_line = String::with_capacity(96);
+    let _ = write!(
+        via_line,
+        "Via: SIP/2.0/{} {out_sent_by};branch={branch};rport\r\n",
+        target.proto.via_name()
+    );
+    let new_ruri = (msg.message.ruri() != Some(ruri)).then_some(ruri);
+    let mut wire = Vec::with_capacity(msg.message.as_bytes().len() + 256);
+    msg.message
+        .write_request(&mut wire, new_ruri, &msg.route.edits, Some(&via_line));
+    msg.route.edits.truncate(base);
+    Ok((hop, wire))
+}
+
+/// The per-send edits: Max-Forwards, the Via stamp, Content-Length, Record-Route, onsend.
+fn add_edits(
+    ctx: &mut OutboundCtx<'_>,
+    msg: &mut SipMsg,
+    out_sent_by: &str,
+    proto: Proto,
+) -> Result<(), OutboundError> {
+    if !script_did_maxfwd(msg) {
+        let mf = msg
+            .message
+            .first_kind(HeaderKind::MaxForwards)
+            .map(|h| (h.index, h.name));
+        match (mf, msg.message.max_forwards()) {
+            (Some((index, name)), Some(Ok(n))) if n > 0 => {
+                let line = format!("{name}: {}\r\n", n - 1);
+                msg.route.edits.extend([
+                    HeaderEdit::Remove(index),
+                    HeaderEdit::InsertBefore(index, line),
+                ]);
+            }
+            (_, Some(Ok(_))) => return Err(OutboundError::TooManyHops),
+            (_, Some(Err(_))) => return Err(OutboundError::BadMaxForwards),
+            (_, None) => msg
+                .route
+                .edits
+                .push(HeaderEdit::Prepend(DEFAULT_MAX_FORWARDS.into())),
+        }
+    }
+    if let Some((h, v)) = via::top(&msg.message) {
+        if let Some(line) = via::stamp_received(&h, &v, msg.rcv.src) {
+            msg.route.edits.extend([
+                HeaderEdit::Remove(h.index),
+                HeaderEdit::InsertBefore(h.index, line),
+            ]);
+        }
+    }
+    if proto != Proto::Udp && msg.message.content_length().is_none() {
+        let line = format!("Content-Length: {}\r\n", msg.message.body().len());
+        msg.route.edits.push(HeaderEdit::Append(line));
+    }
+    if let Some(rr) = &msg.route.record_route {
+        let inbound = ctx
+            .locals
+            .sockets()
+            .iter()
+            .find(|s| s.addr == msg.rcv.dst && s.proto == msg.rcv.proto)
+            .map_or(out_sent_by, |s| s.sent_by.as_str());
+        let lines = rr::header_lines(
+            rr,
+            RrSocket {
+                sent_by: inbound,
+                proto: msg.rcv.proto,
+            },
+            RrSocket {
+                sent_by: out_sent_by,
+                proto,
+            },
+            msg.message.from_tag(),
+        );
+        match msg.message.first_kind(HeaderKind::RecordRoute) {
+            Some(h) => msg
+                .route
+                .edits
+                .push(HeaderEdit::InsertBefore(h.index, lines)),
+            None => msg.route.edits.push(HeaderEdit::Prepend(lines)),
+        }
+    }
+    if ctx.has_onsend {
+        let dropped_before = std::mem::replace(&mut msg.route.drop, false);
+        if let Routed::Failed(e) = ctx.router.onsend(msg) {
+            warn!(
+                call_id = msg.message.call_id().unwrap_or(""),
+                "ksr_onsend_route failed: {e}"
+            );
+        }
+        let dropped = std::mem::replace(&mut msg.route.drop, dropped_before);
+        msg.outbox.clear();
+        if dropped {
+            return Err(OutboundError::Dropped);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,758 @@
+//! [`TmHost`]: the worker side of the transaction layer. It borrows the worker's engine,
+//! sockets and output queue for one event and carries out RFC 3261 16 for it:
+//!
+//! - [`TmHost::after_request`]: once `ksr_request_route` returned: absorb a retransmission
+//!   (resend the last reply) or an ACK to a negative reply; answer a matched CANCEL and cancel
+//!   every pending branch; create the transaction, send 100 Trying to an INVITE, send the
+//!   script's stateful replies, relay to the first target and every appended branch (each
+//!   through the branch callback).
+//! - [`TmHost::on_reply`]: a reply whose top Via names one of our branches: its client
+//!   transaction decides (pass up, absorb, re-ACK), then the core reply route and the onreply
+//!   callback run; provisionals and 2xx go upstream at once, a 2xx or 6xx cancels the other
+//!   branches, and when every branch failed the failure callback may relay again (serial
+//!   forking) before the best reply goes upstream (16.7).
+//! - [`TmHost::on_timer`]: retransmissions (A, E, G), final-response timeouts (B/F/C: a
+//!   CANCEL when the branch had a provisional reply, then 408 as its result), and the waits
+//!   (D, H, I, J, K) after which the transaction leaves the table.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kemi_runtime::msg::{
+    BranchTarget, Forward, Proto, RecvInfo, RouteEnv, TmCtx, TmRoute, TxnMatch,
+};
+use kemi_runtime::sip::Message;
+use kemi_runtime::SipMsg;
+use tracing::{debug, info, warn};
+
+use super::client::{ClientTimer, ClientTxn, ReplyAction, TimerAction};
+use super::key::{self, ServerKey};
+use super::outbound::{build_request, OutboundCtx, OutboundError};
+use super::server::{SendOutcome, ServerTimer, ServerTxn};
+use super::txn::{BranchLeg, Callbacks, CancelLeg, Hop, Txn};
+use super::{lock, wire, TimerKind, TimerReq, TmLayer, TxnCell};
+use crate::router::{Routed, Router};
+use crate::server::locals::Locals;
+use crate::server::pipeline::{Dest, Outgoing};
+use crate::server::target::SIP_PORT;
+use crate::server::via::Branch as StatelessBranch;
+
+/// One event's view of the worker: what the transaction layer may use and where its output
+/// goes.
+pub struct TmHost<'a> {
+    /// The shared layer.
+    pub tm: &'a TmLayer,
+    /// The worker's engine.
+    pub router: &'a mut Router,
+    /// Host facts for new contexts.
+    pub env: &'a Arc<RouteEnv>,
+    /// The worker's sockets.
+    pub locals: &'a Locals,
+    /// Whether the script defines `ksr_onsend_route`.
+    pub has_onsend: bool,
+    /// Messages to send.
+    pub out: &'a mut Vec<Outgoing>,
+    /// Timers to arm.
+    pub timers: &'a mut Vec<TimerReq>,
+}
+
+/// Where replies to a request received as `rcv` go (RFC 3261 18.2.2, RFC 3581 4).
+fn upstream_hop(req: &Message, rcv: &RecvInfo) -> Hop {
+    let peer = match rcv.proto {
+        Proto::Udp => match req.top_via().and_then(Result::ok) {
+            Some(v) if v.rport().is_none() => {
+                SocketAddr::new(rcv.src.ip(), v.port.unwrap_or(SIP_PORT))
+            }
+            _ => rcv.src,
+        },
+        _ => rcv.src,
+    };
+    Hop {
+        proto: rcv.proto,
+        local: rcv.dst,
+        peer,
+    }
+}
+
+fn status_of(wire: &[u8]) -> u16 {
+    wire.get(8..11)
+        .and_then(|d| std::str::from_utf8(d).ok())
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(500)
+}
+
+impl TmHost<'_> {
+    fn send(&mut self, hop: Hop, wire: Vec<u8>) {
+        self.out.push(Outgoing {
+            proto: hop.proto,
+            local: hop.local,
+            dest: Dest::Addr(hop.peer),
+            wire,
+        });
+    }
+
+    fn arm(&mut self, cell: &Arc<TxnCell>, kind: TimerKind, after: Duration) {
+        self.timers.push(TimerReq {
+            txn: Arc::clone(cell),
+            kind,
+            after,
+        });
+    }
+
+    fn arm_client(
+        &mut self,
+        cell: &Arc<TxnCell>,
+        branch: usize,
+        cancel: bool,
+        timers: Vec<(ClientTimer, Duration)>,
+    ) {
+        for (timer, after) in timers {
+            self.arm(
+                cell,
+                TimerKind::Client {
+                    branch,
+                    cancel,
+                    timer,
+                },
+                after,
+            );
+        }
+    }
+
+    /// Send `wire` (status `code`) upstream through the server transaction.
+    fn reply_upstream(&mut self, cell: &Arc<TxnCell>, txn: &mut Txn, code: u16, wire: Vec<u8>) {
+        match txn.server.send_reply(code, &wire, &self.tm.config) {
+            SendOutcome::Send(timers) => {
+                for (t, after) in timers {
+                    self.arm(cell, TimerKind::Server(t), after);
+                }
+                self.send(txn.upstream, wire);
+            }
+            // A 2xx is forwarded even when a final went up already (RFC 3261 16.7 step 5).
+            SendOutcome::Refused if (200..300).contains(&code) && txn.invite => {
+                self.send(txn.upstream, wire)
+            }
+            SendOutcome::Refused => {
+                debug!(
+                    code,
+                    "reply not sent: the transaction already has a final reply"
+                )
+            }
+        }
+    }
+
+    /// A reply generated here.
+    fn local_reply(&mut self, cell: &Arc<TxnCell>, txn: &mut Txn, code: u16) {
+        let wire = wire::local_reply(
+            &txn.request,
+            code,
+            wire::reason(code),
+            self.env,
+            txn.rcv.src,
+        );
+        self.reply_upstream(cell, txn, code, wire);
+    }
+
+    /// Remove the transaction when everything in it ended.
+    fn cleanup(&mut self, txn: &mut Txn) {
+        if txn.is_finished() {
+            self.tm.remove(txn);
+        }
+    }
+
+    /// Carry out what the request route asked of the transaction layer. Returns true when
+    /// the layer took the request (nothing else is to be done with it).
+    pub fn after_request(&mut self, msg: &mut SipMsg, found: Option<Arc<TxnCell>>) -> bool {
+        let is_ack = msg.message.method_str() == Some("ACK");
+        if msg.tm.absorb {
+            if let Some(cell) = found {
+                let mut txn = lock(&cell);
+                match msg.tm.lookup {
+                    TxnMatch::AckToNegative => {
+                        for (t, after) in txn.server.on_ack(&self.tm.config) {
+                            self.arm(&cell, TimerKind::Server(t), after);
+                        }
+                    }
+                    _ => {
+                        if let Some(w) = txn.server.on_retransmission().map(<[u8]>::to_vec) {
+                            let hop = txn.upstream;
+                            self.send(hop, w);
+                        }
+                    }
+                }
+            }
+            return true;
+        }
+        let Some(relay) = msg.tm.relay.take() else {
+            if msg.tm.new_tran || !msg.tm.replies.is_empty() {
+                self.create(msg, None);
+                return true;
+            }
+            return false;
+        };
+        match (msg.tm.lookup, found) {
+            (TxnMatch::CancelOfInvite, Some(cell)) => {
+                self.cancel_request(msg, &cell);
+                return true;
+            }
+            _ if is_ack || msg.tm.lookup == TxnMatch::CancelUnmatched => {
+                // End-to-end ACK, unmatched CANCEL: forwarded statelessly.
+                self.stateless(msg, &relay);
+                return true;
+            }
+            _ => {}
+        }
+        self.create(msg, Some(relay));
+        true
+    }
+
+    /// Forward statelessly (an ACK to a 2xx, a CANCEL without a transaction).
+    fn stateless(&mut self, msg: &mut SipMsg, f: &Forward) {
+        let branch = format!(
+            "{}{}",
+            crate::server::via::BRANCH_PREFIX,
+            StatelessBranch::for_request(&msg.message, 0).hex()
+        );
+        let mut ctx = OutboundCtx {
+            locals: self.locals,
+            router: self.router,
+            has_onsend: self.has_onsend,
+        };
+        match build_request(&mut ctx, msg, &f.ruri, f.dst.as_deref(), &branch) {
+            Ok((hop, wire)) => self.send(hop, wire),
+            Err(e) => info!(
+                call_id = msg.message.call_id().unwrap_or(""),
+                "stateless relay failed: {e}"
+            ),
+        }
+    }
+
+    /// Answer a CANCEL 200 and cancel the pending branches of its INVITE.
+    fn cancel_request(&mut self, msg: &SipMsg, cell: &Arc<TxnCell>) {
+        let ok = wire::local_reply(&msg.message, 200, "canceling", self.env, msg.rcv.src);
+        let hop = upstream_hop(&msg.message, &msg.rcv);
+        self.send(hop, ok);
+        let mut txn = lock(cell);
+        txn.canceled = true;
+        self.cancel_branches(cell, &mut txn, None);
+        if !txn.has_pending() && !txn.server.is_final() {
+            self.local_reply(cell, &mut txn, 487);
+        }
+        self.cleanup(&mut txn);
+    }
+
+    /// Send a CANCEL down every pending branch but `except` (delayed until a provisional
+    /// reply for branches that had none).
+    fn cancel_branches(&mut self, cell: &Arc<TxnCell>, txn: &mut Txn, except: Option<usize>) {
+        if !txn.invite {
+            return;
+        }
+        for i in 0..txn.branches.len() {
+            if Some(i) == except {
+                continue;
+            }
+            self.cancel_branch(cell, txn, i);
+        }
+    }
+
+    fn cancel_branch(&mut self, cell: &Arc<TxnCell>, txn: &mut Txn, i: usize) {
+        let t = self.tm.config;
+        let fr = txn.fr;
+        let Some(b) = txn.branches.get_mut(i) else {
+            return;
+        };
+        if !b.is_pending() && !b.timed_out || b.cancel.is_some() {
+            return;
+        }
+        if !b.provisional {
+            b.cancel_pending = true;
+            return;
+        }
+        let w = wire::cancel(&b.request);
+        let Ok(request) = Message::parse(Bytes::from(w)) else {
+            return;
+        };
+        let mut client = ClientTxn::new(false, b.hop.proto != Proto::Udp);
+        let timers = client.start(&t, fr);
+        let hop = b.hop;
+        let bytes = request.as_bytes().to_vec();
+        b.cancel = Some(CancelLeg { client, request });
+        b.cancel_pending = false;
+        self.send(hop, bytes);
+        self.arm_client(cell, i, true, timers);
+    }
+
+    /// Create the transaction and carry out the script's replies and relay.
+    fn create(&mut self, msg: &mut SipMsg, relay: Option<Forward>) {
+        let Some(method) = msg.message.method_str() else {
+            return;
+        };
+        let Some(key) = ServerKey::of(&msg.message, method) else {
+            return;
+        };
+        let invite = method == "INVITE";
+        let (fr, fr_inv) = self.timeouts(&msg.tm, self.tm.config.fr, self.tm.config.fr_inv);
+        let mut callbacks = Callbacks::default();
+        callbacks.update(&msg.tm);
+        let txn = Txn {
+            id: self.tm.new_id(),
+            key,
+            invite,
+            request: msg.message.clone(),
+            rcv: msg.rcv,
+            upstream: upstream_hop(&msg.message, &msg.rcv),
+            server: ServerTxn::new(invite, msg.rcv.proto != Proto::Udp),
+            branches: Vec::new(),
+            route: callbacks.failure.is_some().then(|| msg.route.clone()),
+            callbacks,
+            fr,
+            fr_inv,
+            canceled: false,
+            removed: false,
+        };
+        let (cell, fresh) = self.tm.insert(txn);
+        let mut txn = lock(&cell);
+        if !fresh {
+            // Another worker created it meanwhile: this copy is a retransmission.
+            if let Some(w) = txn.server.on_retransmission().map(<[u8]>::to_vec) {
+                let hop = txn.upstream;
+                self.send(hop, w);
+            }
+            return;
+        }
+        if invite && relay.is_some() && msg.tm.replies.is_empty() {
+            self.local_reply(&cell, &mut txn, 100);
+        }
+        for r in std::mem::take(&mut msg.tm.replies) {
+            self.reply_upstream(&cell, &mut txn, r.code, r.wire);
+        }
+        if let Some(first) = relay {
+            let extra = std::mem::take(&mut msg.tm.branches);
+            self.relay_all(&cell, &mut txn, msg, first, extra);
+        }
+        self.cleanup(&mut txn);
+    }
+
+    /// The final-response timeouts after the script's `t_set_fr`/`t_reset_fr`.
+    fn timeouts(&self, tm: &TmCtx, fr: Duration, fr_inv: Duration) -> (Duration, Duration) {
+        if tm.fr_reset {
+            return (self.tm.config.fr, self.tm.config.fr_inv);
+        }
+        match tm.fr_ms {
+            Some((inv, non)) => (
+                if non > 0 {
+                    Duration::from_millis(non.into())
+                } else {
+                    fr
+                },
+                if inv > 0 {
+                    Duration::from_millis(inv.into())
+                } else {
+                    fr_inv
+                },
+            ),
+            None => (fr, fr_inv),
+        }
+    }
+
+    /// Send the first target and the appended branches; with none sent and no final reply
+    /// upstream, answer 500 (or 483 when Max-Forwards ran out).
+    fn relay_all(
+        &mut self,
+        cell: &Arc<TxnCell>,
+        txn: &mut Txn,
+        msg: &mut SipMsg,
+        first: Forward,
+        extra: Vec<BranchTarget>,
+    ) -> usize {
+        let mut sent = 0;
+        let mut failure = 500;
+        let targets = std::iter::once(BranchTarget {
+            uri: first.ruri,
+            dst: first.dst,
+        })
+        .chain(extra);
+        for target in targets {
+            match self.add_branch(cell, txn, msg, &target) {
+                Ok(true) => sent += 1,
+                Ok(false) => {}
+                Err(OutboundError::TooManyHops) => failure = 483,
+                Err(e) => warn!(
+                    call_id = msg.message.call_id().unwrap_or(""),
+                    "relay to {} failed: {e}", target.uri
+                ),
+            }
+        }
+        if sent == 0 && !txn.has_pending() && !txn.server.is_final() {
+            self.local_reply(cell, txn, failure);
+        }
+        sent
+    }
+
+    /// Build and send one branch (through the branch callback); Ok(false) when the callback
+    /// dropped it.
+    fn add_branch(
+        &mut self,
+        cell: &Arc<TxnCell>,
+        txn: &mut Txn,
+        msg: &mut SipMsg,
+        target: &BranchTarget,
+    ) -> Result<bool, OutboundError> {
+        let index = txn.branches.len();
+        let branch = key::branch_param(txn.id, index);
+        let mut ctx = OutboundCtx {
+            locals: self.locals,
+            router: self.router,
+            has_onsend: self.has_onsend,
+        };
+        let built = match txn.callbacks.branch.clone() {
+            Some(name) => {
+                let mut bmsg = SipMsg::new(msg.message.clone(), msg.rcv, Arc::clone(self.env));
+                bmsg.route = msg.route.clone();
+                bmsg.route.new_ruri = Some(target.uri.clone());
+                bmsg.route.dst_uri = target.dst.clone();
+                bmsg.route.drop = false;
+                bmsg.tm.route = TmRoute::Branch;
+                bmsg.tm.exists = true;
+                bmsg.tm.branch_index = u32::try_from(index).ok();
+                if let Routed::Failed(e) = ctx.router.run(&name, &mut bmsg, None) {
+                    warn!(
+                        call_id = bmsg.message.call_id().unwrap_or(""),
+                        "branch callback {name} failed: {e}"
+                    );
+                }
+                if bmsg.route.drop {
+                    debug!("branch {index} dropped by {name}");
+                    return Ok(false);
+                }
+                txn.callbacks.update(&bmsg.tm);
+                let ruri = bmsg.ruri().unwrap_or(&target.uri).to_string();
+                let dst = bmsg.route.dst_uri.clone().filter(|d| !d.is_empty());
+                build_request(&mut ctx, &mut bmsg, &ruri, dst.as_deref(), &branch)?
+            }
+            None => build_request(&mut ctx, msg, &target.uri, target.dst.as_deref(), &branch)?,
+        };
+        let (hop, wire) = built;
+        let request = Message::parse(Bytes::from(wire)).map_err(|_| OutboundError::Dropped)?;
+        let mut client = ClientTxn::new(txn.invite, hop.proto != Proto::Udp);
+        let timers = client.start(&self.tm.config, txn.fr);
+        self.send(hop, request.as_bytes().to_vec());
+        txn.branches.push(BranchLeg {
+            client,
+            request,
+            hop,
+            code: 0,
+            reply: None,
+            reply_wire: None,
+            provisional: false,
+            timed_out: false,
+            cancel_pending: false,
+            cancel: None,
+            dropped: false,
+        });
+        self.arm_client(cell, index, false, timers);
+        Ok(true)
+    }
+
+    /// A reply whose top Via branch is `branch`. Returns false when it names no live
+    /// transaction (the caller forwards it statelessly).
+    pub fn on_reply(&mut self, branch: &str, message: Message, rcv: RecvInfo) -> bool {
+        let Some((id, index)) = key::parse_branch(branch) else {
+            return false;
+        };
+        let Some(cell) = self.tm.by_id(id) else {
+            return false;
+        };
+        let mut txn = lock(&cell);
+        if txn.removed || index >= txn.branches.len() {
+            return false;
+        }
+        let Some(code) = message.status() else {
+            return true;
+        };
+        let t = self.tm.config;
+        let is_cancel_reply = message
+            .cseq()
+            .and_then(Result::ok)
+            .is_some_and(|c| c.method.as_str() == "CANCEL");
+        if is_cancel_reply {
+            if let Some(c) = txn.branches.get_mut(index).and_then(|b| b.cancel.as_mut()) {
+                let (_, timers) = c.client.on_reply(code, &t, t.fr_inv);
+                self.arm_client(&cell, index, true, timers);
+            }
+            self.cleanup(&mut txn);
+            return true;
+        }
+        let mut rmsg = SipMsg::new(message, rcv, Arc::clone(self.env));
+        if let Routed::Failed(e) = self.router.route(&mut rmsg) {
+            warn!(src = %rcv.src, "ksr_reply_route failed, reply dropped: {e}");
+            return true;
+        }
+        if rmsg.route.drop {
+            debug!("reply dropped by ksr_reply_route");
+            return true;
+        }
+        if let Some(name) = txn.callbacks.reply.clone() {
+            rmsg.tm.route = TmRoute::Reply;
+            rmsg.tm.exists = true;
+            rmsg.tm.branch_index = u32::try_from(index).ok();
+            rmsg.tm.canceled = txn.canceled;
+            rmsg.tm.status = txn.server.status();
+            if let Routed::Failed(e) = self.router.run(&name, &mut rmsg, None) {
+                warn!("onreply callback {name} failed: {e}");
+            }
+            if rmsg.route.drop {
+                debug!("reply dropped by {name}");
+                return true;
+            }
+        }
+        let fr_inv = txn.fr_inv;
+        let Some(b) = txn.branches.get_mut(index) else {
+            return true;
+        };
+        let (action, timers) = b.client.on_reply(code, &t, fr_inv);
+        self.arm_client(&cell, index, false, timers);
+        match action {
+            ReplyAction::Absorb => {}
+            ReplyAction::Reack => {
+                let (hop, w) = (b.hop, wire::ack(&b.request, &rmsg.message));
+                self.send(hop, w);
+            }
+            ReplyAction::PassUp { ack } => {
+                if ack {
+                    let (hop, w) = (b.hop, wire::ack(&b.request, &rmsg.message));
+                    self.send(hop, w);
+                }
+                self.pass_up(&cell, &mut txn, index, rmsg);
+            }
+        }
+        self.cleanup(&mut txn);
+        true
+    }
+
+    /// The proxy core's part for a reply its client transaction passed up (16.7).
+    fn pass_up(&mut self, cell: &Arc<TxnCell>, txn: &mut Txn, index: usize, rmsg: SipMsg) {
+        let Some(code) = rmsg.message.status() else {
+            return;
+        };
+        let mut w = Vec::with_capacity(rmsg.message.as_bytes().len());
+        rmsg.message.write_response(&mut w, &rmsg.route.edits, true);
+        let Some(b) = txn.branches.get_mut(index) else {
+            return;
+        };
+        if code < 200 {
+            b.provisional = true;
+            if b.cancel_pending {
+                self.cancel_branch(cell, txn, index);
+            }
+            if code > 100 {
+                self.reply_upstream(cell, txn, code, w);
+            }
+            return;
+        }
+        b.code = code;
+        b.reply_wire = Some(w);
+        if code < 300 {
+            let w = b.reply_wire.take().unwrap_or_default();
+            self.reply_upstream(cell, txn, code, w);
+            self.cancel_branches(cell, txn, Some(index));
+            return;
+        }
+        b.reply = Some(rmsg.message);
+        if code >= 600 {
+            self.cancel_branches(cell, txn, Some(index));
+        }
+        self.branch_failed(txn, index);
+        self.maybe_finish(cell, txn);
+    }
+
+    /// Run the branch-failure callback for branch `index`.
+    fn branch_failed(&mut self, txn: &mut Txn, index: usize) {
+        let Some(name) = txn.callbacks.branch_failure.clone() else {
+            return;
+        };
+        let mut fmsg = self.failure_msg(txn, Some(index));
+        fmsg.tm.route = TmRoute::BranchFailure;
+        if let Routed::Failed(e) = self.router.run(&name, &mut fmsg, None) {
+            warn!("branch-failure callback {name} failed: {e}");
+        }
+    }
+
+    /// The request context for a failure callback about branch `index` (the best one).
+    fn failure_msg(&self, txn: &Txn, index: Option<usize>) -> SipMsg {
+        let mut fmsg = SipMsg::new(txn.request.clone(), txn.rcv, Arc::clone(self.env));
+        if let Some(r) = &txn.route {
+            fmsg.route = r.clone();
+            fmsg.route.drop = false;
+        }
+        let b = index.and_then(|i| txn.branches.get(i));
+        fmsg.tm = TmCtx {
+            route: TmRoute::Failure,
+            exists: true,
+            on_branch: txn.callbacks.branch.clone(),
+            on_reply: txn.callbacks.reply.clone(),
+            on_failure: None,
+            on_branch_failure: txn.callbacks.branch_failure.clone(),
+            branch_index: index.and_then(|i| u32::try_from(i).ok()),
+            reply: b.and_then(|b| b.reply.clone()),
+            reply_code: b.map(|b| b.code).or(Some(408)),
+            canceled: txn.canceled,
+            branch_timeout: b.is_some_and(|b| b.timed_out),
+            branch_replied: b.is_some_and(|b| b.reply.is_some() || b.provisional),
+            any_timeout: txn.branches.iter().any(|b| b.timed_out),
+            any_replied: txn
+                .branches
+                .iter()
+                .any(|b| b.reply.is_some() || b.provisional),
+            status: txn.server.status(),
+            ..TmCtx::default()
+        };
+        fmsg
+    }
+
+    /// When every branch failed: the failure callback (which may relay again), then the best
+    /// reply upstream.
+    fn maybe_finish(&mut self, cell: &Arc<TxnCell>, txn: &mut Txn) {
+        if txn.server.is_final() || txn.has_pending() {
+            return;
+        }
+        let best = txn.best_final();
+        if let Some(name) = txn.callbacks.failure.take() {
+            let mut fmsg = self.failure_msg(txn, best);
+            if let Routed::Failed(e) = self.router.run(&name, &mut fmsg, None) {
+                warn!(
+                    call_id = fmsg.message.call_id().unwrap_or(""),
+                    "failure callback {name} failed: {e}"
+                );
+            }
+            txn.callbacks.update(&fmsg.tm);
+            let (fr, fr_inv) = self.timeouts(&fmsg.tm, txn.fr, txn.fr_inv);
+            txn.fr = fr;
+            txn.fr_inv = fr_inv;
+            if fmsg.tm.drop_replies {
+                for b in &mut txn.branches {
+                    b.dropped = true;
+                }
+            }
+            for r in std::mem::take(&mut fmsg.tm.replies) {
+                self.reply_upstream(cell, txn, r.code, r.wire);
+            }
+            if let Some(first) = fmsg.tm.relay.take() {
+                if !txn.server.is_final() && !txn.canceled {
+                    let extra = std::mem::take(&mut fmsg.tm.branches);
+                    if self.relay_all(cell, txn, &mut fmsg, first, extra) > 0 {
+                        return;
+                    }
+                }
+            }
+            if txn.server.is_final() {
+                return;
+            }
+        }
+        let best = txn.best_final();
+        let forward = best
+            .and_then(|i| txn.branches.get_mut(i))
+            .and_then(|b| b.reply_wire.take());
+        match forward {
+            Some(w) => {
+                let code = status_of(&w);
+                if code == 503 {
+                    // RFC 3261 16.7 step 6: a 503 is not passed on as such.
+                    self.local_reply(cell, txn, 500);
+                } else {
+                    self.reply_upstream(cell, txn, code, w);
+                }
+            }
+            None if txn.canceled => self.local_reply(cell, txn, 487),
+            None => self.local_reply(cell, txn, 408),
+        }
+    }
+
+    /// A timer armed earlier expired.
+    pub fn on_timer(&mut self, req: TimerReq) {
+        let cell = req.txn;
+        let mut txn = lock(&cell);
+        if txn.removed {
+            return;
+        }
+        let t = self.tm.config;
+        match req.kind {
+            TimerKind::Server(timer) => {
+                let (resend, next) = txn.server.on_timer(timer, &t);
+                if let Some(w) = resend.map(<[u8]>::to_vec) {
+                    let hop = txn.upstream;
+                    self.send(hop, w);
+                }
+                if let Some((timer, after)) = next {
+                    self.arm(&cell, TimerKind::Server(timer), after);
+                }
+                if matches!(timer, ServerTimer::AckTimeout) {
+                    debug!("no ACK for the final reply");
+                }
+            }
+            TimerKind::Client {
+                branch,
+                cancel: true,
+                timer,
+            } => {
+                if let Some(b) = txn.branches.get_mut(branch) {
+                    if let Some(c) = b.cancel.as_mut() {
+                        let (action, next) = c.client.on_timer(timer, &t);
+                        let (hop, w) = (b.hop, c.request.as_bytes().to_vec());
+                        if action == TimerAction::Retransmit {
+                            self.send(hop, w);
+                        }
+                        if let Some(n) = next {
+                            self.arm_client(&cell, branch, true, vec![n]);
+                        }
+                    }
+                }
+            }
+            TimerKind::Client {
+                branch,
+                cancel: false,
+                timer,
+            } => {
+                let Some(b) = txn.branches.get_mut(branch) else {
+                    return;
+                };
+                let (action, next) = b.client.on_timer(timer, &t);
+                if let Some(n) = next {
+                    self.arm_client(&cell, branch, false, vec![n]);
+                }
+                match action {
+                    TimerAction::Nothing => {}
+                    TimerAction::Retransmit => {
+                        let (hop, w) = (b.hop, b.request.as_bytes().to_vec());
+                        self.send(hop, w);
+                    }
+                    TimerAction::Timeout => {
+                        b.timed_out = true;
+                        if b.is_pending() {
+                            b.code = 408;
+                        }
+                        if txn.invite {
+                            self.cancel_branch(&cell, &mut txn, branch);
+                        }
+                        self.branch_failed(&mut txn, branch);
+                        self.maybe_finish(&cell, &mut txn);
+                    }
+                }
+            }
+        }
+        self.cleanup(&mut txn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_from_wire() {
+        assert_eq!(status_of(b"SIP/2.0 486 Busy Here\r\n"), 486);
+        assert_eq!(status_of(b"junk"), 500);
+    }
+}
