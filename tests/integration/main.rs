@@ -7,3 +7,4 @@ mod support;
 
 mod server;
 mod sipp;
+mod ops;
