@@ -159,6 +159,8 @@ pub struct Config {
     pub metrics: Option<MetricsConfig>,
     /// Script limits.
     pub limits: LimitsConfig,
+    /// Transaction timers (`[tm]`).
+    pub tm: crate::tm::config::TmConfig,
 }
 
 /// Why a configuration was refused.
@@ -263,6 +265,19 @@ struct RawConfig {
     metrics: Option<MetricsSection>,
     #[serde(default)]
     limits: LimitsSection,
+    #[serde(default)]
+    tm: TmSection,
+}
+
+/// The `[tm]` table: transaction timers in milliseconds (Kamailio's tm `timer_t1`...).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TmSection {
+    t1: Option<Spanned<u64>>,
+    t2: Option<Spanned<u64>>,
+    t4: Option<Spanned<u64>>,
+    fr_timer: Option<Spanned<u64>>,
+    fr_inv_timer: Option<Spanned<u64>>,
 }
 
 /// Where values come from, to turn spans into lines.
@@ -552,6 +567,21 @@ impl Config {
         if let Some(p) = raw.limits.on_limit {
             limits.on_limit = p;
         }
+        let mut tm = crate::tm::config::TmConfig::default();
+        for (value, slot, name) in [
+            (&raw.tm.t1, &mut tm.t1, "t1"),
+            (&raw.tm.t2, &mut tm.t2, "t2"),
+            (&raw.tm.t4, &mut tm.t4, "t4"),
+            (&raw.tm.fr_timer, &mut tm.fr, "fr_timer"),
+            (&raw.tm.fr_inv_timer, &mut tm.fr_inv, "fr_inv_timer"),
+        ] {
+            if let Some(ms) = value {
+                if !(1..=3_600_000).contains(ms.get_ref()) {
+                    return Err(origin.invalid(ms, format!("tm.{name} must be 1..3600000 ms")));
+                }
+                *slot = Duration::from_millis(*ms.get_ref());
+            }
+        }
 
         Ok(Config {
             source: path.map(Path::to_path_buf),
@@ -570,6 +600,7 @@ impl Config {
             rpc,
             metrics,
             limits,
+            tm,
         })
     }
 }

@@ -35,11 +35,11 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::config::Config;
+use crate::endpoint::Endpoint;
+use crate::exports;
 use crate::metrics::Metrics;
 use crate::reload::{Reloaded, ScriptVersions};
 use crate::rpc::{OpsThread, RpcContext};
-use crate::endpoint::Endpoint;
-use crate::exports;
 use crate::transport::{tcp::ConnTable, udp};
 use locals::Locals;
 use worker::WorkerSetup;
@@ -131,6 +131,7 @@ impl Server {
         });
         let locals = Arc::new(Locals::new(&bound, &config.aliases));
         let conns = Arc::new(ConnTable::new());
+        let tm = Arc::new(crate::tm::TmLayer::new(config.tm));
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut handle = ServerHandle {
@@ -146,6 +147,7 @@ impl Server {
         };
         for n in 0..config.workers {
             let setup = WorkerSetup {
+                tm: Arc::clone(&tm),
                 versions: Arc::clone(&versions),
                 stats: metrics.add_worker(n),
                 on_limit: config.limits.on_limit,

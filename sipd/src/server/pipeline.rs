@@ -6,6 +6,10 @@
 //! stamped, `ksr_onsend_route` run, our Via added, the script's edits applied. Replies
 //! received are checked to be ours, run through `ksr_reply_route`, lose our Via and go back
 //! along the next one. The transports ([`crate::transport`]) send what comes out.
+//!
+//! Stateful work (`KSR.tm`) goes to the transaction layer ([`crate::tm`]): the request is
+//! looked up before its route runs, the route's tm requests are carried out after the outbox,
+//! and replies naming one of our transaction branches go to their transaction.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +30,7 @@ use crate::config::OnLimit;
 use crate::metrics::{Callback, WorkerStats};
 use crate::reload::ScriptWatch;
 use crate::router::{Routed, Router};
+use crate::tm::{self, proxy::TmHost, TimerReq, TmLayer};
 
 /// Max-Forwards of a forwarded request that had none (RFC 3261 16.6 step 3).
 pub const DEFAULT_MAX_FORWARDS: &str = "Max-Forwards: 70\r\n";
@@ -60,6 +65,8 @@ pub struct Pipeline {
     has_onsend: bool,
     via_line: String,
     ops: Ops,
+    tm: Arc<TmLayer>,
+    tm_timers: Vec<TimerReq>,
 }
 
 /// What the live-operation layer adds to a pipeline: counters, reloads, the limit policy.
@@ -96,6 +103,37 @@ impl Pipeline {
             has_onsend,
             via_line: String::with_capacity(128),
             ops: Ops::default(),
+            tm: Arc::new(TmLayer::default()),
+            tm_timers: Vec::new(),
+        }
+    }
+
+    /// Share `tm` (the server's transaction layer) instead of this pipeline's own.
+    pub fn set_tm(&mut self, tm: Arc<TmLayer>) {
+        self.tm = tm;
+    }
+
+    /// The timers the last message or timer armed; the worker runs each after its delay and
+    /// hands it back to [`Self::tm_timer`].
+    pub fn take_tm_timers(&mut self) -> Vec<TimerReq> {
+        std::mem::take(&mut self.tm_timers)
+    }
+
+    /// A transaction timer expired: carry it out, appending what is to be sent to `out`.
+    pub fn tm_timer(&mut self, timer: TimerReq, out: &mut Vec<Outgoing>) {
+        self.tm_host(out).on_timer(timer);
+    }
+
+    /// The transaction layer's view of this worker for one event.
+    fn tm_host<'a>(&'a mut self, out: &'a mut Vec<Outgoing>) -> TmHost<'a> {
+        TmHost {
+            tm: &self.tm,
+            router: &mut self.router,
+            env: &self.env,
+            locals: &self.locals,
+            has_onsend: self.has_onsend,
+            out,
+            timers: &mut self.tm_timers,
         }
     }
 
@@ -163,7 +201,9 @@ impl Pipeline {
         self.ops
             .stats
             .request_in(message.method_str().unwrap_or(""));
+        let (lookup, found) = self.tm.lookup(&message);
         let mut msg = SipMsg::new(message, rcv, Arc::clone(&self.env));
+        msg.tm.lookup = lookup;
         let started = Instant::now();
         let routed = self.router.route(&mut msg);
         self.ops
@@ -192,6 +232,10 @@ impl Pipeline {
                 }
                 Action::Forward(f) => self.forward(&mut msg, &f, index, out),
             }
+        }
+        if msg.tm.absorb || msg.tm.relay.is_some() || msg.tm.new_tran || !msg.tm.replies.is_empty()
+        {
+            self.tm_host(out).after_request(&mut msg, found);
         }
     }
 
@@ -322,6 +366,17 @@ impl Pipeline {
     fn response(&mut self, message: Message, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
         let status = message.status().unwrap_or(0);
         self.ops.stats.reply_in(cseq_method(&message), status);
+        let txn_branch = message
+            .top_via()
+            .and_then(Result::ok)
+            .and_then(|v| v.branch().and_then(tm::key::parse_branch));
+        let message = match txn_branch {
+            Some((id, index)) => match self.tm_host(out).on_reply(id, index, message, rcv) {
+                Ok(()) => return,
+                Err(m) => m,
+            },
+            None => message,
+        };
         let next = {
             let mut vias = message.vias();
             let ours = match vias.next() {

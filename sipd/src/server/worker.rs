@@ -33,6 +33,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Everything a worker thread is started with.
 pub(crate) struct WorkerSetup {
+    pub tm: Arc<crate::tm::TmLayer>,
     pub versions: Arc<ScriptVersions>,
     pub stats: Arc<WorkerStats>,
     pub on_limit: OnLimit,
@@ -87,6 +88,7 @@ pub(crate) fn run(setup: WorkerSetup, ready: std::sync::mpsc::Sender<Result<(), 
         watch: Some(watch),
         on_limit: setup.on_limit,
     });
+    pipeline.set_tm(setup.tm);
     local.block_on(
         &rt,
         serve(
@@ -181,6 +183,7 @@ async fn udp_loop(worker: Rc<Worker>, index: usize) {
         for o in out.drain(..) {
             worker.send(o, None).await;
         }
+        worker.arm_tm_timers();
     }
 }
 
@@ -200,7 +203,27 @@ async fn accept_loop(worker: Rc<Worker>, listener: TcpListener) {
     }
 }
 
+/// One transaction timer: sleep, then let the pipeline carry it out on this worker (which has
+/// an engine for failure callbacks) and send what it produced.
+async fn tm_timer(worker: Rc<Worker>, timer: crate::tm::TimerReq) {
+    tokio::time::sleep(timer.after).await;
+    let mut out = Vec::new();
+    worker.pipeline.borrow_mut().tm_timer(timer, &mut out);
+    for o in out {
+        worker.send(o, None).await;
+    }
+    worker.arm_tm_timers();
+}
+
 impl Worker {
+    /// Start the transaction timers the pipeline armed, each a task on this worker's runtime.
+    fn arm_tm_timers(self: &Rc<Self>) {
+        let timers = self.pipeline.borrow_mut().take_tm_timers();
+        for t in timers {
+            tokio::task::spawn_local(tm_timer(Rc::clone(self), t));
+        }
+    }
+
     /// Register a connection, start its writer and reader; returns its sender.
     fn start_connection(self: &Rc<Self>, stream: TcpStream, peer: SocketAddr) -> ConnSender {
         let local = stream.local_addr().unwrap_or(peer);
@@ -306,6 +329,7 @@ async fn read_loop(
                     for o in out.drain(..) {
                         worker.send(o, Some((&tx, peer))).await;
                     }
+                    worker.arm_tm_timers();
                 }
                 Ok(None) => break,
                 Err(e) => {

@@ -456,21 +456,25 @@ impl TmHost<'_> {
         Ok(true)
     }
 
-    /// A reply whose top Via branch is `branch`. Returns false when it names no live
-    /// transaction (the caller forwards it statelessly).
-    pub fn on_reply(&mut self, branch: &str, message: Message, rcv: RecvInfo) -> bool {
-        let Some((id, index)) = key::parse_branch(branch) else {
-            return false;
-        };
+    /// A reply to branch `index` of transaction `id` (from its top Via). Gives the reply back
+    /// when no such transaction lives (the caller forwards it statelessly, as RFC 3261 16.7
+    /// asks for stray 2xx).
+    pub fn on_reply(
+        &mut self,
+        id: key::TxnId,
+        index: usize,
+        message: Message,
+        rcv: RecvInfo,
+    ) -> Result<(), Message> {
         let Some(cell) = self.tm.by_id(id) else {
-            return false;
+            return Err(message);
         };
         let mut txn = lock(&cell);
         if txn.removed || index >= txn.branches.len() {
-            return false;
+            return Err(message);
         }
         let Some(code) = message.status() else {
-            return true;
+            return Ok(());
         };
         let t = self.tm.config;
         let is_cancel_reply = message
@@ -483,16 +487,16 @@ impl TmHost<'_> {
                 self.arm_client(&cell, index, true, timers);
             }
             self.cleanup(&mut txn);
-            return true;
+            return Ok(());
         }
         let mut rmsg = SipMsg::new(message, rcv, Arc::clone(self.env));
         if let Routed::Failed(e) = self.router.route(&mut rmsg) {
             warn!(src = %rcv.src, "ksr_reply_route failed, reply dropped: {e}");
-            return true;
+            return Ok(());
         }
         if rmsg.route.drop {
             debug!("reply dropped by ksr_reply_route");
-            return true;
+            return Ok(());
         }
         if let Some(name) = txn.callbacks.reply.clone() {
             rmsg.tm.route = TmRoute::Reply;
@@ -505,12 +509,12 @@ impl TmHost<'_> {
             }
             if rmsg.route.drop {
                 debug!("reply dropped by {name}");
-                return true;
+                return Ok(());
             }
         }
         let fr_inv = txn.fr_inv;
         let Some(b) = txn.branches.get_mut(index) else {
-            return true;
+            return Ok(());
         };
         let (action, timers) = b.client.on_reply(code, &t, fr_inv);
         self.arm_client(&cell, index, false, timers);
@@ -529,7 +533,7 @@ impl TmHost<'_> {
             }
         }
         self.cleanup(&mut txn);
-        true
+        Ok(())
     }
 
     /// The proxy core's part for a reply its client transaction passed up (16.7).
