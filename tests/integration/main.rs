@@ -5,6 +5,7 @@ mod route_test;
 mod stubs;
 mod support;
 
+mod ops;
 mod server;
 mod sipp;
-mod ops;
+mod tm;
