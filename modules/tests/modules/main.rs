@@ -13,4 +13,5 @@ mod sanity_exports;
 mod siputils_exports;
 mod sl_exports;
 mod textops_exports;
+mod tm_exports;
 mod xlog_exports;
