@@ -226,3 +226,36 @@ fn export_calls_are_counted_on_the_installing_thread() {
         .collect();
     assert_eq!(marks, vec![2]);
 }
+
+/// Cost of counting export calls and of the instruction hook, per call of a trivial export.
+/// `cargo test --release -p kemi-runtime --test lua_limits -- --ignored --nocapture`
+#[test]
+#[ignore = "measurement, run by hand"]
+fn measure_counting_and_budget_cost() {
+    let src = "function ksr_request_route() for i = 1, 1000000 do KSR.mark() end end\n";
+    let s = Script::new("measure", src);
+    let time = |limits: ScriptLimits, counting: bool| {
+        let mut e = LuaEngine::load_with(&s.0, None, table(), limits).expect("load");
+        let counts = Arc::new(kemi_runtime::calls::CallCounts::new());
+        let _g = counting.then(|| kemi_runtime::calls::install(Arc::clone(&counts)));
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let t = std::time::Instant::now();
+            e.run(REQUEST_ROUTE, &mut msg(), None).expect("run");
+            best = best.min(t.elapsed().as_nanos() as f64 / 1e6);
+        }
+        best
+    };
+    let base = time(ScriptLimits::default(), false);
+    let counted = time(ScriptLimits::default(), true);
+    let budget = time(
+        ScriptLimits {
+            instructions: Some(u64::MAX / 16),
+            memory: None,
+        },
+        false,
+    );
+    println!(
+        "ns per KSR call: plain {base:.2}, with call counts {counted:.2}, with instruction budget {budget:.2}"
+    );
+}

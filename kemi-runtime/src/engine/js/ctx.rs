@@ -112,6 +112,7 @@ impl Ctx {
         export: &'static KemiExport,
         args: &[Arg<'_>],
     ) -> Result<KemiRet, CallError> {
+        crate::calls::record(export);
         let res = self.with_msg(|msg| catch_unwind(AssertUnwindSafe(|| (export.call)(msg, args))));
         match res {
             None => Err(CallError::NoMessage),

@@ -40,6 +40,7 @@ enum CallError {
 /// Call `export` on the current message, catching panics.
 #[inline]
 fn call(export: &'static KemiExport, args: &[Arg<'_>]) -> Result<KemiRet, CallError> {
+    crate::calls::record(export);
     let res = with_msg(|msg| catch_unwind(AssertUnwindSafe(|| (export.call)(msg, args))));
     match res {
         None => Err(CallError::NoMessage),
