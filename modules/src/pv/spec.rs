@@ -72,6 +72,15 @@ pub enum PvSpec<'a> {
     HeaderCount(&'a str),
     /// `$var(name)`: a worker-local script variable.
     Var(&'a str),
+    /// `$T_reply_code`: in tm failure/onreply callbacks, the reply's status (408 for a
+    /// timeout).
+    TReplyCode,
+    /// `$T_reply_reason`: the reason phrase of that reply.
+    TReplyReason,
+    /// `$T_branch_idx`: the branch a tm callback runs for.
+    TBranchIdx,
+    /// `$T_rpl(pv)`: `pv` evaluated on the reply a failure callback runs for (`$T_rpl($hdr(X))`).
+    TReply(&'a str),
 }
 
 impl<'a> PvSpec<'a> {
@@ -110,7 +119,18 @@ impl<'a> PvSpec<'a> {
             "cl" => PvSpec::ContentLength,
             "rb" => PvSpec::Body,
             "ml" => PvSpec::MsgLen,
-            _ => return Self::parse_with_name(inner),
+            "T_reply_code" => PvSpec::TReplyCode,
+            "T_reply_reason" => PvSpec::TReplyReason,
+            "T_branch_idx" => PvSpec::TBranchIdx,
+            _ => {
+                if let Some(pv) = inner
+                    .strip_prefix("T_rpl(")
+                    .and_then(|r| r.strip_suffix(')'))
+                {
+                    return PvSpec::parse(pv).map(|_| PvSpec::TReply(pv));
+                }
+                return Self::parse_with_name(inner);
+            }
         };
         Some(simple)
     }

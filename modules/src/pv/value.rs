@@ -2,7 +2,8 @@
 //!
 //! Reads see the message as received, except the R-URI family (`$ru`, `$rU`, `$rd`, `$rp`, `$rz`)
 //! and `$du`, which reflect what the script set, as in Kamailio. Integer-typed PVs (`$rs`, `$sp`,
-//! `$Rp`, `$cl`, `$ml`, `$hdrc`, integer `$var`s, and `$rp` when the URI has no port) read as
+//! `$Rp`, `$cl`, `$ml`, `$hdrc`, `$T_reply_code`, `$T_branch_idx`, integer `$var`s, and `$rp` when
+//! the URI has no port) read as
 //! integers; the rest, `$cs` included, read as strings.
 
 use std::borrow::Cow;
@@ -113,5 +114,28 @@ pub fn read<'m>(msg: &'m SipMsg, spec: &PvSpec<'_>) -> PvValue<'m> {
             // Kamailio creates a `$var` on first mention with the value 0: never null.
             None => PvValue::Int(0),
         },
+        PvSpec::TReplyCode => msg
+            .tm
+            .reply_code
+            .map_or(PvValue::Null, |c| PvValue::Int(c.into())),
+        PvSpec::TReplyReason => PvValue::opt_str(msg.tm.reply.as_ref().and_then(|r| r.reason())),
+        PvSpec::TBranchIdx => msg
+            .tm
+            .branch_index
+            .map_or(PvValue::Null, |i| PvValue::Int(i.into())),
+        PvSpec::TReply(inner) => t_rpl(msg, inner),
+    }
+}
+
+/// `$T_rpl(pv)`: `pv` read from the failure callback's reply (null without one).
+fn t_rpl(msg: &SipMsg, inner: &str) -> PvValue<'static> {
+    let (Some(reply), Some(spec)) = (msg.tm.reply.as_ref(), PvSpec::parse(inner)) else {
+        return PvValue::Null;
+    };
+    let rmsg = SipMsg::new(reply.clone(), msg.rcv, std::sync::Arc::clone(&msg.env));
+    match read(&rmsg, &spec) {
+        PvValue::Null => PvValue::Null,
+        PvValue::Int(n) => PvValue::Int(n),
+        PvValue::Str(s) => PvValue::Str(Cow::Owned(s.into_owned())),
     }
 }

@@ -234,3 +234,29 @@ fn loose_route_removes_our_entry_and_sets_the_next_hop() {
     let mut m = msg(&request("BYE", ""));
     assert_eq!(i(&mut m, "rr", "loose_route", &[]), -1);
 }
+
+#[test]
+fn failure_route_pvs() {
+    use crate::common::{pv, s};
+    use kemi_runtime::sip::Message;
+    use kemi_runtime::Xval;
+    let mut m = msg(INVITE);
+    assert_eq!(pv(&mut m, "$T_reply_code"), Xval::Null);
+    m.tm.route = TmRoute::Failure;
+    m.tm.reply_code = Some(486);
+    m.tm.branch_index = Some(1);
+    m.tm.reply = Some(
+        Message::parse(
+            "SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP p;branch=z9hG4bK1\r\nX-Why: busy\r\nl: 0\r\n\r\n"
+                .as_bytes()
+                .to_vec()
+                .into(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(pv(&mut m, "$T_reply_code"), Xval::Int(486));
+    assert_eq!(pv(&mut m, "$T_branch_idx"), Xval::Int(1));
+    assert_eq!(pv(&mut m, "$T_reply_reason"), s("Busy Here"));
+    assert_eq!(pv(&mut m, "$T_rpl($hdr(X-Why))"), s("busy"));
+    assert_eq!(pv(&mut m, "$T_rpl($rs)"), Xval::Int(486));
+}
