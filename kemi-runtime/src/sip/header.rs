@@ -44,6 +44,13 @@ macro_rules! header_kinds {
             /// assert_eq!(HeaderKind::from_name("X-Foo"), HeaderKind::Other);
             /// ```
             pub fn from_name(name: &str) -> HeaderKind {
+                HeaderKind::from_bytes(name.as_bytes())
+            }
+
+            /// [`HeaderKind::from_name`] the plain way: every known name compared in turn.
+            /// The reference the fast classifier is tested against.
+            #[cfg(test)]
+            fn from_name_slow(name: &str) -> HeaderKind {
                 let b = name.as_bytes();
                 if let [c] = b {
                     return match c.to_ascii_lowercase() {
@@ -57,6 +64,14 @@ macro_rules! header_kinds {
                     }
                 )*
                 HeaderKind::Other
+            }
+        }
+
+        /// The kind of a compact (one-letter) name, given lower-cased.
+        fn compact_kind(c: u8) -> HeaderKind {
+            match c {
+                $($($compact => HeaderKind::$variant,)?)*
+                _ => HeaderKind::Other,
             }
         }
     };
@@ -246,13 +261,102 @@ pub(crate) fn name_matches(kind: HeaderKind, name: &str, qkind: HeaderKind, quer
 }
 
 /// RFC 3261 `token` characters (header names, methods, transports, param names).
-#[inline]
-pub(crate) const fn is_token_char(c: u8) -> bool {
+const fn is_token_char_slow(c: u8) -> bool {
     c.is_ascii_alphanumeric()
         || matches!(
             c,
             b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
         )
+}
+
+/// [`is_token_char_slow`] for every byte, computed at compile time.
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = is_token_char_slow(i as u8);
+        i += 1;
+    }
+    t
+};
+
+/// RFC 3261 `token` characters (header names, methods, transports, param names): one table
+/// lookup.
+#[inline]
+pub(crate) fn is_token_char(c: u8) -> bool {
+    TOKEN[c as usize]
+}
+
+impl HeaderKind {
+    /// Classify a header name given as bytes (case-insensitive, compact forms included):
+    /// dispatch on the length and the first letter, then one comparison.
+    pub fn from_bytes(b: &[u8]) -> HeaderKind {
+        use HeaderKind as H;
+        let Some(&first) = b.first() else {
+            return H::Other;
+        };
+        let is = |name: &str| b.eq_ignore_ascii_case(name.as_bytes());
+        let f = first.to_ascii_lowercase();
+        let k = match (b.len(), f) {
+            (1, _) => return compact_kind(f),
+            (2, b't') => H::To,
+            (3, b'v') => H::Via,
+            (4, b'f') => H::From,
+            (4, b'c') => H::CSeq,
+            (4, b'd') => H::Date,
+            (4, b'p') => H::Path,
+            (5, b'r') => H::Route,
+            (5, b'a') => H::Allow,
+            (5, b'e') => H::Event,
+            (6, b'a') => H::Accept,
+            (6, b's') => H::Server,
+            (7, b'c') => match b.get(1).map(u8::to_ascii_lowercase) {
+                Some(b'a') => H::CallId,
+                _ => H::Contact,
+            },
+            (7, b'e') => H::Expires,
+            (7, b'r') => H::Require,
+            (7, b's') => H::Subject,
+            (7, b'w') => H::Warning,
+            (7, b'p') => H::Privacy,
+            (8, b'r') => H::ReferTo,
+            (8, b'i') => H::Identity,
+            (9, b's') => H::Supported,
+            (9, b'd') => H::Diversion,
+            (10, b'u') => H::UserAgent,
+            (11, b'u') => H::Unsupported,
+            (11, b'r') => match b.get(2).map(u8::to_ascii_lowercase) {
+                Some(b'f') => H::ReferredBy,
+                _ => H::RetryAfter,
+            },
+            (11, b'm') => H::MinExpires,
+            (12, b'm') => H::MaxForwards,
+            (12, b'r') => H::RecordRoute,
+            (12, b'c') => H::ContentType,
+            (12, b'a') => H::AllowEvents,
+            (13, b'p') => H::ProxyRequire,
+            (13, b'i') => H::IdentityInfo,
+            (13, b'a') => H::Authorization,
+            (14, b'c') => H::ContentLength,
+            (14, b'a') => H::AcceptContact,
+            (14, b'r') => H::RejectContact,
+            (15, b's') => H::SessionExpires,
+            (16, b'c') => H::ContentEncoding,
+            (16, b'w') => H::WwwAuthenticate,
+            (18, b'p') => H::ProxyAuthenticate,
+            (19, b'r') => H::RequestDisposition,
+            (19, b'p') => match b.get(6).map(u8::to_ascii_lowercase) {
+                Some(b'a') => H::ProxyAuthorization,
+                _ => H::PAssertedIdentity,
+            },
+            _ => return H::Other,
+        };
+        if is(k.name()) {
+            k
+        } else {
+            H::Other
+        }
+    }
 }
 
 #[cfg(test)]
@@ -290,6 +394,49 @@ mod tests {
             assert_ne!(k, HeaderKind::Other);
         }
         assert_eq!(HeaderKind::from_name("q"), HeaderKind::Other);
+    }
+
+    #[test]
+    fn fast_classifier_matches_the_plain_one() {
+        let mut names: Vec<String> = Vec::new();
+        for k in HeaderKind::ALL {
+            let n = k.name();
+            names.push(n.to_string());
+            names.push(n.to_lowercase());
+            names.push(n.to_uppercase());
+            // Same length and first letter, one letter changed: never a known header.
+            let mut other = n.to_lowercase().into_bytes();
+            if let Some(last) = other.last_mut() {
+                *last = if *last == b'q' { b'z' } else { b'q' };
+            }
+            names.push(String::from_utf8(other).unwrap());
+            names.push(format!("{n}x"));
+            names.push(n[..n.len() - 1].to_string());
+        }
+        for c in 0u8..=255 {
+            names.push(String::from_utf8_lossy(&[c]).into_owned());
+        }
+        names.extend(
+            [
+                "",
+                "X-Bench",
+                "P-Called-Party-ID",
+                "Proxy-Authorizatiom",
+                "Ca",
+                "Rv",
+            ]
+            .map(String::from),
+        );
+        for n in &names {
+            assert_eq!(
+                HeaderKind::from_name(n),
+                HeaderKind::from_name_slow(n),
+                "{n:?}"
+            );
+        }
+        for c in 0u8..=255 {
+            assert_eq!(is_token_char(c), is_token_char_slow(c), "{c}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::error::{ParseError, RequiredError, UriError, ValueError};
 use super::header::{name_matches, HeaderKind, HeaderRef};
 use super::method::Method;
 use super::name_addr::NameAddr;
-use super::params::split_outside_quotes;
+use super::params::{split_outside_quotes, Params};
 use super::parse::{index, HeaderIdx, Index, Span, StartLine};
 use super::uri::Uri;
 use super::value::{parse_decimal, CSeq};
@@ -33,6 +33,22 @@ use super::via::Via;
 pub struct Message {
     buf: Bytes,
     idx: Index,
+    /// The topmost Via value, parsed once at parse time (every request and reply needs it:
+    /// the pipeline, replies, branches): spans into `buf`, or why it does not parse; `None`
+    /// without a Via header.
+    top: Option<Result<ViaIdx, ValueError>>,
+}
+
+/// Where the parts of the top Via are in the buffer (see [`Via`]).
+#[derive(Clone, Copy, Debug)]
+struct ViaIdx {
+    raw: Span,
+    protocol: Span,
+    version: Span,
+    transport: Span,
+    host: Span,
+    port: Option<u16>,
+    params: Span,
 }
 
 impl Message {
@@ -42,7 +58,39 @@ impl Message {
     /// [`frame_len`](super::frame_len) first.
     pub fn parse(buf: Bytes) -> Result<Message, ParseError> {
         let idx = index(&buf)?;
-        Ok(Message { buf, idx })
+        let mut m = Message {
+            buf,
+            idx,
+            top: None,
+        };
+        m.top = m.parse_top_via();
+        Ok(m)
+    }
+
+    /// Parse the first value of the first Via header into spans.
+    fn parse_top_via(&self) -> Option<Result<ViaIdx, ValueError>> {
+        let value = self.list(HeaderKind::Via).next()?;
+        let base = self.buf.as_ptr() as usize;
+        let len = self.buf.len();
+        // Every non-empty part borrows from `value`, itself inside the buffer: its span is its
+        // offset from the buffer's start. Empty parts (no params) get an empty span.
+        let span = |s: &str| {
+            let start = (s.as_ptr() as usize).wrapping_sub(base);
+            if s.is_empty() || start >= len {
+                Span::default()
+            } else {
+                Span::new(start, start + s.len())
+            }
+        };
+        Some(Via::parse(value).map(|v| ViaIdx {
+            raw: span(v.raw),
+            protocol: span(v.protocol),
+            version: span(v.version),
+            transport: span(v.transport),
+            host: span(v.host),
+            port: v.port,
+            params: span(v.params.as_str()),
+        }))
     }
 
     /// Text of a span inside the header section.
@@ -52,7 +100,8 @@ impl Message {
         // SAFETY: `index` validated the whole header section as UTF-8, and every span this is
         // called with lies inside it with both ends next to an ASCII delimiter (SP, HT, CR,
         // LF, ':') or at the section's ends, hence on char boundaries: ASCII bytes are never
-        // part of a multi-byte UTF-8 sequence.
+        // part of a multi-byte UTF-8 sequence. The top Via's spans are the extents of `&str`
+        // sub-slices of a header value, so on char boundaries too (or empty).
         unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 
@@ -238,12 +287,25 @@ impl Message {
 
     /// Every Via value, top first, across headers and comma-separated values.
     pub fn vias(&self) -> impl Iterator<Item = Result<Via<'_>, ValueError>> + '_ {
-        self.list(HeaderKind::Via).map(Via::parse)
+        self.top_via()
+            .into_iter()
+            .chain(self.list(HeaderKind::Via).skip(1).map(Via::parse))
     }
 
-    /// The topmost Via value.
+    /// The topmost Via value (parsed once, when the message was).
     pub fn top_via(&self) -> Option<Result<Via<'_>, ValueError>> {
-        self.vias().next()
+        Some(match self.top.as_ref()? {
+            Ok(v) => Ok(Via {
+                raw: self.text(v.raw),
+                protocol: self.text(v.protocol),
+                version: self.text(v.version),
+                transport: self.text(v.transport),
+                host: self.text(v.host),
+                port: v.port,
+                params: Params::new(self.text(v.params)),
+            }),
+            Err(e) => Err(*e),
+        })
     }
 
     /// Every comma-separated value of every header of `kind`, untrimmed.

@@ -34,27 +34,14 @@ impl<'a> Params<'a> {
 
     /// Whether there is no parameter text at all.
     pub fn is_empty(&self) -> bool {
-        self.raw.trim_matches(LWS).is_empty()
+        self.raw.bytes().all(is_lws)
     }
 
     /// Every parameter in order; empty elements (`;;`) are skipped.
     pub fn iter(&self) -> impl Iterator<Item = Param<'a>> + 'a {
-        split_outside_quotes(self.raw, b';').filter_map(|p| {
-            let p = p.trim_matches(LWS);
-            if p.is_empty() {
-                return None;
-            }
-            Some(match p.split_once('=') {
-                Some((n, v)) => Param {
-                    name: n.trim_matches(LWS),
-                    value: Some(v.trim_matches(LWS)),
-                },
-                None => Param {
-                    name: p,
-                    value: None,
-                },
-            })
-        })
+        ParamIter {
+            rest: Some(self.raw),
+        }
     }
 
     /// The first parameter named `name` (case-insensitive).
@@ -75,9 +62,90 @@ impl<'a> Params<'a> {
     /// Whether some element is empty (`;;` or a trailing `;`), which RFC 3261 forbids in Via
     /// and Contact.
     pub fn has_empty(&self) -> bool {
-        !self.raw.is_empty()
-            && split_outside_quotes(self.raw, b';').any(|p| p.trim_matches(LWS).is_empty())
+        if self.raw.is_empty() {
+            return false;
+        }
+        let mut rest = self.raw;
+        loop {
+            let (elem, next) = match find_outside_quotes(rest, b';') {
+                Some(i) => (rest.get(..i).unwrap_or_default(), rest.get(i + 1..)),
+                None => (rest, None),
+            };
+            if elem.bytes().all(is_lws) {
+                return true;
+            }
+            match next {
+                Some(n) => rest = n,
+                None => return false,
+            }
+        }
     }
+}
+
+/// Byte-level walk over `;`-separated parameters (no `char` decoding: every delimiter is ASCII).
+struct ParamIter<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for ParamIter<'a> {
+    type Item = Param<'a>;
+
+    fn next(&mut self) -> Option<Param<'a>> {
+        loop {
+            let cur = self.rest?;
+            let elem = match find_outside_quotes(cur, b';') {
+                Some(i) => {
+                    self.rest = cur.get(i + 1..);
+                    cur.get(..i).unwrap_or_default()
+                }
+                None => {
+                    self.rest = None;
+                    cur
+                }
+            };
+            let p = trim_lws(elem);
+            if p.is_empty() {
+                continue;
+            }
+            return Some(match p.bytes().position(|c| c == b'=') {
+                Some(eq) => Param {
+                    name: trim_lws(p.get(..eq).unwrap_or_default()),
+                    value: Some(trim_lws(p.get(eq + 1..).unwrap_or_default())),
+                },
+                None => Param {
+                    name: p,
+                    value: None,
+                },
+            });
+        }
+    }
+}
+
+/// Whether `c` is linear whitespace (SP, HT, CR, LF).
+#[inline]
+pub(crate) const fn is_lws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// `s` without leading and trailing LWS; byte-level, so only ASCII is looked at and the cut
+/// points are char boundaries.
+#[inline]
+pub(crate) fn trim_lws(s: &str) -> &str {
+    trim_lws_end(trim_lws_start(s))
+}
+
+/// `s` without leading LWS.
+#[inline]
+pub(crate) fn trim_lws_start(s: &str) -> &str {
+    let n = s.bytes().take_while(|c| is_lws(*c)).count();
+    s.get(n..).unwrap_or_default()
+}
+
+/// `s` without trailing LWS.
+#[inline]
+pub(crate) fn trim_lws_end(s: &str) -> &str {
+    let n = s.bytes().rev().take_while(|c| is_lws(*c)).count();
+    s.get(..s.len() - n).unwrap_or_default()
 }
 
 /// Split `s` at every `sep` that is outside a quoted string (with `\` escapes) and outside

@@ -101,7 +101,8 @@ pub(crate) fn index(buf: &[u8]) -> Result<Index, ParseError> {
     if head_end - off > MAX_HEAD_LEN {
         return Err(ParseError::new(K::TooLarge, "header section too large").in_response(response));
     }
-    if std::str::from_utf8(buf.get(off..head_end).unwrap_or_default()).is_err() {
+    let head = buf.get(off..head_end).unwrap_or_default();
+    if !head.is_ascii() && std::str::from_utf8(head).is_err() {
         return Err(
             ParseError::new(K::NotUtf8, "header section is not UTF-8").in_response(response)
         );
@@ -230,16 +231,41 @@ fn scan_headers(
                 return Ok(Some((pos, next)));
             }
             let line = buf.get(pos..end).unwrap_or_default();
-            let colon = memchr(b':', line)
-                .ok_or(ParseError::new(K::BadHeader, "header line without colon"))?;
-            let name = trim_end(line.get(..colon).unwrap_or_default());
-            if name.is_empty() || !name.iter().all(|&c| is_token_char(c)) {
-                return Err(ParseError::new(K::BadHeader, "bad header name"));
-            }
-            pending = Some((Span::new(pos, pos + name.len()), pos + colon + 1, end, pos));
+            let (name_len, colon) = header_name(line)?;
+            pending = Some((Span::new(pos, pos + name_len), pos + colon + 1, end, pos));
         }
         pos = next;
     }
+}
+
+/// The length of the header name at the start of `line` and the position of its colon. The
+/// common case (a token, optional SP/HT, `:`) is one pass over the name.
+#[inline]
+fn header_name(line: &[u8]) -> Result<(usize, usize), ParseError> {
+    let n = line
+        .iter()
+        .position(|&c| !is_token_char(c))
+        .unwrap_or(line.len());
+    let mut c = n;
+    while matches!(line.get(c), Some(b' ' | b'\t')) {
+        c += 1;
+    }
+    if n > 0 && line.get(c) == Some(&b':') {
+        return Ok((n, c));
+    }
+    header_name_error(line)
+}
+
+/// Why `line` has no valid header name (the slow path of [`header_name`]).
+#[cold]
+fn header_name_error(line: &[u8]) -> Result<(usize, usize), ParseError> {
+    let colon =
+        memchr(b':', line).ok_or(ParseError::new(K::BadHeader, "header line without colon"))?;
+    let name = trim_end(line.get(..colon).unwrap_or_default());
+    if name.is_empty() || !name.iter().all(|&c| is_token_char(c)) {
+        return Err(ParseError::new(K::BadHeader, "bad header name"));
+    }
+    Ok((name.len(), colon))
 }
 
 fn finish(
@@ -257,9 +283,7 @@ fn finish(
     while e > s && buf.get(e - 1).is_some_and(|c| is_lws(*c)) {
         e -= 1;
     }
-    let kind = std::str::from_utf8(buf.get(name.range()).unwrap_or_default())
-        .map(HeaderKind::from_name)
-        .unwrap_or(HeaderKind::Other);
+    let kind = HeaderKind::from_bytes(buf.get(name.range()).unwrap_or_default());
     HeaderIdx {
         name,
         value: Span::new(s, e),

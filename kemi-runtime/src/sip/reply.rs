@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::edit::push_line;
 use super::header::HeaderKind;
 use super::message::Message;
-use super::params::find_outside_quotes;
+use super::params::{find_outside_quotes, is_lws};
 use super::via::Via;
 
 /// Write a reply to `req` into `out`: status line, every Via (the top one gets `received` and a
@@ -55,7 +55,10 @@ pub fn build(
                     ),
                     None => (h.value, ""),
                 };
-                write_top_via(out, top.trim_end(), rcv_src);
+                match cached_top_via(req, top) {
+                    Some(via) => write_via(out, &via, rcv_src),
+                    None => write_top_via(out, top.trim_end(), rcv_src),
+                }
                 out.extend_from_slice(rest.as_bytes());
                 out.extend_from_slice(b"\r\n");
             }
@@ -87,6 +90,18 @@ pub fn build(
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
 }
 
+/// The message's cached top Via when it is exactly what parsing `top.trim_end()` gives: it
+/// parsed, and `top` ends with its value plus LWS only (and the value does not end with other
+/// white space, which `trim_end` would also remove).
+fn cached_top_via<'m>(req: &'m Message, top: &str) -> Option<Via<'m>> {
+    let via = req.top_via()?.ok()?;
+    let end = (via.raw.as_ptr() as usize + via.raw.len()).checked_sub(top.as_ptr() as usize)?;
+    let tail = top.as_bytes().get(end..)?;
+    let last = *via.raw.as_bytes().last()?;
+    (last.is_ascii() && !last.is_ascii_whitespace() && tail.iter().all(|c| is_lws(*c)))
+        .then_some(via)
+}
+
 /// The top Via value with `rport` filled in and `received` added as RFC 3261 18.2.1 and
 /// RFC 3581 4 ask. A Via that does not parse is copied unchanged.
 fn write_top_via(out: &mut Vec<u8>, top: &str, src: SocketAddr) {
@@ -94,6 +109,11 @@ fn write_top_via(out: &mut Vec<u8>, top: &str, src: SocketAddr) {
         out.extend_from_slice(top.trim_start().as_bytes());
         return;
     };
+    write_via(out, &via, src);
+}
+
+/// A parsed top Via with `rport` filled in and `received` added.
+fn write_via(out: &mut Vec<u8>, via: &Via<'_>, src: SocketAddr) {
     let raw = via.raw;
     let empty_rport = via
         .params

@@ -38,7 +38,7 @@ pub(crate) fn start_line(buf: &[u8], from: usize, end: usize) -> Result<StartLin
             "whitespace in or around the Request-URI",
         ));
     }
-    if !std::str::from_utf8(ruri).is_ok_and(has_scheme) {
+    if !(has_scheme(ruri) && (ruri.is_ascii() || std::str::from_utf8(ruri).is_ok())) {
         return Err(ParseError::new(
             K::BadStartLine,
             "Request-URI has no scheme",

@@ -154,40 +154,54 @@ fn parse_sip<'a>(uri: &mut Uri<'a>, rest: &'a str) -> Result<(), UriError> {
 
 /// Split a `host[:port]...` text into the host (IPv6 reference with brackets) and the rest.
 pub(crate) fn split_host(s: &str) -> Result<(&str, &str), UriError> {
-    if s.starts_with('[') {
-        let close = s.find(']').ok_or(UriError("unclosed IPv6 reference"))?;
-        let inner = s.get(1..close).unwrap_or("");
+    let b = s.as_bytes();
+    if b.first() == Some(&b'[') {
+        let close = b
+            .iter()
+            .position(|&c| c == b']')
+            .ok_or(UriError("unclosed IPv6 reference"))?;
+        let inner = b.get(1..close).unwrap_or_default();
         if inner.is_empty()
             || !inner
-                .bytes()
-                .all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
+                .iter()
+                .all(|c| c.is_ascii_hexdigit() || *c == b':' || *c == b'.')
         {
             return Err(UriError("bad IPv6 reference"));
         }
         return Ok(s.split_at(close + 1));
     }
-    let end = s
-        .find([':', ';', '?', ' ', '\t', '\r', '\n', ','])
-        .unwrap_or(s.len());
-    let (host, rest) = s.split_at(end);
-    if host.is_empty() {
-        return Err(UriError("empty host"));
-    }
-    if !host
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
-    {
+    let mut end = b.len();
+    for (i, &c) in b.iter().enumerate() {
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_') {
+            continue;
+        }
+        if matches!(c, b':' | b';' | b'?' | b' ' | b'\t' | b'\r' | b'\n' | b',') {
+            end = i;
+            break;
+        }
+        // Neither a host character nor a delimiter, before the first delimiter: the host
+        // (up to that delimiter) is not empty and has a bad character.
         return Err(UriError("bad character in host"));
     }
-    Ok((host, rest))
+    if end == 0 {
+        return Err(UriError("empty host"));
+    }
+    Ok(s.split_at(end))
 }
 
 /// A port: 1 to 5 digits, at most 65535.
 pub(crate) fn parse_port(s: &str) -> Option<u16> {
-    if s.is_empty() || s.len() > 5 || !s.bytes().all(|c| c.is_ascii_digit()) {
+    if s.is_empty() || s.len() > 5 {
         return None;
     }
-    s.parse().ok()
+    let mut n: u32 = 0;
+    for c in s.bytes() {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u32::from(c - b'0');
+    }
+    u16::try_from(n).ok()
 }
 
 /// `host` without the brackets of an IPv6 reference.
@@ -205,9 +219,14 @@ fn is_scheme(s: &str) -> bool {
 
 /// Whether `s` starts like an absolute URI (`scheme:`), the cheap check the start-line parser
 /// does on a Request-URI.
-pub(crate) fn has_scheme(s: &str) -> bool {
-    s.split_once(':')
-        .is_some_and(|(scheme, _)| is_scheme(scheme))
+pub(crate) fn has_scheme(s: &[u8]) -> bool {
+    s.iter().position(|&c| c == b':').is_some_and(|colon| {
+        let scheme = s.get(..colon).unwrap_or_default();
+        scheme.first().is_some_and(u8::is_ascii_alphabetic)
+            && scheme
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+    })
 }
 
 fn scheme_kind(s: &str) -> Scheme {

@@ -3,7 +3,7 @@
 //! them all, across headers.
 
 use super::error::ValueError;
-use super::params::{Params, LWS};
+use super::params::{is_lws, trim_lws, trim_lws_start, Params};
 use super::uri::{parse_port, split_host, strip_brackets};
 
 const VIA: &str = "Via";
@@ -38,27 +38,31 @@ impl<'a> Via<'a> {
     /// Parse one Via value. LWS (folding included) is allowed around `/`, `:` and `;`. Empty
     /// parameters (`;;`) are an error.
     pub fn parse(raw: &'a str) -> Result<Via<'a>, ValueError> {
-        let raw = raw.trim_matches(LWS);
-        let (protocol, rest) = raw
-            .split_once('/')
-            .ok_or(ValueError::new(VIA, "no sent-protocol"))?;
-        let (version, rest) = rest
-            .split_once('/')
-            .ok_or(ValueError::new(VIA, "no sent-protocol"))?;
-        let (protocol, version) = (protocol.trim_matches(LWS), version.trim_matches(LWS));
-        let rest = rest.trim_start_matches(LWS);
-        let tend = rest.find(LWS).ok_or(ValueError::new(VIA, "no sent-by"))?;
+        let raw = trim_lws(raw);
+        let (protocol, rest) =
+            split_byte(raw, b'/').ok_or(ValueError::new(VIA, "no sent-protocol"))?;
+        let (version, rest) =
+            split_byte(rest, b'/').ok_or(ValueError::new(VIA, "no sent-protocol"))?;
+        let (protocol, version) = (trim_lws(protocol), trim_lws(version));
+        let rest = trim_lws_start(rest);
+        let tend = rest
+            .bytes()
+            .position(is_lws)
+            .ok_or(ValueError::new(VIA, "no sent-by"))?;
         let (transport, rest) = rest.split_at(tend);
-        if [protocol, version, transport].iter().any(|t| !is_token(t)) {
+        if !(is_token(protocol) && is_token(version) && is_token(transport)) {
             return Err(ValueError::new(VIA, "bad sent-protocol"));
         }
-        let rest = rest.trim_start_matches(LWS);
+        let rest = trim_lws_start(rest);
         let (host, rest) = split_host(rest).map_err(|e| ValueError::new(VIA, e.0))?;
-        let rest = rest.trim_start_matches(LWS);
+        let rest = trim_lws_start(rest);
         let (port, rest) = match rest.strip_prefix(':') {
             Some(p) => {
-                let p = p.trim_start_matches(LWS);
-                let end = p.find(|c: char| !c.is_ascii_digit()).unwrap_or(p.len());
+                let p = trim_lws_start(p);
+                let end = p
+                    .bytes()
+                    .position(|c| !c.is_ascii_digit())
+                    .unwrap_or(p.len());
                 let (digits, rest) = p.split_at(end);
                 (
                     Some(parse_port(digits).ok_or(ValueError::new(VIA, "bad port"))?),
@@ -67,7 +71,7 @@ impl<'a> Via<'a> {
             }
             None => (None, rest),
         };
-        let rest = rest.trim_start_matches(LWS);
+        let rest = trim_lws_start(rest);
         let params = match rest.strip_prefix(';') {
             Some(p) => Params::new(p),
             None if rest.is_empty() => Params::default(),
@@ -115,6 +119,13 @@ impl<'a> Via<'a> {
 
 fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(super::header::is_token_char)
+}
+
+/// `s` split around the first `sep` (an ASCII byte, so both sides are valid `str`s).
+#[inline]
+pub(crate) fn split_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|c| c == sep)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
 #[cfg(test)]
