@@ -372,8 +372,8 @@ impl Pipeline {
             .and_then(|v| v.branch().and_then(tm::key::parse_branch));
         let message = match txn_branch {
             Some((id, index)) => match self.tm_host(out).on_reply(id, index, message, rcv) {
-                Ok(()) => return,
-                Err(m) => m,
+                tm::proxy::ReplyHandling::Done => return,
+                tm::proxy::ReplyHandling::Stateless(m) => m,
             },
             None => message,
         };

@@ -58,6 +58,15 @@ pub struct TmHost<'a> {
     pub timers: &'a mut Vec<TimerReq>,
 }
 
+/// What became of a reply given to [`TmHost::on_reply`].
+#[derive(Debug)]
+pub enum ReplyHandling {
+    /// The transaction took it.
+    Done,
+    /// No live transaction: forward it statelessly (RFC 3261 16.7 for stray 2xx).
+    Stateless(Message),
+}
+
 /// Where replies to a request received as `rcv` go (RFC 3261 18.2.2, RFC 3581 4).
 fn upstream_hop(req: &Message, rcv: &RecvInfo) -> Hop {
     let peer = match rcv.proto {
@@ -465,16 +474,16 @@ impl TmHost<'_> {
         index: usize,
         message: Message,
         rcv: RecvInfo,
-    ) -> Result<(), Message> {
+    ) -> ReplyHandling {
         let Some(cell) = self.tm.by_id(id) else {
-            return Err(message);
+            return ReplyHandling::Stateless(message);
         };
         let mut txn = lock(&cell);
         if txn.removed || index >= txn.branches.len() {
-            return Err(message);
+            return ReplyHandling::Stateless(message);
         }
         let Some(code) = message.status() else {
-            return Ok(());
+            return ReplyHandling::Done;
         };
         let t = self.tm.config;
         let is_cancel_reply = message
@@ -487,16 +496,16 @@ impl TmHost<'_> {
                 self.arm_client(&cell, index, true, timers);
             }
             self.cleanup(&mut txn);
-            return Ok(());
+            return ReplyHandling::Done;
         }
         let mut rmsg = SipMsg::new(message, rcv, Arc::clone(self.env));
         if let Routed::Failed(e) = self.router.route(&mut rmsg) {
             warn!(src = %rcv.src, "ksr_reply_route failed, reply dropped: {e}");
-            return Ok(());
+            return ReplyHandling::Done;
         }
         if rmsg.route.drop {
             debug!("reply dropped by ksr_reply_route");
-            return Ok(());
+            return ReplyHandling::Done;
         }
         if let Some(name) = txn.callbacks.reply.clone() {
             rmsg.tm.route = TmRoute::Reply;
@@ -509,12 +518,12 @@ impl TmHost<'_> {
             }
             if rmsg.route.drop {
                 debug!("reply dropped by {name}");
-                return Ok(());
+                return ReplyHandling::Done;
             }
         }
         let fr_inv = txn.fr_inv;
         let Some(b) = txn.branches.get_mut(index) else {
-            return Ok(());
+            return ReplyHandling::Done;
         };
         let (action, timers) = b.client.on_reply(code, &t, fr_inv);
         self.arm_client(&cell, index, false, timers);
@@ -533,7 +542,7 @@ impl TmHost<'_> {
             }
         }
         self.cleanup(&mut txn);
-        Ok(())
+        ReplyHandling::Done
     }
 
     /// The proxy core's part for a reply its client transaction passed up (16.7).
