@@ -28,7 +28,7 @@ pub mod txn;
 pub mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use kemi_runtime::msg::TxnMatch;
@@ -66,11 +66,13 @@ pub enum TimerKind {
     },
 }
 
-/// A timer to arm: after `after`, the worker calls [`proxy::TmHost::on_timer`].
+/// A timer to arm: after `after`, the worker calls [`proxy::TmHost::on_timer`]. It holds the
+/// transaction weakly: a pending timer (an `fr_inv_timer` of minutes) does not keep a finished
+/// transaction's memory alive; only the table does.
 #[derive(Debug)]
 pub struct TimerReq {
     /// The transaction.
-    pub txn: Arc<TxnCell>,
+    pub txn: Weak<TxnCell>,
     /// Which timer.
     pub kind: TimerKind,
     /// Delay.

@@ -104,7 +104,7 @@ impl TmHost<'_> {
 
     fn arm(&mut self, cell: &Arc<TxnCell>, kind: TimerKind, after: Duration) {
         self.timers.push(TimerReq {
-            txn: Arc::clone(cell),
+            txn: Arc::downgrade(cell),
             kind,
             after,
         });
@@ -685,7 +685,9 @@ impl TmHost<'_> {
 
     /// A timer armed earlier expired.
     pub fn on_timer(&mut self, req: TimerReq) {
-        let cell = req.txn;
+        let Some(cell) = req.txn.upgrade() else {
+            return;
+        };
         let mut txn = lock(&cell);
         if txn.removed {
             return;
