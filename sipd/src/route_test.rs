@@ -22,9 +22,10 @@ pub struct Report {
     pub outcome: &'static str,
     /// The script error, with its position, when `outcome` is `"error"`.
     pub error: Option<String>,
-    /// Replies the script sent.
+    /// Replies the script sent (stateless `sl` ones, then stateful `t_reply` ones).
     pub replies: Vec<ReplyReport>,
-    /// Stateless forwards the script asked for.
+    /// Where the request goes: stateless forwards, then the `t_relay` target and its appended
+    /// branches.
     pub forwards: Vec<ForwardReport>,
     /// The Request-URI after routing.
     pub ruri: String,
@@ -158,6 +159,22 @@ fn report(routed: &Routed, msg: &SipMsg) -> Report {
                 dst: f.dst.clone(),
             }),
         }
+    }
+    // Stateful work the script asked of tm counts the same way: `t_reply` is a reply, `t_relay`
+    // and appended branches are forwards.
+    replies.extend(msg.tm.replies.iter().map(|r| ReplyReport {
+        code: r.code,
+        reason: r.reason.clone(),
+    }));
+    if let Some(f) = &msg.tm.relay {
+        forwards.push(ForwardReport {
+            ruri: f.ruri.clone(),
+            dst: f.dst.clone(),
+        });
+        forwards.extend(msg.tm.branches.iter().map(|b| ForwardReport {
+            ruri: b.uri.clone(),
+            dst: b.dst.clone(),
+        }));
     }
     let flags = (0..64)
         .filter(|bit| msg.route.flags & (1u64 << bit) != 0)

@@ -182,3 +182,41 @@ fn unreadable_message_is_an_error() {
     .unwrap_err();
     assert!(matches!(err, RouteTestError::Read { .. }), "{err}");
 }
+
+#[test]
+fn stateful_relay_and_branches_are_reported_as_forwards() {
+    let r = route(
+        r#"function ksr_request_route()
+             KSR.setdsturi("sip:127.0.0.1:5070")
+             KSR.corex.append_branch_uri("sip:carol@127.0.0.1:5071")
+             KSR.rr.record_route()
+             if KSR.tm.t_relay() < 0 then KSR.sl.sl_reply_error() end
+           end"#,
+        "messages/invite.sip",
+        None,
+    );
+    assert_eq!(
+        r["forwards"],
+        serde_json::json!([
+            {"ruri": "sip:bob@example.com", "dst": "sip:127.0.0.1:5070"},
+            {"ruri": "sip:carol@127.0.0.1:5071", "dst": null}
+        ])
+    );
+    assert_eq!(r["replies"], serde_json::json!([]));
+}
+
+#[test]
+fn stateful_reply_is_reported() {
+    let r = route(
+        r#"function ksr_request_route()
+             KSR.tm.t_reply(500, "no transaction yet: refused")
+             KSR.tm.t_send_reply(404, "Not Here")
+           end"#,
+        "messages/invite.sip",
+        None,
+    );
+    assert_eq!(
+        r["replies"],
+        serde_json::json!([{"code": 404, "reason": "Not Here"}])
+    );
+}
