@@ -25,6 +25,7 @@ mod params;
 mod parse;
 pub mod reply;
 mod start_line;
+pub mod text;
 pub mod uri;
 mod value;
 mod via;

@@ -3,8 +3,9 @@
 
 use super::error::{UriError, ValueError};
 use super::header::is_token_char;
-use super::params::{Params, LWS};
+use super::params::{trim_lws, trim_lws_start, Params};
 use super::uri::Uri;
+use super::via::split_byte;
 
 /// A name-addr or addr-spec with its header parameters.
 ///
@@ -35,21 +36,21 @@ pub struct NameAddr<'a> {
 impl<'a> NameAddr<'a> {
     /// Parse one value; `header` names the header in errors (`"From"`).
     pub fn parse(raw: &'a str, header: &'static str) -> Result<NameAddr<'a>, ValueError> {
-        let raw = raw.trim_matches(LWS);
+        let raw = trim_lws(raw);
         let err = |d| ValueError::new(header, d);
         let (display, rest) = if raw.starts_with('"') {
             let end = closing_quote(raw).ok_or(err("unterminated quoted display name"))?;
             let (d, rest) = raw.split_at(end + 1);
-            let rest = rest.trim_start_matches(LWS);
+            let rest = trim_lws_start(rest);
             if !rest.starts_with('<') {
                 return Err(err("quoted display name without <uri>"));
             }
             (Some(d), rest)
         } else {
-            match raw.find('<') {
+            match raw.bytes().position(|c| c == b'<') {
                 Some(lt) => {
                     let (d, rest) = raw.split_at(lt);
-                    let d = d.trim_matches(LWS);
+                    let d = trim_lws(d);
                     if !d
                         .bytes()
                         .all(|c| is_token_char(c) || matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
@@ -63,22 +64,28 @@ impl<'a> NameAddr<'a> {
         };
         let (uri, bracketed, params) = match rest.strip_prefix('<') {
             Some(inner) => {
-                let gt = inner.find('>').ok_or(err("unclosed <"))?;
+                let gt = inner
+                    .bytes()
+                    .position(|c| c == b'>')
+                    .ok_or(err("unclosed <"))?;
                 let (uri, after) = inner.split_at(gt);
-                let after = after.get(1..).unwrap_or("").trim_start_matches(LWS);
+                let after = trim_lws_start(after.get(1..).unwrap_or(""));
                 let params = match after.strip_prefix(';') {
                     Some(p) => p,
                     None if after.is_empty() => "",
                     None => return Err(err("junk after >")),
                 };
-                (uri.trim_matches(LWS), true, params)
+                (trim_lws(uri), true, params)
             }
             None => {
-                let (uri, params) = rest.split_once(';').unwrap_or((rest, ""));
-                if uri.contains(['?', ',', '<', '>', '"']) {
+                let (uri, params) = split_byte(rest, b';').unwrap_or((rest, ""));
+                if uri
+                    .bytes()
+                    .any(|c| matches!(c, b'?' | b',' | b'<' | b'>' | b'"'))
+                {
                     return Err(err("URI with headers or separators needs <>"));
                 }
-                (uri.trim_matches(LWS), false, params)
+                (trim_lws(uri), false, params)
             }
         };
         if uri.is_empty() {

@@ -3,9 +3,6 @@
 //! found by scanning the borrowed text on each lookup, which is cheaper than indexing for the
 //! handful of params a SIP element carries.
 
-/// Linear whitespace, including the CR/LF of a folded line.
-pub(crate) const LWS: [char; 4] = [' ', '\t', '\r', '\n'];
-
 /// One parameter: its name and its value (`None` when written without `=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Param<'a> {
@@ -168,9 +165,21 @@ pub(crate) fn split_outside_quotes(s: &str, sep: u8) -> impl Iterator<Item = &st
 }
 
 /// Position of the first `sep` in `s` outside quotes and angle brackets.
+#[inline]
 pub(crate) fn find_outside_quotes(s: &str, sep: u8) -> Option<usize> {
     let b = s.as_bytes();
-    let (mut quoted, mut angle, mut i) = (false, false, 0);
+    // Fast path: up to the first `sep`, `"` or `<`; only a quote or bracket needs the state
+    // machine.
+    let i = b.iter().position(|&c| c == sep || c == b'"' || c == b'<')?;
+    if b.get(i) == Some(&sep) {
+        return Some(i);
+    }
+    find_outside_quotes_from(b, sep, i)
+}
+
+/// The state machine of [`find_outside_quotes`], from `i` (outside quotes and brackets).
+fn find_outside_quotes_from(b: &[u8], sep: u8, mut i: usize) -> Option<usize> {
+    let (mut quoted, mut angle) = (false, false);
     while let Some(&c) = b.get(i) {
         if quoted {
             match c {

@@ -1,13 +1,13 @@
 //! Locally generated replies (RFC 3261 8.2.6, 16.7; RFC 3581): [`build`] and the stable
 //! [`ToTag`] a stateless server uses so retransmissions get the same To tag.
 
-use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use super::edit::push_line;
 use super::header::HeaderKind;
 use super::message::Message;
 use super::params::{find_outside_quotes, is_lws};
+use super::text::{Decimal, IpText};
 use super::via::Via;
 
 /// Write a reply to `req` into `out`: status line, every Via (the top one gets `received` and a
@@ -39,10 +39,18 @@ pub fn build(
     out: &mut Vec<u8>,
 ) {
     out.reserve(512);
-    let _ = write!(out, "SIP/2.0 {code} ");
-    out.extend(reason.bytes().filter(|c| *c != b'\r' && *c != b'\n'));
+    out.extend_from_slice(b"SIP/2.0 ");
+    out.extend_from_slice(Decimal::new(u64::from(code)).as_bytes());
+    out.push(b' ');
+    if reason.bytes().any(|c| c == b'\r' || c == b'\n') {
+        out.extend(reason.bytes().filter(|c| *c != b'\r' && *c != b'\n'));
+    } else {
+        out.extend_from_slice(reason.as_bytes());
+    }
     out.extend_from_slice(b"\r\n");
     let mut first_via = true;
+    // Whether the (first) To header has a tag: parsed once, when the first To is written.
+    let mut to_has_tag = None;
     for h in req.headers() {
         match h.kind {
             HeaderKind::Via if first_via => {
@@ -63,15 +71,20 @@ pub fn build(
                 out.extend_from_slice(b"\r\n");
             }
             HeaderKind::Via | HeaderKind::From | HeaderKind::CallId | HeaderKind::CSeq => {
-                let _ = write!(out, "{}: {}\r\n", h.kind.name(), h.value);
+                out.extend_from_slice(h.kind.name().as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(h.value.as_bytes());
+                out.extend_from_slice(b"\r\n");
             }
             HeaderKind::To => {
-                let _ = write!(out, "To: {}", h.value);
-                let has_tag = req
-                    .to_hdr()
-                    .and_then(Result::ok)
-                    .and_then(|t| t.tag())
-                    .is_some();
+                out.extend_from_slice(b"To: ");
+                out.extend_from_slice(h.value.as_bytes());
+                let has_tag = *to_has_tag.get_or_insert_with(|| {
+                    req.to_hdr()
+                        .and_then(Result::ok)
+                        .and_then(|t| t.tag())
+                        .is_some()
+                });
                 if code > 100 && !has_tag {
                     out.extend_from_slice(b";tag=");
                     match to_tag {
@@ -115,13 +128,19 @@ fn write_top_via(out: &mut Vec<u8>, top: &str, src: SocketAddr) {
 /// A parsed top Via with `rport` filled in and `received` added.
 fn write_via(out: &mut Vec<u8>, via: &Via<'_>, src: SocketAddr) {
     let raw = via.raw;
-    let empty_rport = via
-        .params
-        .iter()
-        .find(|p| p.name.eq_ignore_ascii_case("rport") && p.value.is_none());
-    let sent_by_ip = via.host_unbracketed().parse::<IpAddr>().ok();
+    let mut empty_rport = None;
+    let mut has_received = false;
+    for p in via.params.iter() {
+        if empty_rport.is_none() && p.value.is_none() && p.name.eq_ignore_ascii_case("rport") {
+            empty_rport = Some(p);
+        }
+        if !has_received && p.name.eq_ignore_ascii_case("received") {
+            has_received = true;
+        }
+    }
+    let ip = IpText::new(src.ip());
     let add_received =
-        via.received().is_none() && (empty_rport.is_some() || sent_by_ip != Some(src.ip()));
+        !has_received && (empty_rport.is_some() || !ip.is_host(src.ip(), via.host_unbracketed()));
     match empty_rport {
         Some(p) => {
             // Offset of the param name inside `raw`: both borrow from the same string.
@@ -132,38 +151,57 @@ fn write_via(out: &mut Vec<u8>, via: &Via<'_>, src: SocketAddr) {
                 raw.get(at..).unwrap_or_default(),
             );
             out.extend_from_slice(head.as_bytes());
-            let _ = write!(out, "={}", src.port());
+            out.push(b'=');
+            out.extend_from_slice(Decimal::new(u64::from(src.port())).as_bytes());
             out.extend_from_slice(tail.as_bytes());
         }
         None => out.extend_from_slice(raw.as_bytes()),
     }
     if add_received {
-        let _ = write!(out, ";received={}", src.ip());
+        out.extend_from_slice(b";received=");
+        out.extend_from_slice(ip.as_bytes());
     }
 }
 
-/// A To tag derived from (Call-ID, From tag, top Via branch) with FNV-1a: the same request and
-/// its retransmissions get the same tag, without keeping state. Not cryptographic.
+/// A To tag derived from (Call-ID, From tag, top Via branch) by a fast 64-bit hash: the same
+/// request and its retransmissions get the same tag, without keeping state. Not cryptographic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ToTag([u8; 16]);
 
 impl ToTag {
-    /// Derive a tag from the three transaction identifiers.
+    /// Derive a tag from the three transaction identifiers: a 64-bit multiply-xor hash over
+    /// 8-byte words (each part's length mixed in, so ("ab","c") and ("a","bc") differ), a
+    /// final avalanche, 16 hex digits by table.
     pub fn new(call_id: &str, from_tag: &str, branch: &str) -> ToTag {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for part in [call_id, from_tag, branch] {
-            for b in part.bytes().chain(std::iter::once(0)) {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            let b = part.as_bytes();
+            h = mix(h, b.len() as u64);
+            let mut words = b.chunks_exact(8);
+            for w in &mut words {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(w);
+                h = mix(h, u64::from_le_bytes(a));
+            }
+            let rem = words.remainder();
+            if !rem.is_empty() {
+                let mut a = [0u8; 8];
+                if let Some(dst) = a.get_mut(..rem.len()) {
+                    dst.copy_from_slice(rem);
+                }
+                h = mix(h, u64::from_le_bytes(a));
             }
         }
+        // fmix64 (MurmurHash3): every input bit reaches every output digit.
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^= h >> 33;
         let mut tag = [0u8; 16];
         for (i, t) in tag.iter_mut().enumerate() {
-            *t = HEX
-                .get(((h >> (60 - 4 * i)) & 0xf) as usize)
-                .copied()
-                .unwrap_or(b'0');
+            *t = HEX[((h >> (60 - 4 * i)) & 0xf) as usize];
         }
         ToTag(tag)
     }
@@ -182,4 +220,12 @@ impl ToTag {
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or("0")
     }
+}
+
+/// One step of the To-tag hash: xor the word in, multiply by an odd constant, fold the high
+/// half down.
+#[inline]
+fn mix(h: u64, w: u64) -> u64 {
+    let m = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    m ^ (m >> 29)
 }

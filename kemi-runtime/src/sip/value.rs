@@ -2,7 +2,7 @@
 
 use super::error::ValueError;
 use super::method::Method;
-use super::params::LWS;
+use super::params::{is_lws, trim_lws, trim_lws_start};
 
 /// The CSeq header: sequence number and method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,12 +22,13 @@ impl<'a> CSeq<'a> {
     /// assert!(CSeq::parse("36893488147419103232 INVITE").is_err());
     /// ```
     pub fn parse(value: &'a str) -> Result<CSeq<'a>, ValueError> {
-        let value = value.trim_matches(LWS);
+        let value = trim_lws(value);
         let split = value
-            .find(LWS)
+            .bytes()
+            .position(is_lws)
             .ok_or(ValueError::new("CSeq", "no method"))?;
         let (num, method) = value.split_at(split);
-        let method = method.trim_start_matches(LWS);
+        let method = trim_lws_start(method);
         let number = parse_decimal(num).ok_or(ValueError::new("CSeq", "bad sequence number"))?;
         if method.is_empty() || !method.bytes().all(super::header::is_token_char) {
             return Err(ValueError::new("CSeq", "bad method"));
