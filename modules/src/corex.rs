@@ -1,8 +1,8 @@
 //! The `corex` sub-module (`KSR.corex.*`): `has_ruri_user`, `has_user_agent`, and the
-//! `file_read`/`file_write` helpers.
+//! `file_read`/`file_write` helpers. The branch functions (`append_branch*`) live with the
+//! transaction layer's exports in `tm::branch`.
 //!
-//! Left out, because they need what sipd does not have yet: branches (`append_branch*`), the
-//! extended flags word (`setxflag`, `resetxflag`, `isxflagset`), named and chosen sockets
+//! Left out, because they need what sipd does not have yet: the extended flags word (`setxflag`, `resetxflag`, `isxflagset`), named and chosen sockets
 //! (`set_send_socket*`, `set_recv_socket*`, `set_source_address`, `is_socket_name`), Via
 //! building (`via_add_srvid`, `via_add_xavp_params`, `via_use_xavp_fields`,
 //! `via_reply_add_xavp_params`), sending (`send_data`, `sendx`, `forward_uac*`) and faked

@@ -478,3 +478,33 @@ fn socket_is_owner_only_and_removed_at_shutdown() {
     }
     assert!(!path.exists(), "socket file left behind");
 }
+
+#[test]
+fn tm_stats_and_transaction_gauges_follow_stateful_replies() {
+    let live = Live::start(1, OnLimit::Reply);
+    live.write_script(
+        r#"function ksr_request_route()
+    if KSR.tm.t_send_reply(200, "Stateful") < 0 then
+        KSR.sl.sl_send_reply(500, "no transaction")
+    end
+end
+"#,
+    );
+    live.rpc("app_lua.reload", &[]).expect("reload");
+    let before = live.rpc("tm.stats", &[]).expect("tm.stats");
+    assert_eq!(before["created"], json!(0), "{before}");
+    // The reload takes effect before the next message; each probe is a new transaction.
+    for _ in 0..3 {
+        let status = probe(live.sip(), "", ANSWER).expect("an answer");
+        assert_eq!(status, "SIP/2.0 200 Stateful");
+    }
+    let after = live.rpc("tm.stats", &[]).expect("tm.stats");
+    assert_eq!(after["created"], json!(3), "{after}");
+    assert!(after["current"].as_u64().is_some(), "{after}");
+    let text = live.scrape();
+    assert_eq!(series(&text, "sipd_tm_transactions_created"), 3, "{text}");
+    let methods = live.rpc("system.listMethods", &[]).expect("listMethods");
+    assert!(methods
+        .as_array()
+        .is_some_and(|a| a.contains(&json!("tm.stats"))));
+}

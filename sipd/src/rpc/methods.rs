@@ -22,16 +22,19 @@ pub struct RpcContext {
     pub metrics: Arc<Metrics>,
     /// The export table the scripts bind.
     pub table: Arc<ExportTable>,
+    /// The transaction layer, for `tm.stats`.
+    pub tm: Arc<crate::tm::TmLayer>,
 }
 
 /// Methods every server has.
-const CORE_METHODS: [&str; 6] = [
+const CORE_METHODS: [&str; 7] = [
     "core.version",
     "core.uptime",
     "core.ps",
     "system.listMethods",
     "stats.get_statistics",
     "kemi.stats",
+    "tm.stats",
 ];
 
 /// The RPC prefixes Kamailio registers for an engine (`app_python3` registers `app_python.*`).
@@ -88,6 +91,7 @@ impl RpcContext {
                 ))
             }),
             "core.uptime" => no_params(method, params).map(|()| self.uptime()),
+            "tm.stats" => no_params(method, params).map(|()| self.tm.stats()),
             "core.ps" => no_params(method, params).map(|()| self.ps()),
             "system.listMethods" => no_params(method, params).map(|()| json!(self.methods())),
             "stats.get_statistics" => self.statistics(params),

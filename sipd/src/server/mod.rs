@@ -183,16 +183,18 @@ impl Server {
         for e in &handle.local {
             info!(workers = config.workers, "listening on {e}");
         }
+        let tm_gauges: Arc<dyn crate::metrics::prom::GaugeSource> = tm.clone();
         let ctx = RpcContext {
             versions,
             metrics,
             table,
+            tm,
         };
         handle.ops = OpsThread::start(
             ctx,
             config.rpc.as_ref(),
             config.metrics.as_ref(),
-            None,
+            Some(tm_gauges),
             stop_rx,
         )?;
         Ok(handle)

@@ -87,6 +87,8 @@ pub struct TmLayer {
     by_key: Sharded<ServerKey, Arc<TxnCell>>,
     by_id: Sharded<u64, Arc<TxnCell>>,
     next_id: AtomicU64,
+    /// Transactions registered since start (`tm.stats`, metrics).
+    created: AtomicU64,
 }
 
 impl Default for TmLayer {
@@ -109,6 +111,7 @@ impl TmLayer {
             by_key: Sharded::default(),
             by_id: Sharded::default(),
             next_id: AtomicU64::new(seed),
+            created: AtomicU64::new(0),
         }
     }
 
@@ -159,6 +162,7 @@ impl TmLayer {
         let (cell, fresh) = self.by_key.insert_if_absent(key, cell);
         if fresh {
             self.by_id.insert_if_absent(id.0, Arc::clone(&cell));
+            self.created.fetch_add(1, Ordering::Relaxed);
         }
         (cell, fresh)
     }
@@ -177,6 +181,17 @@ impl TmLayer {
         }
     }
 
+    /// Transactions registered since start.
+    pub fn created(&self) -> u64 {
+        self.created.load(Ordering::Relaxed)
+    }
+
+    /// `tm.stats`: live and created transactions. Counting live ones takes each shard's lock
+    /// once, so it is for RPC and scrapes, never for the message path.
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::json!({ "current": self.len(), "created": self.created() })
+    }
+
     /// Number of live transactions.
     pub fn len(&self) -> usize {
         self.by_id.len()
@@ -185,5 +200,20 @@ impl TmLayer {
     /// Whether no transaction is live.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl crate::metrics::prom::GaugeSource for TmLayer {
+    fn gauges(&self) -> Vec<(&'static str, &'static str, i64)> {
+        let active = i64::try_from(self.len()).unwrap_or(i64::MAX);
+        let created = i64::try_from(self.created()).unwrap_or(i64::MAX);
+        vec![
+            ("tm_transactions_active", "Transactions alive now.", active),
+            (
+                "tm_transactions_created",
+                "Transactions created since start.",
+                created,
+            ),
+        ]
     }
 }
