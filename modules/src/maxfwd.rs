@@ -4,6 +4,7 @@
 //! the value as received.
 
 use kemi_runtime::msg::LogLevel;
+use kemi_runtime::sip::text::Decimal;
 use kemi_runtime::sip::{HeaderEdit, HeaderKind};
 use kemi_runtime::{kemi, SipMsg};
 
@@ -69,7 +70,11 @@ pub fn process_maxfwd(msg: &mut SipMsg, limit: i32) -> i32 {
         Found::Value { value: 0, .. } => return -1,
         Found::Value { index, name, value } => {
             let new = value.min(MAX_LIMIT + 1) - 1;
-            let line = format!("{name}: {new}\r\n");
+            let new = Decimal::new(u64::from(new));
+            let mut line = String::with_capacity(name.len() + 8);
+            for part in [name, ": ", new.as_str(), "\r\n"] {
+                line.push_str(part);
+            }
             Some([
                 HeaderEdit::Remove(index),
                 HeaderEdit::InsertBefore(index, line),

@@ -223,7 +223,12 @@ impl Message {
 
     /// Every header of a known kind.
     pub fn find_kind(&self, kind: HeaderKind) -> impl Iterator<Item = HeaderRef<'_>> + '_ {
-        self.headers().filter(move |h| h.kind == kind)
+        self.idx
+            .headers
+            .iter()
+            .enumerate()
+            .filter(move |(_, h)| h.kind == kind)
+            .map(|(i, h)| self.header_ref(i, h))
     }
 
     /// The first header named `name`.
@@ -235,7 +240,8 @@ impl Message {
 
     /// The first header of a known kind.
     pub fn first_kind(&self, kind: HeaderKind) -> Option<HeaderRef<'_>> {
-        self.headers().find(|h| h.kind == kind)
+        let i = self.idx.headers.iter().position(|h| h.kind == kind)?;
+        self.header(i)
     }
 
     /// The value of the first header named `name`.
@@ -244,7 +250,8 @@ impl Message {
     }
 
     fn kind_value(&self, kind: HeaderKind) -> Option<&str> {
-        self.first_kind(kind).map(|h| h.value)
+        let h = self.idx.headers.iter().find(|h| h.kind == kind)?;
+        Some(self.text(h.value))
     }
 
     /// The Call-ID.

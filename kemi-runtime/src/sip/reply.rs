@@ -180,17 +180,14 @@ impl ToTag {
             h = mix(h, b.len() as u64);
             let mut words = b.chunks_exact(8);
             for w in &mut words {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(w);
-                h = mix(h, u64::from_le_bytes(a));
+                h = mix(
+                    h,
+                    u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or_default()),
+                );
             }
             let rem = words.remainder();
             if !rem.is_empty() {
-                let mut a = [0u8; 8];
-                if let Some(dst) = a.get_mut(..rem.len()) {
-                    dst.copy_from_slice(rem);
-                }
-                h = mix(h, u64::from_le_bytes(a));
+                h = mix(h, rem.iter().fold(0u64, |w, &c| w << 8 | u64::from(c)));
             }
         }
         // fmix64 (MurmurHash3): every input bit reaches every output digit.

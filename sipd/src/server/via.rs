@@ -3,9 +3,9 @@
 //! the `received`/`rport` stamp on the previous hop's Via (RFC 3261 18.2.1, RFC 3581 4); and
 //! the test that a reply's top Via is ours.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 
+use kemi_runtime::sip::text::{Decimal, IpText};
 use kemi_runtime::sip::{HeaderKind, HeaderRef, Message, Via};
 
 /// Branch prefix of every Via we add: the RFC 3261 magic cookie and our mark, so replies to
@@ -86,11 +86,18 @@ impl Fnv {
 
 /// Write our Via header line into `out`: `Via: SIP/2.0/<PROTO> <sent-by>;branch=...;rport`.
 pub fn write_line(out: &mut String, transport: &str, sent_by: &str, branch: &Branch) {
-    let _ = write!(
-        out,
-        "Via: SIP/2.0/{transport} {sent_by};branch={BRANCH_PREFIX}{};rport\r\n",
-        branch.hex()
-    );
+    for part in [
+        "Via: SIP/2.0/",
+        transport,
+        " ",
+        sent_by,
+        ";branch=",
+        BRANCH_PREFIX,
+        branch.hex(),
+        ";rport\r\n",
+    ] {
+        out.push_str(part);
+    }
 }
 
 /// The top Via header line with `received` and `rport` filled in for a request from `src`, or
@@ -102,7 +109,8 @@ pub fn stamp_received(header: &HeaderRef<'_>, top: &Via<'_>, src: SocketAddr) ->
         .params
         .iter()
         .find(|p| p.name.eq_ignore_ascii_case("rport") && p.value.is_none());
-    let same_ip = top.host_unbracketed().parse::<std::net::IpAddr>().ok() == Some(src.ip());
+    let ip = IpText::new(src.ip());
+    let same_ip = ip.is_host(src.ip(), top.host_unbracketed());
     let add_received = top.received().is_none() && (empty_rport.is_some() || !same_ip);
     if !add_received && empty_rport.is_none() {
         return None;
@@ -112,18 +120,22 @@ pub fn stamp_received(header: &HeaderRef<'_>, top: &Via<'_>, src: SocketAddr) ->
     let at = (raw.as_ptr() as usize).checked_sub(value.as_ptr() as usize)?;
     let rest = value.get(at + raw.len()..)?;
     let mut line = String::with_capacity(header.line.len() + 48);
-    let _ = write!(line, "{}: {}", header.name, value.get(..at)?);
+    line.push_str(header.name);
+    line.push_str(": ");
+    line.push_str(value.get(..at)?);
     match empty_rport {
         Some(p) => {
             let end = (p.name.as_ptr() as usize).checked_sub(raw.as_ptr() as usize)? + p.name.len();
             line.push_str(raw.get(..end)?);
-            let _ = write!(line, "={}", src.port());
+            line.push('=');
+            line.push_str(Decimal::new(u64::from(src.port())).as_str());
             line.push_str(raw.get(end..)?);
         }
         None => line.push_str(raw),
     }
     if add_received {
-        let _ = write!(line, ";received={}", src.ip());
+        line.push_str(";received=");
+        line.push_str(ip.as_str());
     }
     line.push_str(rest);
     line.push_str("\r\n");
