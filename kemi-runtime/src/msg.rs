@@ -221,6 +221,43 @@ pub struct RouteState {
     /// `rr.record_route*` was called: the host adds the Record-Route header(s) at send time,
     /// when it knows the outgoing socket.
     pub record_route: Option<RecordRoute>,
+    /// `$avp(name)` values of this message, oldest first: a set pushes, a read takes the
+    /// newest of that name (Kamailio's AVP stack).
+    pub avps: Vec<Avp>,
+    /// `$xavp(root)` items of this message, oldest first: index 0 in a PV name is the newest
+    /// item of that root name (Kamailio prepends).
+    pub xavps: Vec<Xavp>,
+    /// The message time in Unix seconds, taken at the first `$Ts`/`$Tf` read and kept for
+    /// the rest of the message (Kamailio's `msg->tval`).
+    pub msg_time: std::sync::OnceLock<i64>,
+}
+
+/// One `$avp(name)` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Avp {
+    /// The AVP name (case-sensitive).
+    pub name: String,
+    /// Its value.
+    pub value: VarValue,
+}
+
+/// One `$xavp(root)` item: a named value that is either plain or a list of fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Xavp {
+    /// The root name (case-sensitive).
+    pub name: String,
+    /// Its value.
+    pub value: XavpValue,
+}
+
+/// The value of an [`Xavp`] item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum XavpValue {
+    /// A plain value (`$xavp(root) = v`).
+    Value(VarValue),
+    /// Fields (`$xavp(root=>field) = v`), oldest first; several may share a name, the newest
+    /// is read.
+    Fields(Vec<(String, VarValue)>),
 }
 
 /// A Record-Route the script asked for (`KSR.rr.record_route*`); written by the host, which
