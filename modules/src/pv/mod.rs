@@ -1,11 +1,20 @@
 //! The `pv` sub-module (`KSR.pv.*`): read and write pseudo-variables by name.
 //!
 //! Known PVs: `$ru $rU $rd $rp $rz $ou $du $fu $fU $fd $ft $fn $tu $tU $td $tt $tn $ci $cs $rm
-//! $rs $rr $si $sp $Ri $Rp $pr $ua $cl $rb $ml $hdr(Name) $hdrc(Name) $var(name)`. Names are
-//! parsed by [`spec`], read by [`value`], written by [`write`]. An unknown or malformed name is
-//! logged as an error and reads as null.
+//! $rs $rr $rv $si $sp $Ri $Rp $pr $ua $ct $cT $cl $rb $ml $mb $au $aU $ad $ar $TS $Ts $TF $Tf
+//! $hdr(Name) $hdrc(Name) $var(name) $shv(name) $avp(name) $(avp(name)[*]) $xavp(root)
+//! $xavp(root=>field)` and the tm ones (`$T_reply_code`, ...). Names are parsed by [`spec`],
+//! read by [`value`], written by [`write`]. An unknown or malformed name is logged as an error
+//! and reads as null.
+//!
+//! Lifetimes: `$var` is per worker (kept across messages), `$shv` is shared by every worker
+//! ([`shv`]), `$avp` and `$xavp` belong to the message and go with it ([`stack`]).
 
+pub mod auth;
+pub mod shv;
 pub mod spec;
+pub mod stack;
+pub mod time;
 pub mod value;
 pub mod write;
 
@@ -128,8 +137,8 @@ fn set(msg: &mut SipMsg, name: &str, value: Assign<'_>) -> bool {
     }
 }
 
-/// Assign the integer `value` to PV `name`. Writable: `$ru $rU $rd $rp $du $var(x)`. Returns
-/// false for an invalid or read-only PV.
+/// Assign the integer `value` to PV `name`. Writable: `$ru $rU $rd $rp $du $var(x) $shv(x)
+/// $avp(x) $xavp(r=>f)`. Returns false for an invalid or read-only PV.
 #[kemi(module = "pv")]
 pub fn seti(msg: &mut SipMsg, name: &str, value: i32) -> bool {
     set(msg, name, Assign::Int(value.into()))
@@ -148,8 +157,10 @@ pub fn sets(msg: &mut SipMsg, name: &str, value: &str) -> bool {
     set(msg, name, Assign::Str(value))
 }
 
-/// Unset PV `name` (assign null): `$du` is cleared, `$var(x)` goes back to 0, `$rU` loses its
-/// user. Returns false for an invalid or read-only PV.
+/// Unset PV `name` (assign null): `$du` is cleared, `$var(x)` and `$shv(x)` go back to 0, `$rU`
+/// loses its user, `$avp(x)` loses its newest value (`$(avp(x)[*])` all of them), `$xavp(r)` its
+/// newest item and `$xavp(r=>f)` the newest field `f` of that item. Returns false for an
+/// invalid or read-only PV.
 #[kemi(module = "pv")]
 pub fn unset(msg: &mut SipMsg, name: &str) -> bool {
     set(msg, name, Assign::Null)

@@ -81,6 +81,91 @@ pub enum PvSpec<'a> {
     TBranchIdx,
     /// `$T_rpl(pv)`: `pv` evaluated on the reply a failure callback runs for (`$T_rpl($hdr(X))`).
     TReply(&'a str),
+    /// `$rv`: the SIP version of the start line (`SIP/2.0`).
+    Version,
+    /// `$ct`: the value of the first Contact header, as written (all its comma-separated
+    /// contacts).
+    Contact,
+    /// `$cT`: the Content-Type header value.
+    ContentType,
+    /// `$au`: the user part of the Digest `username` (before `@`) of the Proxy-Authorization
+    /// header, else of the Authorization header.
+    AuthUser,
+    /// `$aU`: the whole Digest `username` of those credentials.
+    AuthUsername,
+    /// `$ad`: the domain part of the Digest `username` (after `@`), null without one.
+    AuthDomain,
+    /// `$ar`: the Digest `realm` of those credentials.
+    AuthRealm,
+    /// `$mb`: the whole message buffer as received.
+    MsgBuf,
+    /// `$TS`: the current Unix time in seconds, read anew at every use.
+    TimeNow,
+    /// `$Ts`: the Unix time of the message, taken at its first use and then kept.
+    TimeMsg,
+    /// `$TF`: the current time as `ctime` text (`Thu Nov 26 10:20:30 2020`, UTC).
+    TimeNowText,
+    /// `$Tf`: the time of the message (the one `$Ts` gives) as `ctime` text, UTC.
+    TimeMsgText,
+    /// `$shv(name)`: a value shared by all workers.
+    Shv(&'a str),
+    /// `$avp(name)`: the newest per-message AVP of that name.
+    Avp(&'a str),
+    /// `$(avp(name)[*])`: every AVP of that name (read joined by `, `, newest first; a write
+    /// replaces them all; unset removes them all).
+    AvpAll(&'a str),
+    /// `$xavp(root)`, `$xavp(root=>field)`, with an optional root index (`root[0]`, `root[-1]`,
+    /// `root[*]`).
+    Xavp(XavpName<'a>),
+}
+
+/// Which items of a root `$xavp` a name selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XavpIndex {
+    /// No index: reads take the newest item; a set adds a new item.
+    None,
+    /// `[n]`: the n-th item, 0 the newest, negative counting from the oldest (-1).
+    At(i32),
+    /// `[*]`: every item (for unset).
+    All,
+}
+
+/// A parsed `$xavp(...)` name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XavpName<'a> {
+    /// The root name.
+    pub root: &'a str,
+    /// The root index.
+    pub index: XavpIndex,
+    /// The field (`root=>field`), if any.
+    pub field: Option<&'a str>,
+}
+
+impl<'a> XavpName<'a> {
+    /// Parse the inside of `$xavp(...)`: `root`, `root[i]`, `root=>field`, `root[i]=>field`.
+    pub fn parse(arg: &'a str) -> Option<XavpName<'a>> {
+        let (root, field) = match arg.split_once("=>") {
+            Some((r, f)) => (r, Some(f)),
+            None => (arg, None),
+        };
+        let (root, index) = match root.split_once('[') {
+            Some((r, rest)) => {
+                let idx = rest.strip_suffix(']')?;
+                let index = if idx == "*" {
+                    XavpIndex::All
+                } else {
+                    XavpIndex::At(idx.parse().ok()?)
+                };
+                (r, index)
+            }
+            None => (root, XavpIndex::None),
+        };
+        let valid = |n: &str| !n.is_empty() && !n.contains(['[', ']', '=', '>']);
+        if !valid(root) || !field.is_none_or(valid) {
+            return None;
+        }
+        Some(XavpName { root, index, field })
+    }
 }
 
 impl<'a> PvSpec<'a> {
@@ -122,7 +207,22 @@ impl<'a> PvSpec<'a> {
             "T_reply_code" => PvSpec::TReplyCode,
             "T_reply_reason" => PvSpec::TReplyReason,
             "T_branch_idx" => PvSpec::TBranchIdx,
+            "rv" => PvSpec::Version,
+            "ct" => PvSpec::Contact,
+            "cT" => PvSpec::ContentType,
+            "au" => PvSpec::AuthUser,
+            "aU" => PvSpec::AuthUsername,
+            "ad" => PvSpec::AuthDomain,
+            "ar" => PvSpec::AuthRealm,
+            "mb" => PvSpec::MsgBuf,
+            "TS" => PvSpec::TimeNow,
+            "Ts" => PvSpec::TimeMsg,
+            "TF" => PvSpec::TimeNowText,
+            "Tf" => PvSpec::TimeMsgText,
             _ => {
+                if let Some(name) = Self::avp_all(inner) {
+                    return Some(PvSpec::AvpAll(name));
+                }
                 if let Some(pv) = inner
                     .strip_prefix("T_rpl(")
                     .and_then(|r| r.strip_suffix(')'))
@@ -135,7 +235,18 @@ impl<'a> PvSpec<'a> {
         Some(simple)
     }
 
-    /// `hdr(Name)`, `hdrc(Name)`, `var(name)`.
+    /// The name in `(avp(name)[*])` (from `$(avp(name)[*])`) or `avp(name)[*]` (the form xlog
+    /// passes on).
+    fn avp_all(inner: &'a str) -> Option<&'a str> {
+        let body = inner
+            .strip_prefix('(')
+            .and_then(|b| b.strip_suffix(')'))
+            .unwrap_or(inner);
+        let name = body.strip_prefix("avp(")?.strip_suffix(")[*]")?;
+        (!name.is_empty() && !name.contains(['(', ')', '$', ' ', '\t', '[', ']'])).then_some(name)
+    }
+
+    /// `hdr(Name)`, `hdrc(Name)`, `var(name)`, `shv(name)`, `avp(name)`, `xavp(...)`.
     fn parse_with_name(inner: &'a str) -> Option<PvSpec<'a>> {
         let (class, rest) = inner.split_once('(')?;
         let arg = rest.strip_suffix(')')?;
@@ -146,6 +257,9 @@ impl<'a> PvSpec<'a> {
             "hdr" => Some(PvSpec::Header(arg)),
             "hdrc" => Some(PvSpec::HeaderCount(arg)),
             "var" => Some(PvSpec::Var(arg)),
+            "shv" => Some(PvSpec::Shv(arg)),
+            "avp" if !arg.contains(['[', ']']) => Some(PvSpec::Avp(arg)),
+            "xavp" => XavpName::parse(arg).map(PvSpec::Xavp),
             _ => None,
         }
     }
@@ -165,6 +279,44 @@ mod tests {
             Some(PvSpec::HeaderCount("Via"))
         );
         assert_eq!(PvSpec::parse("$var(n)"), Some(PvSpec::Var("n")));
+        assert_eq!(PvSpec::parse("$shv(n)"), Some(PvSpec::Shv("n")));
+        assert_eq!(PvSpec::parse("$avp(n)"), Some(PvSpec::Avp("n")));
+        assert_eq!(PvSpec::parse("$(avp(n)[*])"), Some(PvSpec::AvpAll("n")));
+        assert_eq!(PvSpec::parse("$avp(n)[*]"), Some(PvSpec::AvpAll("n")));
+        assert_eq!(PvSpec::parse("$rv"), Some(PvSpec::Version));
+        assert_eq!(PvSpec::parse("$Ts"), Some(PvSpec::TimeMsg));
+        assert_eq!(PvSpec::parse("$TS"), Some(PvSpec::TimeNow));
+    }
+
+    #[test]
+    fn parses_xavp_names() {
+        let x = |root, index, field| Some(PvSpec::Xavp(XavpName { root, index, field }));
+        assert_eq!(PvSpec::parse("$xavp(r)"), x("r", XavpIndex::None, None));
+        assert_eq!(
+            PvSpec::parse("$xavp(r=>f)"),
+            x("r", XavpIndex::None, Some("f"))
+        );
+        assert_eq!(
+            PvSpec::parse("$xavp(r[0]=>f)"),
+            x("r", XavpIndex::At(0), Some("f"))
+        );
+        assert_eq!(
+            PvSpec::parse("$xavp(r[-1])"),
+            x("r", XavpIndex::At(-1), None)
+        );
+        assert_eq!(PvSpec::parse("$xavp(r[*])"), x("r", XavpIndex::All, None));
+        for bad in [
+            "$xavp(=>f)",
+            "$xavp(r=>)",
+            "$xavp(r[x]=>f)",
+            "$xavp(r[0)",
+            "$xavp(r=>f[0])",
+            "$xavp(r=>f=>g)",
+            "$avp(x[0])",
+            "$(avp()[*])",
+        ] {
+            assert_eq!(PvSpec::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

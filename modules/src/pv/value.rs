@@ -2,16 +2,18 @@
 //!
 //! Reads see the message as received, except the R-URI family (`$ru`, `$rU`, `$rd`, `$rp`, `$rz`)
 //! and `$du`, which reflect what the script set, as in Kamailio. Integer-typed PVs (`$rs`, `$sp`,
-//! `$Rp`, `$cl`, `$ml`, `$hdrc`, `$T_reply_code`, `$T_branch_idx`, integer `$var`s, and `$rp` when
-//! the URI has no port) read as
-//! integers; the rest, `$cs` included, read as strings.
+//! `$Rp`, `$cl`, `$ml`, `$hdrc`, `$T_reply_code`, `$T_branch_idx`, `$TS`, `$Ts`, integer
+//! `$var`/`$shv`/`$avp`/`$xavp` values, and `$rp` when the URI has no port) read as integers;
+//! the rest, `$cs` included, read as strings.
 
 use std::borrow::Cow;
 
 use kemi_runtime::msg::VarValue;
+use kemi_runtime::sip::HeaderKind;
 use kemi_runtime::SipMsg;
 
 use super::spec::PvSpec;
+use super::{auth, shv, stack, time};
 use crate::uri_parts::UriParts;
 use crate::view;
 
@@ -124,6 +126,27 @@ pub fn read<'m>(msg: &'m SipMsg, spec: &PvSpec<'_>) -> PvValue<'m> {
             .branch_index
             .map_or(PvValue::Null, |i| PvValue::Int(i.into())),
         PvSpec::TReply(inner) => t_rpl(msg, inner),
+        PvSpec::Version => PvValue::opt_str(Some(m.version())),
+        PvSpec::Contact => PvValue::opt_str(m.first_kind(HeaderKind::Contact).map(|h| h.value)),
+        PvSpec::ContentType => PvValue::opt_str(m.content_type()),
+        PvSpec::AuthUser => PvValue::opt_str(auth::username(m).map(|u| auth::split_username(u).0)),
+        PvSpec::AuthUsername => PvValue::opt_str(auth::username(m)),
+        PvSpec::AuthDomain => {
+            PvValue::opt_str(auth::username(m).and_then(|u| auth::split_username(u).1))
+        }
+        PvSpec::AuthRealm => PvValue::opt_str(auth::realm(m)),
+        PvSpec::MsgBuf => PvValue::Str(String::from_utf8_lossy(m.as_bytes())),
+        PvSpec::TimeNow => PvValue::Int(time::now()),
+        PvSpec::TimeMsg => PvValue::Int(time::message_time(msg)),
+        PvSpec::TimeNowText => PvValue::Str(Cow::Owned(time::ctime(time::now()))),
+        PvSpec::TimeMsgText => PvValue::Str(Cow::Owned(time::ctime(time::message_time(msg)))),
+        PvSpec::Shv(name) => match shv::get(name) {
+            VarValue::Int(n) => PvValue::Int(n),
+            VarValue::Str(s) => PvValue::Str(Cow::Owned(s)),
+        },
+        PvSpec::Avp(name) => stack::avp_get(msg, name),
+        PvSpec::AvpAll(name) => stack::avp_get_all(msg, name),
+        PvSpec::Xavp(ref x) => stack::xavp_get(msg, x),
     }
 }
 

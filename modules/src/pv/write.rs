@@ -1,10 +1,12 @@
 //! Writing a PV: [`write`] assigns a value to a writable [`PvSpec`]: the R-URI family (`$ru`,
-//! `$rU`, `$rd`, `$rp`), `$du` and `$var(name)`. Everything else is read-only here.
+//! `$rU`, `$rd`, `$rp`), `$du`, `$var(name)`, `$shv(name)`, `$avp(name)` (and
+//! `$(avp(name)[*])`) and `$xavp(...)`. Everything else is read-only here.
 
 use kemi_runtime::msg::{LogLevel, VarValue};
 use kemi_runtime::SipMsg;
 
 use super::spec::PvSpec;
+use super::{shv, stack};
 use crate::core::uri::{set_ruri, set_ruri_part, RuriPart};
 
 /// A value to assign (`$null` is [`Assign::Null`], as `pv.unset` does).
@@ -50,6 +52,28 @@ pub fn write(msg: &mut SipMsg, spec: &PvSpec<'_>, name: &str, value: Assign<'_>)
             set_var(msg, var, value);
             true
         }
+        (PvSpec::Shv(var), _) => {
+            shv::set(var, to_var(value));
+            true
+        }
+        (PvSpec::Avp(avp), _) => {
+            stack::avp_set(msg, avp, false, to_var(value));
+            true
+        }
+        (PvSpec::AvpAll(avp), _) => {
+            stack::avp_set(msg, avp, true, to_var(value));
+            true
+        }
+        (PvSpec::Xavp(ref x), _) => {
+            let ok = stack::xavp_set(msg, x, to_var(value));
+            if !ok {
+                msg.log(
+                    LogLevel::Err,
+                    &format!("cannot set {name}: no such xavp item or not a field list"),
+                );
+            }
+            ok
+        }
         _ => {
             msg.log(
                 LogLevel::Err,
@@ -57,6 +81,15 @@ pub fn write(msg: &mut SipMsg, spec: &PvSpec<'_>, name: &str, value: Assign<'_>)
             );
             false
         }
+    }
+}
+
+/// The stored form of `value`; `None` for [`Assign::Null`].
+fn to_var(value: Assign<'_>) -> Option<VarValue> {
+    match value {
+        Assign::Null => None,
+        Assign::Int(n) => Some(VarValue::Int(n)),
+        Assign::Str(s) => Some(VarValue::Str(s.to_string())),
     }
 }
 

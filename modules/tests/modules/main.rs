@@ -9,6 +9,7 @@ mod hdr_exports;
 mod kx_exports;
 mod maxfwd_exports;
 mod pv_exports;
+mod pv_more_exports;
 mod sanity_exports;
 mod siputils_exports;
 mod sl_exports;
