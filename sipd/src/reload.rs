@@ -29,7 +29,7 @@ pub struct ScriptSource {
     pub kind: EngineKind,
     /// The file it was read from.
     pub path: PathBuf,
-    /// The text that was validated (the Lua engine runs exactly this; the others re-read `path`).
+    /// The text that was validated; every engine is built from exactly this text.
     pub text: Arc<[u8]>,
 }
 
@@ -100,17 +100,16 @@ impl ScriptVersions {
         self.limits
     }
 
-    /// A new engine running `src`, bound to the table, with the limits.
+    /// A new engine running the text of `src`, bound to the table, with the limits (which the
+    /// Python engine ignores, see [`engine::limits`]).
     pub fn build(&self, src: &ScriptSource) -> Result<Box<dyn Engine>, LoadError> {
-        let engine: Box<dyn Engine> = match src.kind {
-            EngineKind::Lua => Box::new(engine::lua::LuaEngine::load_with(
-                &src.path,
-                Some(&src.text),
-                Arc::clone(&self.table),
-                self.limits,
-            )?),
-            other => engine::load(other, &src.path, Arc::clone(&self.table))?,
-        };
+        let engine = engine::load_with(
+            src.kind,
+            &src.path,
+            Some(&src.text),
+            Arc::clone(&self.table),
+            self.limits,
+        )?;
         if !engine.has_callback(REQUEST_ROUTE) {
             return Err(LoadError::new(
                 &src.path,

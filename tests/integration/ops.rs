@@ -508,3 +508,69 @@ end
         .as_array()
         .is_some_and(|a| a.contains(&json!("tm.stats"))));
 }
+
+#[test]
+fn javascript_endless_loop_fails_one_message_and_the_next_is_served() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("route.js");
+    std::fs::write(
+        &script,
+        r#"function ksr_request_route() {
+    if (KSR.hdr.is_present("X-Loop") > 0) {
+        var n = 0;
+        while (true) { try { n = n + 1; } catch (e) {} }
+    }
+    if (KSR.is_OPTIONS()) {
+        KSR.sl.sl_send_reply(200, "Js");
+        KSR.x.exit();
+    }
+    KSR.sl.sl_send_reply(404, "Not Here");
+}
+"#,
+    )
+    .expect("write script");
+    let args = RunArgs {
+        listen: vec![Endpoint {
+            proto: Proto::Udp,
+            addr: SocketAddr::new(LOOPBACK, 0),
+        }],
+        script: Some(script.clone()),
+        workers: Some(1),
+        log_level: Some("warn".into()),
+        ..RunArgs::default()
+    };
+    let mut config = Config::load(&args).expect("config");
+    config.rpc = Some(RpcConfig {
+        socket: dir.path().join("ctl.sock"),
+        http: None,
+    });
+    config.limits.script.instructions = Some(200_000);
+    config.limits.on_limit = OnLimit::Reply;
+    let handle = Server::start(config).expect("start sipd");
+    let live = Live {
+        handle: Some(handle),
+        dir,
+        script,
+    };
+    let sip = live.sip();
+    let started = Instant::now();
+    assert_eq!(
+        probe(sip, "X-Loop: 1\r\n", ANSWER).as_deref(),
+        Some("SIP/2.0 500 Server Internal Error")
+    );
+    assert!(started.elapsed() < ANSWER);
+    assert_eq!(probe(sip, "", ANSWER).as_deref(), Some("SIP/2.0 200 Js"));
+    let stats = live
+        .rpc("stats.get_statistics", &[json!("script:")])
+        .expect("stats");
+    let lines: Vec<&str> = stats
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        lines.contains(&"script:limit_instructions = 1"),
+        "{lines:?}"
+    );
+}

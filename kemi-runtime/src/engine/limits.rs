@@ -4,7 +4,18 @@
 //! An engine that enforces a limit fails the run with a [`ScriptError`] whose message starts with
 //! [`INSTRUCTION_LIMIT`] or [`MEMORY_LIMIT`]; [`LimitKind::of`] tells the host which limit it was,
 //! so it can count it and answer the message per its policy. The interpreter stays usable.
-//! Which engines enforce what: Lua both; JavaScript and Python none yet (see `docs/DECISIONS.md`).
+//!
+//! Engines are given their limits through [`load_with`](super::load_with). Which engines enforce
+//! what (see also `docs/DECISIONS.md`):
+//! - **Lua**: both. A budget unit is one Lua VM instruction, counted by a count hook every
+//!   1000 instructions; the ceiling is mlua's allocator limit.
+//! - **JavaScript**: both. A budget unit is one QuickJS interrupt poll (one function call or one
+//!   jump instruction: a loop iteration costs about two), counted by the interrupt handler every
+//!   10 000 polls, so the budget is enforced to within 10 000 units; the stopping error cannot be
+//!   caught by the script. The ceiling is QuickJS's allocator limit; a run that fails with
+//!   `out of memory` (or throws `null`, which QuickJS does when it cannot allocate the error
+//!   object) under a ceiling counts as a memory-limit hit.
+//! - **Python**: neither; the limits are accepted and ignored.
 
 use super::ScriptError;
 
@@ -27,7 +38,7 @@ pub const MIN_MEMORY: usize = 1 << 20;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScriptLimits {
     /// Virtual-machine instructions one callback run may execute (time spent inside `KSR`
-    /// exports is not counted).
+    /// exports is not counted). What one unit is depends on the engine (module docs).
     pub instructions: Option<u64>,
     /// Bytes the interpreter may hold allocated.
     pub memory: Option<usize>,

@@ -6,7 +6,7 @@
 //! [`ExportTable`], by slot index.
 //!
 //! Adding a language means one new sub-module implementing [`Engine`], one [`EngineKind`]
-//! variant, and one arm in [`load`]. Nothing else here knows about Lua.
+//! variant, and one arm in [`load_with`]. Nothing else here knows about Lua.
 //!
 //! What lives elsewhere: error types are in [`error`]; the Lua engine is in [`lua`]; the
 //! JavaScript engine (feature `js`) is in `js`; the Python engine (feature `python`) is in
@@ -16,6 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::{ExportTable, SipMsg};
+use limits::ScriptLimits;
 
 pub mod error;
 #[cfg(feature = "js")]
@@ -136,7 +137,8 @@ pub trait Engine: std::fmt::Debug {
 }
 
 /// Create an engine of `kind` and load the script at `path` into it, with `KSR` bound to the
-/// exports of `table`.
+/// exports of `table`, and no limits (Kamailio's behaviour): [`load_with`] with no source text
+/// and [`ScriptLimits::default`].
 ///
 /// ```no_run
 /// # use std::sync::Arc;
@@ -151,20 +153,53 @@ pub fn load(
     path: &Path,
     table: Arc<ExportTable>,
 ) -> Result<Box<dyn Engine>, LoadError> {
+    load_with(kind, path, None, table, ScriptLimits::default())
+}
+
+/// Create an engine of `kind` with `limits`, and load a script into it with `KSR` bound to the
+/// exports of `table`. The script text is `source` when given (`path` then only names it in
+/// messages, and is what [`Engine::reload`] reads), else the file at `path`; so a host that
+/// validated a text in a staging interpreter runs exactly that text.
+///
+/// What each engine makes of `limits` is in [`limits`]: Lua and JavaScript enforce both, Python
+/// accepts and ignores them.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use kemi_runtime::engine::{self, limits::ScriptLimits, EngineKind};
+/// # fn f(table: Arc<kemi_runtime::ExportTable>) -> Result<(), engine::LoadError> {
+/// let limits = ScriptLimits { instructions: Some(1_000_000), memory: Some(32 << 20) };
+/// let text = b"function ksr_request_route() { KSR.x.exit(); }";
+/// let engine = engine::load_with(EngineKind::Jsdt, "route.js".as_ref(), Some(text), table, limits)?;
+/// # Ok(()) }
+/// ```
+pub fn load_with(
+    kind: EngineKind,
+    path: &Path,
+    source: Option<&[u8]>,
+    table: Arc<ExportTable>,
+    limits: ScriptLimits,
+) -> Result<Box<dyn Engine>, LoadError> {
     match kind {
-        EngineKind::Lua => Ok(Box::new(lua::LuaEngine::load(path, table)?)),
+        EngineKind::Lua => Ok(Box::new(lua::LuaEngine::load_with(
+            path, source, table, limits,
+        )?)),
         #[cfg(feature = "js")]
-        EngineKind::Jsdt => Ok(Box::new(js::JsEngine::load(path, table)?)),
+        EngineKind::Jsdt => Ok(Box::new(js::JsEngine::load_with(
+            path, source, table, limits,
+        )?)),
         #[cfg(not(feature = "js"))]
         EngineKind::Jsdt => Err(LoadError::new(
             path,
             "this build has no JavaScript engine (cargo feature `js` of kemi-runtime)",
         )),
         #[cfg(feature = "python")]
-        EngineKind::Python => Ok(Box::new(python::PythonEngine::load(
+        EngineKind::Python => Ok(Box::new(python::PythonEngine::load_with(
             path,
+            source,
             table,
             python::PythonOptions::default(),
+            limits,
         )?)),
         #[cfg(not(feature = "python"))]
         EngineKind::Python => Err(LoadError::new(

@@ -15,6 +15,9 @@ use crate::engine::{LoadError, ScriptError, EXIT_MARKER};
 pub(super) enum Thrown {
     /// The exit marker string (`KSR.x.exit()`, `KSR.x.drop()`).
     Exit,
+    /// `null`: what QuickJS throws for an allocation failure when it cannot even allocate the
+    /// error object (or what the script threw).
+    Null,
     /// Anything else: an `Error` object or another thrown value.
     Error(ScriptError),
 }
@@ -29,12 +32,24 @@ pub(super) fn caught(js: &Ctx<'_>, err: rquickjs::Error) -> Thrown {
         });
     }
     let value = js.catch();
+    if value.is_null() {
+        return Thrown::Null;
+    }
     if let Some(s) = value.as_string() {
         if s.to_string().is_ok_and(|s| s == EXIT_MARKER) {
             return Thrown::Exit;
         }
     }
     Thrown::Error(describe(&value))
+}
+
+/// The error of a thrown `null` (as `describe` gives it).
+pub(super) fn null_error() -> ScriptError {
+    ScriptError {
+        message: "null".into(),
+        location: None,
+        traceback: String::new(),
+    }
 }
 
 /// Message, position and stack of a thrown value. `Error` objects give `Name: message` and the
@@ -101,6 +116,7 @@ pub(super) fn load_error(path: &Path, thrown: Thrown) -> LoadError {
         Thrown::Exit => {
             return LoadError::new(path, "KSR.x.exit() called while loading the script");
         }
+        Thrown::Null => null_error(),
         Thrown::Error(e) => e,
     };
     let file = path.display().to_string();

@@ -5,6 +5,8 @@
 //! - [`convert`]: argument coercion and result conversion.
 //! - [`ctx`]: state shared by the `KSR` functions, and the message lent during a run.
 //! - [`error`]: exceptions as script and load errors.
+//! - [`budget`]: the per-run budget (the interrupt handler) of [`ScriptLimits`], and what a unit
+//!   of it is for JavaScript.
 //!
 //! The script is evaluated as one global (non-module, sloppy-mode) script, so its top-level
 //! `function`s and `var`s are globals, as in Duktape. Differences from `app_jsdt`, on purpose:
@@ -17,7 +19,11 @@
 //!   survives a reload, so re-evaluating them fails the reload ("redeclaration"): scripts meant to
 //!   be reloaded use `var` and `function` at top level (Duktape has only those).
 //! - Recursion is bounded ([`MAX_STACK`]): a runaway script gets a contained `RangeError`.
+//! - [`JsEngine::load_with`] can bound each run (interrupt polls, see [`budget`]) and the
+//!   runtime's memory ([`ScriptLimits`]); a run over either fails with a [`ScriptError`] that
+//!   [`LimitKind::of`](super::limits::LimitKind::of) recognizes, and the next run starts afresh.
 
+mod budget;
 mod convert;
 mod ctx;
 mod error;
@@ -29,13 +35,19 @@ use std::sync::Arc;
 use rquickjs::context::EvalOptions;
 use rquickjs::{qjs, Context, Function, Persistent, Runtime, Value};
 
+use super::limits::{ScriptLimits, INSTRUCTION_LIMIT, MEMORY_LIMIT};
 use super::{
     Engine, EngineKind, LoadError, RunOutcome, ScriptError, ONSEND_ROUTE, REPLY_ROUTE,
     REQUEST_ROUTE,
 };
 use crate::{ExportTable, SipMsg};
+use budget::Budget;
+pub use budget::POLL_PERIOD;
 use ctx::Ctx;
-use error::{caught, load_error, Thrown};
+use error::{caught, load_error, null_error, Thrown};
+
+/// What QuickJS throws when the interrupt handler stops a run.
+const INTERRUPTED: &str = "InternalError: interrupted";
 
 /// Most native stack the interpreter may use for recursion (worker threads have ≥ 2 MiB).
 pub const MAX_STACK: usize = 512 * 1024;
@@ -74,9 +86,12 @@ pub struct JsEngine {
     // then `ctx`.
     callbacks: Callbacks,
     context: Context,
-    _runtime: Runtime,
+    runtime: Runtime,
     ctx: Box<Ctx>,
     path: PathBuf,
+    limits: ScriptLimits,
+    /// The run budget the interrupt handler spends; `None` without an instruction limit.
+    budget: Option<Arc<Budget>>,
 }
 
 impl std::fmt::Debug for JsEngine {
@@ -93,6 +108,31 @@ impl JsEngine {
     /// Fails with the file, line and cause for syntax errors and errors at top level, and when
     /// the script defines no `ksr_request_route` function.
     pub fn load(path: &Path, table: Arc<ExportTable>) -> Result<Self, LoadError> {
+        Self::load_with(path, None, table, ScriptLimits::default())
+    }
+
+    /// Like [`JsEngine::load`], with `limits` enforced from the script's top level on (which gets
+    /// [`ScriptLimits::load_instructions`]), and the script text taken from `source` when given
+    /// (`path` then only names it in messages and [`Engine::reload`]), so that what a staging
+    /// interpreter validated is what runs.
+    ///
+    /// A unit of `limits.instructions` is one interrupt poll of QuickJS: one function call or one
+    /// jump instruction (a loop iteration costs about two), checked every [`POLL_PERIOD`] units.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use kemi_runtime::engine::{js::JsEngine, limits::ScriptLimits};
+    /// # fn f(table: Arc<kemi_runtime::ExportTable>) {
+    /// let limits = ScriptLimits { instructions: Some(1_000_000), memory: Some(32 << 20) };
+    /// let engine = JsEngine::load_with("route.js".as_ref(), None, table, limits);
+    /// # }
+    /// ```
+    pub fn load_with(
+        path: &Path,
+        source: Option<&[u8]>,
+        table: Arc<ExportTable>,
+        limits: ScriptLimits,
+    ) -> Result<Self, LoadError> {
         let setup = |e: rquickjs::Error| {
             LoadError::new(
                 path,
@@ -104,14 +144,24 @@ impl JsEngine {
         let context = Context::full(&runtime).map_err(setup)?;
         let ctx = Box::new(Ctx::new(table));
         context.with(|js| ksr::install(&js, &ctx)).map_err(setup)?;
+        // Limits only after the set-up, as the Lua engine does: the ceiling bounds the script.
+        let budget = limits.instructions.map(|_| Budget::install(&runtime));
+        if let Some(bytes) = limits.memory {
+            runtime.set_memory_limit(bytes);
+        }
         let mut engine = JsEngine {
             callbacks: Callbacks::default(),
             context,
-            _runtime: runtime,
+            runtime,
             ctx,
             path: path.to_path_buf(),
+            limits,
+            budget,
         };
-        engine.eval_file()?;
+        match source {
+            Some(src) => engine.eval_source(src.to_vec())?,
+            None => engine.eval_file()?,
+        }
         engine.callbacks = engine.lookup_callbacks()?;
         Ok(engine)
     }
@@ -125,15 +175,60 @@ impl JsEngine {
     fn eval_file(&self) -> Result<(), LoadError> {
         let src = std::fs::read(&self.path)
             .map_err(|e| LoadError::new(&self.path, format!("cannot read the script: {e}")))?;
-        self.context.with(|js| {
+        self.eval_source(src)
+    }
+
+    /// Evaluate `src` (the text of the script file) into the context, within the load budget.
+    fn eval_source(&self, src: Vec<u8>) -> Result<(), LoadError> {
+        if let (Some(budget), Some(n)) = (&self.budget, self.limits.load_instructions()) {
+            budget.arm(n);
+        }
+        let result = self.context.with(|js| {
             let mut opts = EvalOptions::default();
             opts.global = true;
             opts.strict = false;
             opts.filename = Some(self.path.display().to_string());
             js.eval_with_options::<Value, _>(src, opts)
                 .map(drop)
-                .map_err(|e| load_error(&self.path, caught(&js, e)))
-        })
+                .map_err(|e| caught(&js, e))
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(Thrown::Exit) => Err(load_error(&self.path, Thrown::Exit)),
+            Err(Thrown::Null) => Err(load_error(
+                &self.path,
+                Thrown::Error(self.classify(null_error(), true)),
+            )),
+            Err(Thrown::Error(e)) => Err(load_error(
+                &self.path,
+                Thrown::Error(self.classify(e, false)),
+            )),
+        }
+    }
+
+    /// `err` as a limit hit when a limit stopped the run (or load) that failed with it
+    /// (`null_thrown`: the thrown value was `null`): the message then starts with
+    /// [`INSTRUCTION_LIMIT`] or [`MEMORY_LIMIT`]. After a memory-limit failure the runtime is
+    /// garbage-collected (cycles the failed run left behind), so the next run starts with what is
+    /// still reachable.
+    fn classify(&self, mut err: ScriptError, null_thrown: bool) -> ScriptError {
+        if self.budget.as_ref().is_some_and(|b| b.tripped()) {
+            err.message = if err.message == INTERRUPTED {
+                INSTRUCTION_LIMIT.to_string()
+            } else {
+                format!("{INSTRUCTION_LIMIT} ({})", err.message)
+            };
+        } else if self.limits.memory.is_some()
+            && budget::is_out_of_memory(&err.message, null_thrown)
+        {
+            self.runtime.run_gc();
+            err.message = if null_thrown {
+                MEMORY_LIMIT.to_string()
+            } else {
+                format!("{MEMORY_LIMIT}: {}", err.message)
+            };
+        }
+        err
     }
 
     /// The core callbacks as the script now defines them.
@@ -179,6 +274,9 @@ impl Engine for JsEngine {
             return Ok(RunOutcome::Missing);
         }
         let saved_sflags = std::mem::take(&mut msg.route.sflags);
+        if let (Some(budget), Some(n)) = (&self.budget, self.limits.instructions) {
+            budget.arm(n);
+        }
         let lease = self.ctx.lend(msg);
         let result = self.context.with(|js| {
             let func = match cached {
@@ -196,13 +294,14 @@ impl Engine for JsEngine {
                 Ok(()) => Ok(RunOutcome::Returned),
                 Err(e) => match caught(&js, e) {
                     Thrown::Exit => Ok(RunOutcome::Exited),
-                    Thrown::Error(e) => Err(e),
+                    Thrown::Null => Err((null_error(), true)),
+                    Thrown::Error(e) => Err((e, false)),
                 },
             }
         });
         drop(lease);
         msg.route.sflags = saved_sflags;
-        result
+        result.map_err(|(e, null_thrown)| self.classify(e, null_thrown))
     }
 
     fn has_callback(&self, name: &str) -> bool {

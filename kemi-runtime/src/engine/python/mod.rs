@@ -34,6 +34,9 @@
 //! - [`Engine::reload`] re-executes the file into the existing module (old globals stay) and, in
 //!   class style, calls `mod_init()` and `child_init(rank)` again. On error the previous
 //!   callbacks stay in effect.
+//! - [`ScriptLimits`] are accepted ([`PythonEngine::load_with`]) and ignored: CPython has no
+//!   per-interpreter memory ceiling, and a trace-function budget would be visible to (and
+//!   removable by) the script. See `docs/DECISIONS.md`.
 //!
 //! # Threads and the GIL
 //!
@@ -58,6 +61,7 @@ use pyo3::exceptions::PySystemExit;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
 
+use super::limits::ScriptLimits;
 use super::{
     Engine, EngineKind, LoadError, RunOutcome, ScriptError, ONSEND_ROUTE, REPLY_ROUTE,
     REQUEST_ROUTE,
@@ -162,6 +166,21 @@ impl PythonEngine {
         table: Arc<ExportTable>,
         options: PythonOptions,
     ) -> Result<Self, LoadError> {
+        Self::load_with(path, None, table, options, ScriptLimits::default())
+    }
+
+    /// Like [`PythonEngine::load`], with the script text taken from `source` when given (`path`
+    /// then only names it in messages, `__file__` and [`Engine::reload`]).
+    ///
+    /// `limits` is accepted for the engine registry's sake and **ignored**: Python runs are not
+    /// bounded (see the module docs).
+    pub fn load_with(
+        path: &Path,
+        source: Option<&[u8]>,
+        table: Arc<ExportTable>,
+        options: PythonOptions,
+        _limits: ScriptLimits,
+    ) -> Result<Self, LoadError> {
         Python::with_gil(|py| {
             let setup = |e: PyErr| {
                 LoadError::new(
@@ -189,7 +208,7 @@ impl PythonEngine {
                 .into_iter()
                 .map(|(name, m)| (name, m.unbind()))
                 .collect();
-            let script = load_script(py, path, options, &module, &ksr, &ksr_children)?;
+            let script = load_script(py, path, source, options, &module, &ksr, &ksr_children)?;
             Ok(PythonEngine {
                 path: path.to_path_buf(),
                 options,
@@ -226,18 +245,24 @@ fn callable_attr<'py>(obj: &Bound<'py, PyAny>, name: &str) -> Option<Bound<'py, 
     obj.getattr(name).ok().filter(|a| a.is_callable())
 }
 
-/// Run the file into `module` with `KSR` importable and a faked message current, then find the
-/// entry points.
+/// Run `source` (else the file at `path`) into `module` with `KSR` importable and a faked
+/// message current, then find the entry points.
 fn load_script(
     py: Python<'_>,
     path: &Path,
+    source: Option<&[u8]>,
     options: PythonOptions,
     module: &Bound<'_, PyModule>,
     ksr: &Bound<'_, PyModule>,
     ksr_children: &[(String, Py<PyModule>)],
 ) -> Result<Script, LoadError> {
-    let src = std::fs::read_to_string(path)
-        .map_err(|e| LoadError::new(path, format!("cannot read the script: {e}")))?;
+    let src = match source {
+        Some(text) => std::str::from_utf8(text)
+            .map(str::to_owned)
+            .map_err(|e| LoadError::new(path, format!("cannot read the script: {e}")))?,
+        None => std::fs::read_to_string(path)
+            .map_err(|e| LoadError::new(path, format!("cannot read the script: {e}")))?,
+    };
     let file = path.display().to_string();
     let mut faked = current::faked_msg()
         .map_err(|e| LoadError::new(path, format!("cannot build the faked message: {e}")))?;
@@ -398,6 +423,7 @@ impl Engine for PythonEngine {
             load_script(
                 py,
                 &self.path,
+                None,
                 self.options,
                 self.module.bind(py),
                 self.ksr.bind(py),
