@@ -149,6 +149,8 @@ pub struct Config {
     pub modparams: BTreeMap<String, toml::Table>,
     /// Idle time after which a TCP connection is closed.
     pub tcp_idle_timeout: Duration,
+    /// Receive and send buffer sizes asked for the UDP sockets, in octets.
+    pub udp_buffers: UdpBuffers,
     /// Largest message accepted, in octets (datagrams and stream frames).
     pub max_message_size: usize,
     /// `Server` header value of locally generated replies.
@@ -209,6 +211,39 @@ pub enum ConfigError {
     Table(#[from] TableError),
 }
 
+/// Socket buffer sizes of the UDP listen sockets (`[udp]`).
+///
+/// The kernel's default receive buffer (about 200 KiB) overflows in bursts: a worker busy with
+/// one message cannot drain the socket, datagrams are dropped, and the UAs retransmit or give up.
+/// Kamailio enlarges its buffers at startup for the same reason. The kernel caps the sizes at
+/// `net.core.rmem_max`/`wmem_max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpBuffers {
+    /// `SO_RCVBUF`, octets.
+    pub receive: usize,
+    /// `SO_SNDBUF`, octets.
+    pub send: usize,
+}
+
+impl Default for UdpBuffers {
+    fn default() -> Self {
+        UdpBuffers {
+            receive: 4 << 20,
+            send: 1 << 20,
+        }
+    }
+}
+
+/// The `[udp]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UdpSection {
+    /// Octets.
+    rcvbuf: Option<Spanned<usize>>,
+    /// Octets.
+    sndbuf: Option<Spanned<usize>>,
+}
+
 /// The `[tcp]` table.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -259,6 +294,8 @@ struct RawConfig {
     modparam: BTreeMap<String, Spanned<toml::Table>>,
     #[serde(default)]
     tcp: TcpSection,
+    #[serde(default)]
+    udp: UdpSection,
     max_message_size: Option<Spanned<usize>>,
     server_header: Option<String>,
     rpc: Option<RpcSection>,
@@ -502,6 +539,18 @@ impl Config {
             Some(s) => Duration::from_secs(*s.get_ref()),
             None => DEFAULT_TCP_IDLE,
         };
+        let buffer = |s: &Option<Spanned<usize>>, default: usize, key: &str| match s {
+            Some(s) if !(64 * 1024..=256 << 20).contains(s.get_ref()) => Err(origin.invalid(
+                s,
+                format!("udp.{key} must be between 65536 and 268435456 octets"),
+            )),
+            Some(s) => Ok(*s.get_ref()),
+            None => Ok(default),
+        };
+        let udp_buffers = UdpBuffers {
+            receive: buffer(&raw.udp.rcvbuf, UdpBuffers::default().receive, "rcvbuf")?,
+            send: buffer(&raw.udp.sndbuf, UdpBuffers::default().send, "sndbuf")?,
+        };
         let max_message_size = match raw.max_message_size {
             Some(s) if !(512..=16 * 1024 * 1024).contains(s.get_ref()) => {
                 return Err(origin.invalid(
@@ -595,6 +644,7 @@ impl Config {
             modules,
             modparams,
             tcp_idle_timeout,
+            udp_buffers,
             max_message_size,
             server_header: raw.server_header,
             rpc,

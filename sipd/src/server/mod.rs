@@ -116,7 +116,7 @@ impl Server {
                     addr
                 }
                 _ => {
-                    let s = udp::bind(endpoint.addr).map_err(bind_err)?;
+                    let s = udp::bind(endpoint.addr, config.udp_buffers).map_err(bind_err)?;
                     let addr = s.local_addr().map_err(bind_err)?;
                     udp_socks.push(s);
                     addr
