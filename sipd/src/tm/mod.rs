@@ -27,7 +27,7 @@ pub mod table;
 pub mod txn;
 pub mod wire;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -89,6 +89,10 @@ pub struct TmLayer {
     next_id: AtomicU64,
     /// Transactions registered since start (`tm.stats`, metrics).
     created: AtomicU64,
+    /// Entries in `by_key`, or more: raised before an insert, lowered after a removal, so a
+    /// request seeing zero can skip the lookup (no key to build, no shard to lock): nothing in
+    /// the table could match it. A stateless proxy never registers anything.
+    keyed: AtomicUsize,
 }
 
 impl Default for TmLayer {
@@ -112,6 +116,7 @@ impl TmLayer {
             by_id: Sharded::default(),
             next_id: AtomicU64::new(seed),
             created: AtomicU64::new(0),
+            keyed: AtomicUsize::new(0),
         }
     }
 
@@ -125,6 +130,13 @@ impl TmLayer {
         let Some(method) = req.method_str() else {
             return (TxnMatch::None, None);
         };
+        if self.keyed.load(Ordering::SeqCst) == 0 {
+            // The table is empty: what the lookups below answer when nothing matches.
+            return match method {
+                "CANCEL" => (TxnMatch::CancelUnmatched, None),
+                _ => (TxnMatch::None, None),
+            };
+        }
         match method {
             "CANCEL" => match ServerKey::of(req, "INVITE").and_then(|k| self.by_key.get(&k)) {
                 Some(t) => (TxnMatch::CancelOfInvite, Some(t)),
@@ -159,7 +171,11 @@ impl TmLayer {
     pub fn insert(&self, txn: Txn) -> (Arc<TxnCell>, bool) {
         let (key, id) = (txn.key, txn.id);
         let cell = Arc::new(Mutex::new(txn));
+        self.keyed.fetch_add(1, Ordering::SeqCst);
         let (cell, fresh) = self.by_key.insert_if_absent(key, cell);
+        if !fresh {
+            self.keyed.fetch_sub(1, Ordering::SeqCst);
+        }
         if fresh {
             self.by_id.insert_if_absent(id.0, Arc::clone(&cell));
             self.created.fetch_add(1, Ordering::Relaxed);
@@ -176,7 +192,9 @@ impl TmLayer {
     pub fn remove(&self, txn: &mut Txn) {
         if !txn.removed {
             txn.removed = true;
-            self.by_key.remove(&txn.key);
+            if self.by_key.remove(&txn.key).is_some() {
+                self.keyed.fetch_sub(1, Ordering::SeqCst);
+            }
             self.by_id.remove(&txn.id.0);
         }
     }
