@@ -295,7 +295,6 @@ impl HeaderKind {
         let Some(&first) = b.first() else {
             return H::Other;
         };
-        let is = |name: &str| b.eq_ignore_ascii_case(name.as_bytes());
         let f = first.to_ascii_lowercase();
         let k = match (b.len(), f) {
             (1, _) => return compact_kind(f),
@@ -351,12 +350,64 @@ impl HeaderKind {
             },
             _ => return H::Other,
         };
-        if is(k.name()) {
+        if fold_eq(b, k.name().as_bytes()) {
             k
         } else {
             H::Other
         }
     }
+}
+
+/// `b.eq_ignore_ascii_case(name)` for a `name` made of ASCII letters and `-` (every known
+/// header name), a word at a time: a letter of `name` matches its two cases (the byte ORed with
+/// 0x20), a `-` only itself. Exact for any `b`.
+#[inline]
+fn fold_eq(b: &[u8], name: &[u8]) -> bool {
+    let n = name.len();
+    if b.len() != n {
+        return false;
+    }
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            if !fold_eq_word(b, name, i) {
+                return false;
+            }
+            i += 8;
+        }
+        fold_eq_word(b, name, n - 8)
+    } else if n >= 4 {
+        fold_eq_half(b, name, 0) && fold_eq_half(b, name, n - 4)
+    } else {
+        b.eq_ignore_ascii_case(name)
+    }
+}
+
+/// [`fold_eq`] on the 8 bytes at `at` (both slices hold them).
+#[inline]
+fn fold_eq_word(b: &[u8], name: &[u8], at: usize) -> bool {
+    let word = |s: &[u8]| {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let (x, y) = (word(b), word(name));
+    // 0x20 where `name` has a letter (bit 0x40 set; `-` is 0x2d).
+    let m = (y & 0x4040_4040_4040_4040) >> 1;
+    (x | m) == (y | m)
+}
+
+/// [`fold_eq`] on the 4 bytes at `at` (both slices hold them).
+#[inline]
+fn fold_eq_half(b: &[u8], name: &[u8], at: usize) -> bool {
+    let word = |s: &[u8]| {
+        s.get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map_or(0, u32::from_le_bytes)
+    };
+    let (x, y) = (word(b), word(name));
+    let m = (y & 0x4040_4040) >> 1;
+    (x | m) == (y | m)
 }
 
 #[cfg(test)]
@@ -394,6 +445,39 @@ mod tests {
             assert_ne!(k, HeaderKind::Other);
         }
         assert_eq!(HeaderKind::from_name("q"), HeaderKind::Other);
+    }
+
+    #[test]
+    fn known_names_are_letters_and_dashes() {
+        // What `fold_eq` relies on.
+        for k in HeaderKind::ALL {
+            assert!(
+                k.name().bytes().all(|c| c.is_ascii_alphabetic() || c == b'-'),
+                "{}",
+                k.name()
+            );
+        }
+    }
+
+    #[test]
+    fn word_compare_is_exact_for_every_byte() {
+        // Every known name with one byte replaced by each of the 256 values: the word-at-a-time
+        // compare agrees with `eq_ignore_ascii_case`.
+        for k in HeaderKind::ALL {
+            let name = k.name().as_bytes();
+            for at in 0..name.len() {
+                let mut b = name.to_vec();
+                for c in 0u8..=255 {
+                    b[at] = c;
+                    assert_eq!(
+                        fold_eq(&b, name),
+                        b.eq_ignore_ascii_case(name),
+                        "{} with {c:#x} at {at}",
+                        k.name()
+                    );
+                }
+            }
+        }
     }
 
     #[test]
