@@ -10,7 +10,10 @@
 //!
 //! What lives elsewhere: error types are in [`error`]; the Lua engine is in [`lua`]; the
 //! JavaScript engine (feature `js`) is in `js`; the Python engine (feature `python`) is in
-//! `python`.
+//! `python`. What the engines share, language-neutral and crate-internal: `lease` (the message
+//! lent to `KSR` calls during a run, and its soundness argument), `ctx` (the per-interpreter
+//! state of the Lua and JavaScript `KSR` functions), `modf` (`KSR.x.modf`'s lookup, argument
+//! parsing and result code) and `script` (script text, core callbacks, per-run script flags).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,13 +21,30 @@ use std::sync::Arc;
 use crate::{ExportTable, SipMsg};
 use limits::ScriptLimits;
 
+/// `tracing::error!` under the log target of an engine kind (`"lua"`, `"jsdt"`, `"python"`):
+/// a target must be a constant, so shared code picks it with a match.
+macro_rules! engine_error {
+    ($kind:expr, $($arg:tt)+) => {
+        match $kind {
+            $crate::engine::EngineKind::Lua => ::tracing::error!(target: "lua", $($arg)+),
+            $crate::engine::EngineKind::Jsdt => ::tracing::error!(target: "jsdt", $($arg)+),
+            $crate::engine::EngineKind::Python => ::tracing::error!(target: "python", $($arg)+),
+        }
+    };
+}
+use engine_error;
+
+mod ctx;
 pub mod error;
 #[cfg(feature = "js")]
 pub mod js;
+mod lease;
 pub mod limits;
 pub mod lua;
+mod modf;
 #[cfg(feature = "python")]
 pub mod python;
+mod script;
 
 pub use error::{LoadError, ScriptError};
 
@@ -35,6 +55,9 @@ pub const REQUEST_ROUTE: &str = "ksr_request_route";
 pub const REPLY_ROUTE: &str = "ksr_reply_route";
 /// Name of the callback run for every request sent out (`kemi.onsend_route_callback`); optional.
 pub const ONSEND_ROUTE: &str = "ksr_onsend_route";
+
+/// Most parameters a `KSR` export takes (Kamailio's `SR_KEMI_PARAMS_MAX`).
+pub(crate) const MAX_PARAMS: usize = 6;
 
 /// The marker error value that `KSR.x.exit()` raises; runners treat it as a normal end.
 pub const EXIT_MARKER: &str = "~~ksr~exit~~";

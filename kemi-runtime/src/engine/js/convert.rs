@@ -19,8 +19,7 @@ use rquickjs::qjs;
 use crate::export::{KemiRet, ParamType};
 use crate::{Arg, Xval};
 
-/// Most parameters an export has (`SR_KEMI_PARAMS_MAX`).
-pub(super) const MAX_PARAMS: usize = 6;
+pub(super) use crate::engine::MAX_PARAMS;
 
 /// A JavaScript `int` value.
 #[inline]

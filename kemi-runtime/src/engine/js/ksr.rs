@@ -19,10 +19,10 @@ use std::ptr::{self, NonNull};
 use rquickjs::{qjs, Ctx as JsCtx, Exception, Object, Value};
 
 use super::convert::{argc_len, coerce, js_int, ret_value, with_args, Coerced, JsStr, MAX_PARAMS};
-use super::ctx::{CallError, Ctx};
-use crate::engine::EXIT_MARKER;
-use crate::export::{KemiExport, KemiRet, ParamType};
-use crate::{Arg, Xval};
+use crate::engine::ctx::Ctx;
+use crate::engine::lease::CallError;
+use crate::engine::{modf, EXIT_MARKER};
+use crate::export::{KemiExport, ParamType};
 
 /// The signature QuickJS calls native functions made by `JS_NewCFunctionData2` with.
 type NativeFn = unsafe extern "C" fn(
@@ -194,9 +194,7 @@ unsafe fn call_export(
         // SAFETY: `cx` is live.
         Ok(ret) => unsafe { ret_value(cx, ret, export) },
         // SAFETY: `cx` is live.
-        Err(CallError::Panicked) => unsafe {
-            throw_error(cx, &format!("KSR.{} panicked", export.qualified_name()))
-        },
+        Err(CallError::Panicked) => unsafe { panicked(cx, export) },
         Err(CallError::NoMessage) => invalid_env(export.qualified_name()),
         Err(CallError::Args(e)) => {
             tracing::error!(target: "jsdt", "invalid parameters for KSR.{}: {e}", export.qualified_name());
@@ -224,6 +222,16 @@ unsafe fn throw_error(cx: *mut qjs::JSContext, message: &str) -> qjs::JSValue {
         let _pending = Exception::throw_message(&js, message);
     }
     qjs::JS_EXCEPTION
+}
+
+/// Throw "KSR.<export> panicked" and give `JS_EXCEPTION`.
+///
+/// # Safety
+/// As [`throw_error`].
+#[cold]
+unsafe fn panicked(cx: *mut qjs::JSContext, export: &KemiExport) -> qjs::JSValue {
+    // SAFETY: guaranteed by the caller.
+    unsafe { throw_error(cx, &format!("KSR.{} panicked", export.qualified_name())) }
 }
 
 /// Throw the exit marker string and give `JS_EXCEPTION`.
@@ -325,71 +333,29 @@ unsafe fn modf(cx: *mut qjs::JSContext, ctx: &Ctx, args: &[qjs::JSValue]) -> qjs
         tracing::error!(target: "jsdt", "KSR.x.modf: the function name is not valid text");
         return js_int(-1);
     };
-    let Some(export) = ctx.modf_export(fname) else {
-        tracing::error!(target: "jsdt", "KSR.x.modf: function `{fname}` not found");
+    let nargs = args.len() - 1;
+    let Some(export) = ctx
+        .modf()
+        .resolve(ctx.kind(), ctx.table(), Some(fname), Some(nargs))
+    else {
         return js_int(-1);
     };
-    let params = export.params;
-    let nargs = args.len() - 1;
-    if nargs < params.len() || nargs > MAX_PARAMS || params.len() > MAX_PARAMS {
-        tracing::error!(target: "jsdt", "KSR.x.modf: `{fname}` takes {} parameters, got {nargs}", params.len());
-        return js_int(-1);
-    }
+    let n = export.params.len();
     let mut texts: [Coerced; MAX_PARAMS] = Default::default();
-    for (i, slot) in texts.iter_mut().enumerate().take(params.len()) {
+    for (i, slot) in texts.iter_mut().enumerate().take(n) {
         // SAFETY: `cx` is live and the argument one of its values.
         match unsafe { coerce(cx, args[i + 1], ParamType::Str) } {
             Some(c) => *slot = c,
             None => return qjs::JS_EXCEPTION,
         }
     }
-    let ret = with_args(&texts[..params.len()], |strs| {
-        let mut typed = [Arg::Int(0); MAX_PARAMS];
-        for (i, (arg, ty)) in strs.iter().zip(params).enumerate() {
-            let Arg::Str(s) = *arg else { continue };
-            typed[i] = match ty {
-                ParamType::Str => Arg::Str(s),
-                ParamType::Int => match s.trim().parse() {
-                    Ok(n) => Arg::Int(n),
-                    Err(_) => return Err(i),
-                },
-                ParamType::Long => match s.trim().parse() {
-                    Ok(n) => Arg::Long(n),
-                    Err(_) => return Err(i),
-                },
-            };
-        }
-        Ok(ctx.call(export, &typed[..params.len()]))
+    let outcome = with_args(&texts[..n], |strs| {
+        modf::call_with_strs(ctx.kind(), export, strs, |a| ctx.call(export, a))
     });
-    match ret {
-        Err(i) => {
-            tracing::error!(target: "jsdt", "KSR.x.modf: argument {} of `{fname}` is not a number", i + 1);
-            js_int(-1)
-        }
-        Ok(Ok(ret)) => js_int(modf_code(&ret)),
+    match outcome {
+        modf::Outcome::Code(code) => js_int(code),
+        modf::Outcome::NoMessage => qjs::JS_FALSE,
         // SAFETY: `cx` is live and its runtime lock held.
-        Ok(Err(CallError::Panicked)) => unsafe {
-            throw_error(cx, &format!("KSR.{} panicked", export.qualified_name()))
-        },
-        Ok(Err(CallError::NoMessage)) => qjs::JS_FALSE,
-        Ok(Err(CallError::Args(e))) => {
-            tracing::error!(target: "jsdt", "KSR.x.modf: invalid parameters for `{fname}`: {e}");
-            js_int(-1)
-        }
-    }
-}
-
-/// The native return code `KSR.x.modf` gives for an export result.
-fn modf_code(ret: &KemiRet) -> i32 {
-    match ret {
-        KemiRet::Int(n) | KemiRet::Xval(Xval::Int(n)) => *n,
-        KemiRet::Bool(b) | KemiRet::Xval(Xval::Bool(b)) => {
-            if *b {
-                1
-            } else {
-                -1
-            }
-        }
-        KemiRet::None | KemiRet::Xval(_) => 1,
+        modf::Outcome::Panicked => unsafe { panicked(cx, export) },
     }
 }

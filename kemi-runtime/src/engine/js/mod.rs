@@ -3,7 +3,6 @@
 //!
 //! - [`ksr`]: the `KSR` object, the `KSR_<mod>` globals and the native functions behind them.
 //! - [`convert`]: argument coercion and result conversion.
-//! - [`ctx`]: state shared by the `KSR` functions, and the message lent during a run.
 //! - [`error`]: exceptions as script and load errors.
 //! - [`budget`]: the per-run budget (the interrupt handler) of [`ScriptLimits`], and what a unit
 //!   of it is for JavaScript.
@@ -25,7 +24,6 @@
 
 mod budget;
 mod convert;
-mod ctx;
 mod error;
 mod ksr;
 
@@ -35,15 +33,13 @@ use std::sync::Arc;
 use rquickjs::context::EvalOptions;
 use rquickjs::{qjs, Context, Function, Persistent, Runtime, Value};
 
+use super::ctx::Ctx;
 use super::limits::{ScriptLimits, INSTRUCTION_LIMIT, MEMORY_LIMIT};
-use super::{
-    Engine, EngineKind, LoadError, RunOutcome, ScriptError, ONSEND_ROUTE, REPLY_ROUTE,
-    REQUEST_ROUTE,
-};
+use super::script::{script_text, with_fresh_sflags, Callbacks};
+use super::{Engine, EngineKind, LoadError, RunOutcome, ScriptError};
 use crate::{ExportTable, SipMsg};
 use budget::Budget;
 pub use budget::POLL_PERIOD;
-use ctx::Ctx;
 use error::{caught, load_error, null_error, Thrown};
 
 /// What QuickJS throws when the interrupt handler stops a run.
@@ -54,14 +50,6 @@ pub const MAX_STACK: usize = 512 * 1024;
 
 /// A saved callback function.
 type Callback = Persistent<Function<'static>>;
-
-/// The core callbacks, looked up once per (re)load so a run does no global lookup.
-#[derive(Default)]
-struct Callbacks {
-    request: Option<Callback>,
-    reply: Option<Callback>,
-    onsend: Option<Callback>,
-}
 
 /// A QuickJS context with one routing script loaded. Create one per worker thread.
 ///
@@ -84,7 +72,7 @@ pub struct JsEngine {
     // Field order matters: the saved callbacks go first, then the context and the runtime
     // (freeing them may not call `KSR` functions, but their opaque points to `ctx`), and only
     // then `ctx`.
-    callbacks: Callbacks,
+    callbacks: Callbacks<Callback>,
     context: Context,
     runtime: Runtime,
     ctx: Box<Ctx>,
@@ -142,7 +130,7 @@ impl JsEngine {
         let runtime = Runtime::new().map_err(setup)?;
         runtime.set_max_stack_size(MAX_STACK);
         let context = Context::full(&runtime).map_err(setup)?;
-        let ctx = Box::new(Ctx::new(table));
+        let ctx = Box::new(Ctx::new(EngineKind::Jsdt, table));
         context.with(|js| ksr::install(&js, &ctx)).map_err(setup)?;
         // Limits only after the set-up, as the Lua engine does: the ceiling bounds the script.
         let budget = limits.instructions.map(|_| Budget::install(&runtime));
@@ -158,10 +146,7 @@ impl JsEngine {
             limits,
             budget,
         };
-        match source {
-            Some(src) => engine.eval_source(src.to_vec())?,
-            None => engine.eval_file()?,
-        }
+        engine.eval_source(script_text(path, source)?.into_owned())?;
         engine.callbacks = engine.lookup_callbacks()?;
         Ok(engine)
     }
@@ -169,13 +154,6 @@ impl JsEngine {
     /// The script file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Evaluate the script file into the context.
-    fn eval_file(&self) -> Result<(), LoadError> {
-        let src = std::fs::read(&self.path)
-            .map_err(|e| LoadError::new(&self.path, format!("cannot read the script: {e}")))?;
-        self.eval_source(src)
     }
 
     /// Evaluate `src` (the text of the script file) into the context, within the load budget.
@@ -232,22 +210,11 @@ impl JsEngine {
     }
 
     /// The core callbacks as the script now defines them.
-    fn lookup_callbacks(&self) -> Result<Callbacks, LoadError> {
+    fn lookup_callbacks(&self) -> Result<Callbacks<Callback>, LoadError> {
         self.context.with(|js| {
-            let get = |name: &str| -> Option<Callback> {
+            Callbacks::lookup(&self.path, |name| {
                 let v: Value = js.globals().get(name).ok()?;
                 v.into_function().map(|f| Persistent::save(&js, f))
-            };
-            let request = get(REQUEST_ROUTE).ok_or_else(|| {
-                LoadError::new(
-                    &self.path,
-                    format!("function {REQUEST_ROUTE} is not defined"),
-                )
-            })?;
-            Ok(Callbacks {
-                request: Some(request),
-                reply: get(REPLY_ROUTE),
-                onsend: get(ONSEND_ROUTE),
             })
         })
     }
@@ -264,43 +231,38 @@ impl Engine for JsEngine {
         msg: &mut SipMsg,
         arg: Option<&str>,
     ) -> Result<RunOutcome, ScriptError> {
-        let cached = match callback {
-            REQUEST_ROUTE => Some(self.callbacks.request.as_ref()),
-            REPLY_ROUTE => Some(self.callbacks.reply.as_ref()),
-            ONSEND_ROUTE => Some(self.callbacks.onsend.as_ref()),
-            _ => None,
-        };
+        let cached = self.callbacks.cached(callback);
         if cached == Some(None) {
             return Ok(RunOutcome::Missing);
         }
-        let saved_sflags = std::mem::take(&mut msg.route.sflags);
-        if let (Some(budget), Some(n)) = (&self.budget, self.limits.instructions) {
-            budget.arm(n);
-        }
-        let lease = self.ctx.lend(msg);
-        let result = self.context.with(|js| {
-            let func = match cached {
-                Some(Some(saved)) => saved.clone().restore(&js).ok(),
-                _ => js
-                    .globals()
-                    .get::<_, Value>(callback)
-                    .ok()
-                    .and_then(Value::into_function),
-            };
-            let Some(func) = func else {
-                return Ok(RunOutcome::Missing);
-            };
-            match call(&js, &func, arg) {
-                Ok(()) => Ok(RunOutcome::Returned),
-                Err(e) => match caught(&js, e) {
-                    Thrown::Exit => Ok(RunOutcome::Exited),
-                    Thrown::Null => Err((null_error(), true)),
-                    Thrown::Error(e) => Err((e, false)),
-                },
+        let result = with_fresh_sflags(msg, |msg| {
+            if let (Some(budget), Some(n)) = (&self.budget, self.limits.instructions) {
+                budget.arm(n);
             }
+            self.ctx.lent(msg, || {
+                self.context.with(|js| {
+                    let func = match cached {
+                        Some(Some(saved)) => saved.clone().restore(&js).ok(),
+                        _ => js
+                            .globals()
+                            .get::<_, Value>(callback)
+                            .ok()
+                            .and_then(Value::into_function),
+                    };
+                    let Some(func) = func else {
+                        return Ok(RunOutcome::Missing);
+                    };
+                    match call(&js, &func, arg) {
+                        Ok(()) => Ok(RunOutcome::Returned),
+                        Err(e) => match caught(&js, e) {
+                            Thrown::Exit => Ok(RunOutcome::Exited),
+                            Thrown::Null => Err((null_error(), true)),
+                            Thrown::Error(e) => Err((e, false)),
+                        },
+                    }
+                })
+            })
         });
-        drop(lease);
-        msg.route.sflags = saved_sflags;
         result.map_err(|(e, null_thrown)| self.classify(e, null_thrown))
     }
 
@@ -313,7 +275,7 @@ impl Engine for JsEngine {
     }
 
     fn reload(&mut self) -> Result<(), LoadError> {
-        self.eval_file()?;
+        self.eval_source(script_text(&self.path, None)?.into_owned())?;
         self.callbacks = self.lookup_callbacks()?;
         Ok(())
     }

@@ -23,9 +23,8 @@ use mlua::{ffi, Function, Lua, Table};
 
 use super::convert::{push_ret, read_bytes, read_raw, with_args, Pushed, Raw, MAX_PARAMS};
 use super::ctx::{CallError, Ctx};
-use crate::engine::EXIT_MARKER;
-use crate::export::{KemiExport, KemiRet, ParamType};
-use crate::{Arg, Xval};
+use crate::engine::{modf, EXIT_MARKER};
+use crate::export::KemiExport;
 
 /// What a C function does once its inner work has returned.
 enum Step {
@@ -274,7 +273,8 @@ unsafe extern "C-unwind" fn x_modf(l: *mut ffi::lua_State) -> c_int {
 
 /// Body of `KSR.x.modf`: find the export (core first, then modules), convert the string
 /// arguments to the declared kinds, push its result as an integer (bool gives 1/-1, none 1).
-/// Unknown functions, bad argument counts and unparsable numbers log and give -1.
+/// Unknown functions, bad argument counts and unparsable numbers log and give -1 (see
+/// [`crate::engine::modf`]).
 ///
 /// # Safety
 /// `l` is the running state of an `x_modf` closure.
@@ -291,70 +291,26 @@ unsafe fn modf(l: *mut ffi::lua_State, ctx: &Ctx) -> Step {
         } else {
             None
         };
-        let Some(name) = name else {
-            tracing::error!(target: "lua", "KSR.x.modf: the first argument must be a function name");
+        let nargs = argc.saturating_sub(1);
+        let Some(export) = ctx
+            .modf()
+            .resolve(ctx.kind(), ctx.table(), name, Some(nargs))
+        else {
             return push_int(l, -1);
         };
-        let Some(export) = ctx.modf_export(name) else {
-            tracing::error!(target: "lua", "KSR.x.modf: function `{name}` not found");
-            return push_int(l, -1);
-        };
-        let params = export.params;
-        let nargs = argc - 1;
-        if nargs < params.len() || nargs > MAX_PARAMS || params.len() > MAX_PARAMS {
-            tracing::error!(target: "lua", "KSR.x.modf: `{name}` takes {} parameters, got {nargs}", params.len());
-            return push_int(l, -1);
-        }
+        let n = export.params.len();
         let mut raws = [Raw::Int(0); MAX_PARAMS];
-        for (i, raw) in raws.iter_mut().enumerate().take(params.len()) {
+        for (i, raw) in raws.iter_mut().enumerate().take(n) {
             *raw = Raw::Bytes(read_bytes(l, i as c_int + 2));
         }
-        let ret = with_args(&raws[..params.len()], |strs| {
-            let mut typed = [Arg::Int(0); MAX_PARAMS];
-            for (i, (arg, ty)) in strs.iter().zip(params).enumerate() {
-                let Arg::Str(s) = *arg else { continue };
-                typed[i] = match ty {
-                    ParamType::Str => Arg::Str(s),
-                    ParamType::Int => match s.trim().parse() {
-                        Ok(n) => Arg::Int(n),
-                        Err(_) => return Err(i),
-                    },
-                    ParamType::Long => match s.trim().parse() {
-                        Ok(n) => Arg::Long(n),
-                        Err(_) => return Err(i),
-                    },
-                };
-            }
-            Ok(ctx.call(export, &typed[..params.len()]))
+        let outcome = with_args(&raws[..n], |strs| {
+            modf::call_with_strs(ctx.kind(), export, strs, |a| ctx.call(export, a))
         });
-        match ret {
-            Err(i) => {
-                tracing::error!(target: "lua", "KSR.x.modf: argument {} of `{name}` is not a number", i + 1);
-                push_int(l, -1)
-            }
-            Ok(Ok(ret)) => push_int(l, modf_code(&ret)),
-            Ok(Err(CallError::Panicked)) => Step::Panicked(export),
-            Ok(Err(CallError::NoMessage)) => push_false(l),
-            Ok(Err(CallError::Args(e))) => {
-                tracing::error!(target: "lua", "KSR.x.modf: invalid parameters for `{name}`: {e}");
-                push_int(l, -1)
-            }
+        match outcome {
+            modf::Outcome::Code(code) => push_int(l, code),
+            modf::Outcome::NoMessage => push_false(l),
+            modf::Outcome::Panicked => Step::Panicked(export),
         }
-    }
-}
-
-/// The native return code `KSR.x.modf` gives for an export result.
-fn modf_code(ret: &KemiRet) -> i32 {
-    match ret {
-        KemiRet::Int(n) | KemiRet::Xval(Xval::Int(n)) => *n,
-        KemiRet::Bool(b) | KemiRet::Xval(Xval::Bool(b)) => {
-            if *b {
-                1
-            } else {
-                -1
-            }
-        }
-        KemiRet::None | KemiRet::Xval(_) => 1,
     }
 }
 

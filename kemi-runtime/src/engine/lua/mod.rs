@@ -27,10 +27,8 @@ use mlua::{ChunkMode, Function, Lua, Value};
 
 use super::error::{source_matches, split_position};
 use super::limits::{ScriptLimits, MEMORY_LIMIT};
-use super::{
-    Engine, EngineKind, LoadError, RunOutcome, ScriptError, EXIT_MARKER, ONSEND_ROUTE, REPLY_ROUTE,
-    REQUEST_ROUTE,
-};
+use super::script::{script_text, with_fresh_sflags, Callbacks};
+use super::{Engine, EngineKind, LoadError, RunOutcome, ScriptError, EXIT_MARKER};
 use crate::{ExportTable, SipMsg};
 use ctx::Ctx;
 
@@ -40,14 +38,6 @@ os.exit = function()
     error("os.exit is disabled in sipd; use KSR.x.exit()", 2)
 end
 "#;
-
-/// The core callbacks, looked up once per (re)load so a run does no global lookup.
-#[derive(Default)]
-struct Callbacks {
-    request: Option<Function>,
-    reply: Option<Function>,
-    onsend: Option<Function>,
-}
 
 /// A Lua interpreter with one routing script loaded. Create one per worker thread.
 ///
@@ -71,7 +61,7 @@ pub struct LuaEngine {
     // Field order matters: the callbacks go first, then the interpreter (closing it runs the
     // remaining finalizers, which may still call `KSR` functions), and only then `ctx`, which
     // those functions point to.
-    callbacks: Callbacks,
+    callbacks: Callbacks<Function>,
     lua: Lua,
     ctx: Rc<Ctx>,
     path: PathBuf,
@@ -114,7 +104,7 @@ impl LuaEngine {
         limits: ScriptLimits,
     ) -> Result<Self, LoadError> {
         let lua = Lua::new();
-        let ctx = Rc::new(Ctx::new(table));
+        let ctx = Rc::new(Ctx::new(EngineKind::Lua, table));
         let setup = lua
             .load(PRELUDE)
             .set_name("=sipd")
@@ -139,10 +129,7 @@ impl LuaEngine {
             path: path.to_path_buf(),
             limits,
         };
-        match source {
-            Some(src) => engine.exec_source(src)?,
-            None => engine.exec_file()?,
-        }
+        engine.exec_source(&script_text(path, source)?)?;
         engine.callbacks = engine.lookup_callbacks()?;
         Ok(engine)
     }
@@ -150,13 +137,6 @@ impl LuaEngine {
     /// The script file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Run the script file into the interpreter.
-    fn exec_file(&self) -> Result<(), LoadError> {
-        let src = std::fs::read(&self.path)
-            .map_err(|e| LoadError::new(&self.path, format!("cannot read the script: {e}")))?;
-        self.exec_source(&src)
     }
 
     /// Run `src` (the text of the script file) into the interpreter, within the load budget.
@@ -173,18 +153,8 @@ impl LuaEngine {
     }
 
     /// The core callbacks as the script now defines them.
-    fn lookup_callbacks(&self) -> Result<Callbacks, LoadError> {
-        let request = self.global_function(REQUEST_ROUTE).ok_or_else(|| {
-            LoadError::new(
-                &self.path,
-                format!("function {REQUEST_ROUTE} is not defined"),
-            )
-        })?;
-        Ok(Callbacks {
-            request: Some(request),
-            reply: self.global_function(REPLY_ROUTE),
-            onsend: self.global_function(ONSEND_ROUTE),
-        })
+    fn lookup_callbacks(&self) -> Result<Callbacks<Function>, LoadError> {
+        Callbacks::lookup(&self.path, |name| self.global_function(name))
     }
 
     /// The global `name` when it is a function.
@@ -208,11 +178,9 @@ impl Engine for LuaEngine {
         arg: Option<&str>,
     ) -> Result<RunOutcome, ScriptError> {
         let looked_up;
-        let func = match callback {
-            REQUEST_ROUTE => self.callbacks.request.as_ref(),
-            REPLY_ROUTE => self.callbacks.reply.as_ref(),
-            ONSEND_ROUTE => self.callbacks.onsend.as_ref(),
-            _ => {
+        let func = match self.callbacks.cached(callback) {
+            Some(cached) => cached,
+            None => {
                 looked_up = self.global_function(callback);
                 looked_up.as_ref()
             }
@@ -220,18 +188,15 @@ impl Engine for LuaEngine {
         let Some(func) = func else {
             return Ok(RunOutcome::Missing);
         };
-        let saved_sflags = std::mem::take(&mut msg.route.sflags);
-        if let Some(n) = self.limits.instructions {
-            budget::arm(n);
-        }
-        let result = {
-            let _lease = self.ctx.lend(msg);
-            match arg {
+        let result = with_fresh_sflags(msg, |msg| {
+            if let Some(n) = self.limits.instructions {
+                budget::arm(n);
+            }
+            self.ctx.lent(msg, || match arg {
                 Some(a) => func.call::<()>(a),
                 None => func.call::<()>(()),
-            }
-        };
-        msg.route.sflags = saved_sflags;
+            })
+        });
         match result {
             Ok(()) => Ok(RunOutcome::Returned),
             Err(e) => {
@@ -256,7 +221,7 @@ impl Engine for LuaEngine {
     }
 
     fn reload(&mut self) -> Result<(), LoadError> {
-        self.exec_file()?;
+        self.exec_source(&script_text(&self.path, None)?)?;
         self.callbacks = self.lookup_callbacks()?;
         Ok(())
     }

@@ -12,8 +12,7 @@ use pyo3::types::{PyBool, PyInt, PyString};
 use crate::export::{KemiRet, ParamType};
 use crate::{Arg, Xval};
 
-/// Most parameters an export has (`SR_KEMI_PARAMS_MAX`).
-pub(super) const MAX_PARAMS: usize = 6;
+pub(super) use crate::engine::MAX_PARAMS;
 
 /// Why the arguments of a call were refused; the call gives `False`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

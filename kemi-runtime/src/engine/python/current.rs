@@ -7,27 +7,24 @@
 //!
 //! # Soundness
 //!
-//! [`lend`] stores a raw pointer to the caller's `&mut SipMsg` in a thread-local and returns a
-//! [`MsgLease`] that keeps the unique borrow alive and restores the previous pointer when dropped
-//! (also during unwinding). The lease is `!Send`, so it is dropped on the thread that made it.
-//! [`with_msg`] turns the pointer into a `&mut SipMsg` only for the duration of one closure; a
-//! `busy` flag refuses nested access (a Python finalizer run by an allocation inside the closure
-//! that calls back into `KSR` gets `None`).
+//! The slot is a [`MsgSlot`] in a thread-local; [`crate::engine::lease`] argues why lending
+//! through it is sound. A loan is a scope on this thread, so it ends on the thread that made it,
+//! and a Python finalizer run by an allocation inside a [`with_msg`] closure that calls back into
+//! `KSR` gets `None`.
 
-use std::cell::Cell;
-use std::marker::PhantomData;
-use std::ptr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::engine::lease::{CallError, MsgSlot};
+use crate::engine::EngineKind;
+use crate::export::{KemiExport, KemiRet};
 use crate::msg::{RecvInfo, RouteEnv};
 use crate::sip::{Message, ParseError};
-use crate::SipMsg;
+use crate::{Arg, SipMsg};
 
 thread_local! {
-    static CURRENT: Cell<*mut SipMsg> = const { Cell::new(ptr::null_mut()) };
-    static BUSY: Cell<bool> = const { Cell::new(false) };
+    static CURRENT: MsgSlot = const { MsgSlot::new() };
 }
 
 /// The message `KSR` calls see while a script loads, as Kamailio's `faked_msg`: an OPTIONS
@@ -50,51 +47,21 @@ pub(super) fn faked_msg() -> Result<SipMsg, ParseError> {
     ))
 }
 
-/// Lend `msg` to the `KSR` functions called on this thread until the lease is dropped.
-pub(super) fn lend(msg: &mut SipMsg) -> MsgLease<'_> {
-    let prev = CURRENT.with(|c| c.replace(msg as *mut SipMsg));
-    MsgLease {
-        prev,
-        _msg: PhantomData,
-        _not_send: PhantomData,
-    }
+/// Lend `msg` to the `KSR` functions called on this thread while `f` runs.
+pub(super) fn lent<R>(msg: &mut SipMsg, f: impl FnOnce() -> R) -> R {
+    CURRENT.with(|slot| slot.lent(msg, f))
 }
 
 /// Run `f` on the message lent on this thread, if any and if not already in use.
 #[inline]
 pub(super) fn with_msg<R>(f: impl FnOnce(&mut SipMsg) -> R) -> Option<R> {
-    let p = CURRENT.with(Cell::get);
-    if p.is_null() || BUSY.with(|b| b.replace(true)) {
-        return None;
-    }
-    let _busy = BusyGuard;
-    // SAFETY: `p` is non-null only while a `MsgLease` made on this thread holds the unique
-    // borrow it came from (module docs), and `BUSY` makes this the only `&mut` made from it now.
-    let msg = unsafe { &mut *p };
-    Some(f(msg))
+    CURRENT.with(|slot| slot.with_msg(f))
 }
 
-/// Clears the busy flag, also when unwinding.
-struct BusyGuard;
-
-impl Drop for BusyGuard {
-    fn drop(&mut self) {
-        BUSY.with(|b| b.set(false));
-    }
-}
-
-/// A message lent to the `KSR` functions of this thread; dropping it takes the message back.
-pub(super) struct MsgLease<'a> {
-    prev: *mut SipMsg,
-    _msg: PhantomData<&'a mut SipMsg>,
-    _not_send: PhantomData<*mut ()>,
-}
-
-impl Drop for MsgLease<'_> {
-    fn drop(&mut self) {
-        let prev = self.prev;
-        CURRENT.with(|c| c.set(prev));
-    }
+/// Call `export` on the message lent on this thread, catching (and logging) panics.
+#[inline]
+pub(super) fn call(export: &'static KemiExport, args: &[Arg<'_>]) -> Result<KemiRet, CallError> {
+    CURRENT.with(|slot| slot.call(EngineKind::Python, export, args))
 }
 
 #[cfg(test)]
@@ -105,15 +72,14 @@ mod tests {
     fn lent_only_inside_the_lease() {
         let mut msg = faked_msg().expect("faked message parses");
         assert!(with_msg(|_| ()).is_none());
-        {
-            let _lease = lend(&mut msg);
+        lent(&mut msg, || {
             assert_eq!(
                 with_msg(|m| m.message.method_str().map(str::to_owned)),
                 Some(Some("OPTIONS".to_owned()))
             );
             // Nested access is refused.
             assert_eq!(with_msg(|_| with_msg(|_| ())), Some(None));
-        }
+        });
         assert!(with_msg(|_| ()).is_none());
     }
 }

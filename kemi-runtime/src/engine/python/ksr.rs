@@ -8,7 +8,6 @@
 //! arguments (`convert`), borrows the thread's current message (`current`) and calls the export
 //! through the table by slot.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -16,9 +15,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyModule, PyString, PyTuple};
 
 use super::convert::{int, ret_to_py, with_args, MAX_PARAMS};
-use super::current::with_msg;
-use crate::export::{ArgError, KemiExport, KemiRet, ParamType};
-use crate::{Arg, ExportTable, Xval};
+use super::current::call;
+use crate::engine::lease::CallError;
+use crate::engine::modf::{self, ModfIndex};
+use crate::engine::EngineKind;
+use crate::export::{KemiExport, ParamType};
+use crate::ExportTable;
 
 /// One `KSR.<module>.<function>`: calls the export in `slot`.
 #[pyclass(frozen, module = "KSR", name = "function")]
@@ -27,33 +29,9 @@ pub(super) struct KsrFunction {
     slot: u16,
 }
 
-/// Why an export call produced no value.
-enum CallError {
-    /// No message is current on this thread (a thread the script started itself).
-    NoMessage,
-    /// The trampoline refused the arguments.
-    Args(ArgError),
-    /// The export panicked; the panic was caught.
-    Panicked,
-}
-
-/// Call `export` on the current message, catching panics.
-#[inline]
-fn call(export: &'static KemiExport, args: &[Arg<'_>]) -> Result<KemiRet, CallError> {
-    crate::calls::record(export);
-    let res = with_msg(|msg| catch_unwind(AssertUnwindSafe(|| (export.call)(msg, args))));
-    match res {
-        None => Err(CallError::NoMessage),
-        Some(Ok(Ok(ret))) => Ok(ret),
-        Some(Ok(Err(e))) => Err(CallError::Args(e)),
-        Some(Err(_payload)) => Err(CallError::Panicked),
-    }
-}
-
-/// The error a caught export panic raises in the script.
+/// The error a caught (and logged) export panic raises in the script.
 #[cold]
 fn panicked(export: &KemiExport) -> PyErr {
-    tracing::error!(target: "python", "KSR export {} panicked", export.qualified_name());
     PyRuntimeError::new_err(format!("KSR.{} panicked", export.qualified_name()))
 }
 
@@ -121,7 +99,7 @@ impl std::fmt::Display for Qualified {
 pub(super) struct Modf {
     table: Arc<ExportTable>,
     /// Slot by function name.
-    by_fname: std::collections::HashMap<&'static str, u16>,
+    index: ModfIndex,
 }
 
 #[pymethods]
@@ -129,76 +107,33 @@ impl Modf {
     #[pyo3(signature = (*args))]
     fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
         let args = args.as_slice();
-        let Some(name) = args.first().and_then(|a| a.downcast::<PyString>().ok()) else {
-            tracing::error!(target: "python", "KSR.x.modf: the first argument must be a function name");
-            return Ok(int(py, -1));
-        };
-        let name = name.to_str().unwrap_or("");
+        let name = args.first().and_then(|a| a.downcast::<PyString>().ok());
+        let name = name.as_ref().map(|n| n.to_str().unwrap_or(""));
         let Some(export) = self
-            .by_fname
-            .get(name)
-            .and_then(|slot| self.table.get(*slot))
+            .index
+            .resolve(EngineKind::Python, &self.table, name, None)
         else {
-            tracing::error!(target: "python", "KSR.x.modf: function `{name}` not found");
             return Ok(int(py, -1));
         };
-        let params = export.params;
+        let name = export.name;
         let strs = [ParamType::Str; MAX_PARAMS];
-        let n = params.len().min(MAX_PARAMS);
+        let n = export.params.len().min(MAX_PARAMS);
         let res = with_args(&args[1..], &strs[..n], |strs| {
-            let mut typed = [Arg::Int(0); MAX_PARAMS];
-            for (i, (arg, ty)) in strs.iter().zip(params).enumerate() {
-                let Arg::Str(s) = *arg else { continue };
-                typed[i] = match ty {
-                    ParamType::Str => Arg::Str(s),
-                    ParamType::Int => match s.trim().parse() {
-                        Ok(v) => Arg::Int(v),
-                        Err(_) => return Err(i),
-                    },
-                    ParamType::Long => match s.trim().parse() {
-                        Ok(v) => Arg::Long(v),
-                        Err(_) => return Err(i),
-                    },
-                };
-            }
-            Ok(call(export, &typed[..n]))
+            modf::call_with_strs(EngineKind::Python, export, strs, |a| call(export, a))
         });
         let code = match res {
             Err(e) => {
                 tracing::error!(target: "python", "KSR.x.modf: invalid parameters for `{name}`: {e}");
                 -1
             }
-            Ok(Err(i)) => {
-                tracing::error!(target: "python", "KSR.x.modf: argument {} of `{name}` is not a number", i + 1);
-                -1
-            }
-            Ok(Ok(Ok(ret))) => modf_code(&ret),
-            Ok(Ok(Err(CallError::Panicked))) => return Err(panicked(export)),
-            Ok(Ok(Err(CallError::NoMessage))) => {
+            Ok(modf::Outcome::Code(code)) => code,
+            Ok(modf::Outcome::Panicked) => return Err(panicked(export)),
+            Ok(modf::Outcome::NoMessage) => {
                 tracing::error!(target: "python", "invalid Python environment: KSR.x.modf called with no current message on this thread");
-                -1
-            }
-            Ok(Ok(Err(CallError::Args(e)))) => {
-                tracing::error!(target: "python", "KSR.x.modf: invalid parameters for `{name}`: {e}");
                 -1
             }
         };
         Ok(int(py, i64::from(code)))
-    }
-}
-
-/// The native return code `KSR.x.modf` gives for an export result.
-fn modf_code(ret: &KemiRet) -> i32 {
-    match ret {
-        KemiRet::Int(n) | KemiRet::Xval(Xval::Int(n)) => *n,
-        KemiRet::Bool(b) | KemiRet::Xval(Xval::Bool(b)) => {
-            if *b {
-                1
-            } else {
-                -1
-            }
-        }
-        KemiRet::None | KemiRet::Xval(_) => 1,
     }
 }
 
@@ -217,18 +152,13 @@ pub(super) fn build<'py>(py: Python<'py>, table: &Arc<ExportTable>) -> PyResult<
     let mut children = Vec::with_capacity(table.modules().len() + 1);
 
     let x = PyModule::new(py, "KSR.x")?;
-    let mut by_fname = std::collections::HashMap::with_capacity(table.len());
-    // Slots are in module order with the core first, so the first insert wins.
-    for (slot, e) in table.iter() {
-        by_fname.entry(e.name).or_insert(slot);
-    }
     x.add(
         "modf",
         Bound::new(
             py,
             Modf {
                 table: Arc::clone(table),
-                by_fname,
+                index: ModfIndex::new(table),
             },
         )?,
     )?;

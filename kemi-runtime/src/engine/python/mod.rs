@@ -62,10 +62,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
 
 use super::limits::ScriptLimits;
-use super::{
-    Engine, EngineKind, LoadError, RunOutcome, ScriptError, ONSEND_ROUTE, REPLY_ROUTE,
-    REQUEST_ROUTE,
-};
+use super::script::{with_fresh_sflags, Callbacks};
+use super::{Engine, EngineKind, LoadError, RunOutcome, ScriptError};
 use crate::{ExportTable, SipMsg};
 use msgobj::MsgObject;
 
@@ -117,9 +115,7 @@ struct Script {
     /// The handler object (class style) or the module (plain style): callbacks are its
     /// attributes.
     target: Py<PyAny>,
-    request: Py<PyAny>,
-    reply: Option<Py<PyAny>>,
-    onsend: Option<Py<PyAny>>,
+    callbacks: Callbacks<Py<PyAny>>,
 }
 
 /// A Python script loaded into the process's interpreter. Create one per worker thread.
@@ -263,10 +259,24 @@ fn load_script(
         None => std::fs::read_to_string(path)
             .map_err(|e| LoadError::new(path, format!("cannot read the script: {e}")))?,
     };
-    let file = path.display().to_string();
     let mut faked = current::faked_msg()
         .map_err(|e| LoadError::new(path, format!("cannot build the faked message: {e}")))?;
-    let _lease = current::lend(&mut faked);
+    current::lent(&mut faked, || {
+        exec_script(py, path, src, options, module, ksr, ksr_children)
+    })
+}
+
+/// [`load_script`] once the text is read and the faked message lent.
+fn exec_script(
+    py: Python<'_>,
+    path: &Path,
+    src: String,
+    options: PythonOptions,
+    module: &Bound<'_, PyModule>,
+    ksr: &Bound<'_, PyModule>,
+    ksr_children: &[(String, Py<PyModule>)],
+) -> Result<Script, LoadError> {
+    let file = path.display().to_string();
     let at_load = |e: PyErr| {
         if e.is_instance_of::<PySystemExit>(py) {
             LoadError::new(path, "sys.exit() called while loading the script")
@@ -322,19 +332,13 @@ fn load_script(
             handler
         }
     };
-    let Some(request) = callable_attr(&target, REQUEST_ROUTE) else {
-        // The same text in both styles, as the other engines give it: in class style the
-        // function is a method of the object `mod_init()` returned.
-        return Err(LoadError::new(
-            path,
-            format!("function {REQUEST_ROUTE} is not defined"),
-        ));
-    };
+    // A missing request callback fails with the same text in both styles, as the other engines
+    // give it: in class style the function is a method of the object `mod_init()` returned.
+    let callbacks =
+        Callbacks::lookup(path, |name| callable_attr(&target, name).map(Bound::unbind))?;
     Ok(Script {
         style,
-        reply: callable_attr(&target, REPLY_ROUTE).map(Bound::unbind),
-        onsend: callable_attr(&target, ONSEND_ROUTE).map(Bound::unbind),
-        request: request.unbind(),
+        callbacks,
         target: target.unbind(),
     })
 }
@@ -376,11 +380,9 @@ impl Engine for PythonEngine {
     ) -> Result<RunOutcome, ScriptError> {
         Python::with_gil(|py| {
             let looked_up;
-            let func = match callback {
-                REQUEST_ROUTE => Some(self.script.request.bind(py)),
-                REPLY_ROUTE => self.script.reply.as_ref().map(|f| f.bind(py)),
-                ONSEND_ROUTE => self.script.onsend.as_ref().map(|f| f.bind(py)),
-                _ => {
+            let func = match self.script.callbacks.cached(callback) {
+                Some(cached) => cached.map(|f| f.bind(py)),
+                None => {
                     looked_up = self.lookup(py, callback);
                     if looked_up.is_none() && self.script.style == Style::Class {
                         tracing::error!(target: "python", "{}: callback {callback} is not a method of the {MOD_INIT}() object", self.path.display());
@@ -391,18 +393,17 @@ impl Engine for PythonEngine {
             let Some(func) = func else {
                 return Ok(RunOutcome::Missing);
             };
-            let saved_sflags = std::mem::take(&mut msg.route.sflags);
-            let result = {
-                let _lease = current::lend(msg);
-                let m = self.msg_obj.bind(py);
-                match (self.script.style, arg) {
-                    (Style::Class, None) => func.call1((m,)),
-                    (Style::Class, Some(a)) => func.call1((m, a)),
-                    (Style::Plain, None) => func.call0(),
-                    (Style::Plain, Some(a)) => func.call1((a,)),
-                }
-            };
-            msg.route.sflags = saved_sflags;
+            let result = with_fresh_sflags(msg, |msg| {
+                current::lent(msg, || {
+                    let m = self.msg_obj.bind(py);
+                    match (self.script.style, arg) {
+                        (Style::Class, None) => func.call1((m,)),
+                        (Style::Class, Some(a)) => func.call1((m, a)),
+                        (Style::Plain, None) => func.call0(),
+                        (Style::Plain, Some(a)) => func.call1((a,)),
+                    }
+                })
+            });
             match result {
                 Ok(_) => Ok(RunOutcome::Returned),
                 Err(e) if e.is_instance_of::<PySystemExit>(py) => {
