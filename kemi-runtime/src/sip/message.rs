@@ -49,6 +49,22 @@ struct ViaIdx {
     host: Span,
     port: Option<u16>,
     params: Span,
+    /// Looked up once, with the spans: the first `branch` param's value and the first `rport`
+    /// param's value (empty spans for a bare param), the end of the name of the first `rport`
+    /// written without a value, and whether a `received` param is present.
+    branch: Option<Span>,
+    rport: Option<Span>,
+    empty_rport_end: Option<u32>,
+    has_received: bool,
+}
+
+/// What a reply needs from the top Via's params (see [`Message::top_via_reply_params`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ViaReplyParams {
+    /// Offset in `raw` just past the name of the first `rport` without a value.
+    pub empty_rport_end: Option<usize>,
+    /// Whether a `received` param is present.
+    pub has_received: bool,
 }
 
 impl Message {
@@ -82,14 +98,38 @@ impl Message {
                 Span::new(start, start + s.len())
             }
         };
-        Some(Via::parse(value).map(|v| ViaIdx {
-            raw: span(v.raw),
-            protocol: span(v.protocol),
-            version: span(v.version),
-            transport: span(v.transport),
-            host: span(v.host),
-            port: v.port,
-            params: span(v.params.as_str()),
+        Some(Via::parse(value).map(|v| {
+            let (mut branch, mut rport, mut empty_rport_end, mut has_received) =
+                (None, None, None, false);
+            for p in v.params.iter() {
+                let value = span(p.value.unwrap_or(""));
+                if branch.is_none() && p.name.eq_ignore_ascii_case("branch") {
+                    branch = Some(value);
+                } else if p.name.eq_ignore_ascii_case("rport") {
+                    if rport.is_none() {
+                        rport = Some(value);
+                    }
+                    if empty_rport_end.is_none() && p.value.is_none() {
+                        let name = span(p.name);
+                        empty_rport_end = Some(name.end);
+                    }
+                } else if p.name.eq_ignore_ascii_case("received") {
+                    has_received = true;
+                }
+            }
+            ViaIdx {
+                raw: span(v.raw),
+                protocol: span(v.protocol),
+                version: span(v.version),
+                transport: span(v.transport),
+                host: span(v.host),
+                port: v.port,
+                params: span(v.params.as_str()),
+                branch,
+                rport,
+                empty_rport_end,
+                has_received,
+            }
         }))
     }
 
@@ -315,6 +355,32 @@ impl Message {
         })
     }
 
+    /// The top Via's `branch` param (`Some("")` when written without a value): the same as
+    /// `top_via()?.ok()?.branch()`, looked up once at parse time.
+    pub fn top_via_branch(&self) -> Option<&str> {
+        let v = self.top.as_ref()?.as_ref().ok()?;
+        v.branch.map(|s| self.text(s))
+    }
+
+    /// The top Via's `rport` param (`Some("")` when written without a value): the same as
+    /// `top_via()?.ok()?.rport()`, looked up once at parse time.
+    pub fn top_via_rport(&self) -> Option<&str> {
+        let v = self.top.as_ref()?.as_ref().ok()?;
+        v.rport.map(|s| self.text(s))
+    }
+
+    /// The top Via's params a reply stamps (`rport` without a value, `received`), when the
+    /// top Via parsed.
+    pub(crate) fn top_via_reply_params(&self) -> Option<ViaReplyParams> {
+        let v = self.top.as_ref()?.as_ref().ok()?;
+        Some(ViaReplyParams {
+            empty_rport_end: v
+                .empty_rport_end
+                .map(|end| (end as usize).saturating_sub(v.raw.start as usize)),
+            has_received: v.has_received,
+        })
+    }
+
     /// Every comma-separated value of every header of `kind`, untrimmed.
     pub fn list(&self, kind: HeaderKind) -> impl Iterator<Item = &str> + '_ {
         self.find_kind(kind)
@@ -398,5 +464,42 @@ impl Message {
     /// Raw bytes of a span (serializers copy untouched lines verbatim).
     pub(crate) fn raw(&self, span: Span) -> &[u8] {
         self.buf.get(span.range()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_top_via_params_agree_with_a_fresh_lookup() {
+        for via in [
+            "SIP/2.0/UDP h;branch=z9hG4bK1;rport",
+            "SIP/2.0/UDP h;BRANCH=a;Branch=b;rport=1;rport;received=1.2.3.4",
+            "SIP/2.0/UDP h ; rport ; branch",
+            "SIP/2.0/UDP h;received=x;RPORT;branch=\"q;r\"",
+            "SIP/2.0/UDP h:5060",
+            "SIP/2.0/UDP h;branch=;rport=",
+            "SIP/2.0/UDP h;;branch=1",
+            "not a via",
+        ] {
+            let m = Message::parse(format!("OPTIONS sip:a@b SIP/2.0\r\nVia: {via}\r\n\r\n").into())
+                .unwrap();
+            let fresh = m.list(HeaderKind::Via).next().map(Via::parse);
+            let fresh = fresh.and_then(Result::ok);
+            assert_eq!(m.top_via_branch(), fresh.and_then(|v| v.branch()), "{via}");
+            assert_eq!(m.top_via_rport(), fresh.and_then(|v| v.rport()), "{via}");
+            let params = m.top_via_reply_params();
+            assert_eq!(params.is_some(), fresh.is_some(), "{via}");
+            if let (Some(p), Some(v)) = (params, fresh) {
+                assert_eq!(p.has_received, v.received().is_some(), "{via}");
+                let empty = v
+                    .params
+                    .iter()
+                    .find(|p| p.value.is_none() && p.name.eq_ignore_ascii_case("rport"))
+                    .map(|p| p.name.as_ptr() as usize - v.raw.as_ptr() as usize + p.name.len());
+                assert_eq!(p.empty_rport_end, empty, "{via}");
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use super::edit::push_line;
 use super::header::HeaderKind;
-use super::message::Message;
+use super::message::{Message, ViaReplyParams};
 use super::params::{find_outside_quotes, is_lws};
 use super::text::{Decimal, IpText};
 use super::via::Via;
@@ -64,7 +64,7 @@ pub fn build(
                     None => (h.value, ""),
                 };
                 match cached_top_via(req, top) {
-                    Some(via) => write_via(out, &via, rcv_src),
+                    Some((via, params)) => write_via(out, &via, params, rcv_src),
                     None => write_top_via(out, top.trim_end(), rcv_src),
                 }
                 out.extend_from_slice(rest.as_bytes());
@@ -106,13 +106,14 @@ pub fn build(
 /// The message's cached top Via when it is exactly what parsing `top.trim_end()` gives: it
 /// parsed, and `top` ends with its value plus LWS only (and the value does not end with other
 /// white space, which `trim_end` would also remove).
-fn cached_top_via<'m>(req: &'m Message, top: &str) -> Option<Via<'m>> {
+fn cached_top_via<'m>(req: &'m Message, top: &str) -> Option<(Via<'m>, ViaReplyParams)> {
     let via = req.top_via()?.ok()?;
+    let params = req.top_via_reply_params()?;
     let end = (via.raw.as_ptr() as usize + via.raw.len()).checked_sub(top.as_ptr() as usize)?;
     let tail = top.as_bytes().get(end..)?;
     let last = *via.raw.as_bytes().last()?;
     (last.is_ascii() && !last.is_ascii_whitespace() && tail.iter().all(|c| is_lws(*c)))
-        .then_some(via)
+        .then_some((via, params))
 }
 
 /// The top Via value with `rport` filled in and `received` added as RFC 3261 18.2.1 and
@@ -122,30 +123,36 @@ fn write_top_via(out: &mut Vec<u8>, top: &str, src: SocketAddr) {
         out.extend_from_slice(top.trim_start().as_bytes());
         return;
     };
-    write_via(out, &via, src);
-}
-
-/// A parsed top Via with `rport` filled in and `received` added.
-fn write_via(out: &mut Vec<u8>, via: &Via<'_>, src: SocketAddr) {
     let raw = via.raw;
-    let mut empty_rport = None;
-    let mut has_received = false;
+    let mut params = ViaReplyParams {
+        empty_rport_end: None,
+        has_received: false,
+    };
     for p in via.params.iter() {
-        if empty_rport.is_none() && p.value.is_none() && p.name.eq_ignore_ascii_case("rport") {
-            empty_rport = Some(p);
+        if params.empty_rport_end.is_none()
+            && p.value.is_none()
+            && p.name.eq_ignore_ascii_case("rport")
+        {
+            // Offset of the param name inside `raw`: both borrow from the same string.
+            params.empty_rport_end = Some(
+                (p.name.as_ptr() as usize).saturating_sub(raw.as_ptr() as usize) + p.name.len(),
+            );
         }
-        if !has_received && p.name.eq_ignore_ascii_case("received") {
-            has_received = true;
+        if !params.has_received && p.name.eq_ignore_ascii_case("received") {
+            params.has_received = true;
         }
     }
+    write_via(out, &via, params, src);
+}
+
+/// A parsed top Via with `rport` filled in and `received` added, given what its params say.
+fn write_via(out: &mut Vec<u8>, via: &Via<'_>, params: ViaReplyParams, src: SocketAddr) {
+    let raw = via.raw;
     let ip = IpText::new(src.ip());
-    let add_received =
-        !has_received && (empty_rport.is_some() || !ip.is_host(src.ip(), via.host_unbracketed()));
-    match empty_rport {
-        Some(p) => {
-            // Offset of the param name inside `raw`: both borrow from the same string.
-            let at =
-                (p.name.as_ptr() as usize).saturating_sub(raw.as_ptr() as usize) + p.name.len();
+    let add_received = !params.has_received
+        && (params.empty_rport_end.is_some() || !ip.is_host(src.ip(), via.host_unbracketed()));
+    match params.empty_rport_end {
+        Some(at) => {
             let (head, tail) = (
                 raw.get(..at).unwrap_or(raw),
                 raw.get(at..).unwrap_or_default(),
@@ -205,7 +212,7 @@ impl ToTag {
 
     /// The tag for a request: missing parts hash as empty.
     pub fn for_request(req: &Message) -> ToTag {
-        let branch = req.top_via().and_then(Result::ok).and_then(|v| v.branch());
+        let branch = req.top_via_branch();
         ToTag::new(
             req.call_id().unwrap_or(""),
             req.from_tag().unwrap_or(""),

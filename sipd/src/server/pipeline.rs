@@ -366,10 +366,7 @@ impl Pipeline {
     fn response(&mut self, message: Message, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
         let status = message.status().unwrap_or(0);
         self.ops.stats.reply_in(cseq_method(&message), status);
-        let txn_branch = message
-            .top_via()
-            .and_then(Result::ok)
-            .and_then(|v| v.branch().and_then(tm::key::parse_branch));
+        let txn_branch = message.top_via_branch().and_then(tm::key::parse_branch);
         let message = match txn_branch {
             Some((id, index)) => match self.tm_host(out).on_reply(id, index, message, rcv) {
                 tm::proxy::ReplyHandling::Done => return,
@@ -381,7 +378,9 @@ impl Pipeline {
             let mut vias = message.vias();
             let ours = match vias.next() {
                 Some(Ok(top)) => {
-                    top.branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX))
+                    message
+                        .top_via_branch()
+                        .is_some_and(|b| b.starts_with(BRANCH_PREFIX))
                         && self.locals.is_sent_by_us(top.host_unbracketed(), top.port)
                 }
                 _ => false,
@@ -489,7 +488,7 @@ fn push_reply(msg: &SipMsg, wire: Vec<u8>, out: &mut Vec<Outgoing>) {
         Proto::Udp => {
             let top = msg.message.top_via().and_then(Result::ok);
             match top {
-                Some(v) if v.rport().is_none() => {
+                Some(v) if msg.message.top_via_rport().is_none() => {
                     Dest::Addr(SocketAddr::new(rcv.src.ip(), v.port.unwrap_or(SIP_PORT)))
                 }
                 _ => Dest::Addr(rcv.src),

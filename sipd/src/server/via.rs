@@ -26,13 +26,10 @@ impl Branch {
     /// Request-URI and the top Via as written.
     pub fn for_request(req: &Message, index: usize) -> Branch {
         let mut h = Fnv::new();
-        let top = req.top_via().and_then(Result::ok);
-        match top
-            .and_then(|v| v.branch())
-            .filter(|b| b.starts_with(MAGIC))
-        {
+        match req.top_via_branch().filter(|b| b.starts_with(MAGIC)) {
             Some(b) => h.part(b),
             None => {
+                let top = req.top_via().and_then(Result::ok);
                 h.part(req.call_id().unwrap_or(""));
                 h.part(req.from_tag().unwrap_or(""));
                 h.part(req.to_tag().unwrap_or(""));
@@ -105,13 +102,18 @@ pub fn write_line(out: &mut String, transport: &str, sent_by: &str, branch: &Bra
 /// source address or an empty `rport` is present; an empty `rport` gets the source port.
 pub fn stamp_received(header: &HeaderRef<'_>, top: &Via<'_>, src: SocketAddr) -> Option<String> {
     let raw = top.raw;
-    let empty_rport = top
-        .params
-        .iter()
-        .find(|p| p.name.eq_ignore_ascii_case("rport") && p.value.is_none());
+    // One pass over the params: the first `rport` without a value, and any `received`.
+    let (mut empty_rport, mut has_received) = (None, false);
+    for p in top.params.iter() {
+        if empty_rport.is_none() && p.value.is_none() && p.name.eq_ignore_ascii_case("rport") {
+            empty_rport = Some(p);
+        } else if !has_received && p.name.eq_ignore_ascii_case("received") {
+            has_received = true;
+        }
+    }
     let ip = IpText::new(src.ip());
     let same_ip = ip.is_host(src.ip(), top.host_unbracketed());
-    let add_received = top.received().is_none() && (empty_rport.is_some() || !same_ip);
+    let add_received = !has_received && (empty_rport.is_some() || !same_ip);
     if !add_received && empty_rport.is_none() {
         return None;
     }
