@@ -4,22 +4,21 @@
 //! Prometheus endpoint moving with traffic.
 //!
 //! sipd runs in-process on port 0 with its control socket in a temporary directory; sipp runs
-//! bounded by `-m`, `-timeout` and a wall-clock limit here.
+//! bounded by `-m`, `-timeout` and a wall-clock limit ([`crate::support::sipp`]).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kemi_runtime::msg::Proto;
 use serde_json::{json, Value};
-use sipd::config::{Config, MetricsConfig, OnLimit, RpcConfig, RunArgs};
-use sipd::endpoint::Endpoint;
+use sipd::config::{MetricsConfig, OnLimit, RpcConfig};
 use sipd::rpc::client::{self, ClientError};
-use sipd::server::{Server, ServerHandle};
+use sipd::server::ServerHandle;
 
-const LOOPBACK: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+use crate::support::proxy::{listen_on, Sipd};
+use crate::support::sipp::{free_addr, Sipp, LOCALHOST_V4 as LOOPBACK};
 
 /// Answers OPTIONS `200 <reason>`; a request with `X-Loop` spins forever.
 fn script(reason: &str) -> String {
@@ -39,52 +38,41 @@ end
     )
 }
 
-/// A sipd with RPC (Unix socket and HTTP) and metrics on, in a temporary directory.
+/// A sipd on UDP with RPC (Unix socket and HTTP) and metrics on, in a temporary directory.
 struct Live {
-    handle: Option<ServerHandle>,
-    dir: tempfile::TempDir,
-    script: PathBuf,
+    sipd: Sipd,
 }
 
 impl Live {
+    /// The Lua script answering `200 One`, `workers` workers.
     fn start(workers: usize, on_limit: OnLimit) -> Live {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let script = dir.path().join("route.lua");
-        std::fs::write(&script, script_text("One")).expect("write script");
-        let args = RunArgs {
-            listen: vec![Endpoint {
-                proto: Proto::Udp,
-                addr: SocketAddr::new(LOOPBACK, 0),
-            }],
-            script: Some(script.clone()),
-            workers: Some(workers),
-            log_level: Some("warn".into()),
-            ..RunArgs::default()
-        };
-        let mut config = Config::load(&args).expect("config");
-        config.rpc = Some(RpcConfig {
-            socket: dir.path().join("ctl.sock"),
-            http: Some(SocketAddr::new(LOOPBACK, 0)),
+        Live::launch("route.lua", &script_text("One"), workers, on_limit)
+    }
+
+    /// `source` saved as `file` (its extension picks the engine), the script limited to
+    /// 200,000 instructions a message, `on_limit` when it hits that.
+    fn launch(file: &str, source: &str, workers: usize, on_limit: OnLimit) -> Live {
+        let listen = listen_on(LOOPBACK, &[Proto::Udp]);
+        let sipd = Sipd::launch(file, source, listen, workers, |config, dir| {
+            config.rpc = Some(RpcConfig {
+                socket: dir.join("ctl.sock"),
+                http: Some(SocketAddr::new(LOOPBACK, 0)),
+            });
+            config.metrics = Some(MetricsConfig {
+                listen: SocketAddr::new(LOOPBACK, 0),
+            });
+            config.limits.script.instructions = Some(200_000);
+            config.limits.on_limit = on_limit;
         });
-        config.metrics = Some(MetricsConfig {
-            listen: SocketAddr::new(LOOPBACK, 0),
-        });
-        config.limits.script.instructions = Some(200_000);
-        config.limits.on_limit = on_limit;
-        let handle = Server::start(config).expect("start sipd");
-        Live {
-            handle: Some(handle),
-            dir,
-            script,
-        }
+        Live { sipd }
     }
 
     fn h(&self) -> &ServerHandle {
-        self.handle.as_ref().expect("running")
+        self.sipd.handle()
     }
 
     fn sip(&self) -> SocketAddr {
-        self.h().local_addr(Proto::Udp, false).expect("udp")
+        self.sipd.addr_in(Proto::Udp, false)
     }
 
     fn socket(&self) -> PathBuf {
@@ -96,7 +84,7 @@ impl Live {
     }
 
     fn write_script(&self, text: &str) {
-        std::fs::write(&self.script, text).expect("write script");
+        std::fs::write(self.sipd.script_path(), text).expect("write script");
     }
 
     fn scrape(&self) -> String {
@@ -110,15 +98,6 @@ impl Live {
         s.read_to_string(&mut text).expect("read");
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
         text
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            h.shutdown();
-        }
-        let _ = &self.dir;
     }
 }
 
@@ -152,107 +131,33 @@ fn probe(to: SocketAddr, extra: &str, wait: Duration) -> Option<String> {
 
 const ANSWER: Duration = Duration::from_secs(3);
 
-// --- sipp ----------------------------------------------------------------------------------
-
-fn sipp_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("SIPP") {
-        return PathBuf::from(p);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("sipp"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("sipp not found on PATH (nor $SIPP): apt-get install sip-tester"))
-}
-
-/// A sipp OPTIONS UAC at `rate` calls/s, `calls` calls, its files in a temporary directory.
-struct Uac {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-}
-
-impl Uac {
-    fn start(to: SocketAddr, calls: u32, rate: u32) -> Uac {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = UdpSocket::bind((LOOPBACK, 0))
-            .and_then(|s| s.local_addr())
-            .expect("free port")
-            .port();
-        let sf = Path::new(env!("CARGO_MANIFEST_DIR")).join("sipp/options_uac.xml");
-        let out = std::fs::File::create(dir.path().join("screen.log")).expect("screen");
-        let child = Command::new(sipp_bin())
-            .arg(to.to_string())
-            .arg("-sf")
-            .arg(sf)
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-t", "u1"])
-            .args(["-m", &calls.to_string(), "-r", &rate.to_string()])
-            .args(["-nostdin", "-timeout", "20s", "-timeout_error"])
-            .args([
-                "-trace_stat",
-                "-stf",
-                "stat.csv",
-                "-trace_err",
-                "-error_file",
-                "errors.log",
-            ])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("dup"))
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning sipp: {e}"));
-        Uac {
-            child: Some(child),
-            dir,
-        }
-    }
-
-    /// Calls successful and failed so far (from the last line of the stat file).
-    fn counts(&self) -> (u64, u64) {
-        let text = std::fs::read_to_string(self.dir.path().join("stat.csv")).unwrap_or_default();
-        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let (Some(head), Some(last)) = (lines.next(), lines.next_back()) else {
-            return (0, 0);
-        };
-        let row: Vec<(&str, &str)> = head.split(';').zip(last.split(';')).collect();
-        let get = |k: &str| {
-            row.iter()
-                .find(|(n, _)| *n == k)
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (get("SuccessfulCall(C)"), get("FailedCall(C)"))
-    }
-
-    /// Wait (at most 40 s) for sipp to end; its exit success and counts.
-    fn finish(mut self) -> (bool, u64, u64, String) {
-        let mut child = self.child.take().expect("running");
-        let deadline = Instant::now() + Duration::from_secs(40);
-        let ok = loop {
-            if let Some(s) = child.try_wait().expect("wait") {
-                break s.success();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let (good, bad) = self.counts();
-        let errors =
-            std::fs::read_to_string(self.dir.path().join("errors.log")).unwrap_or_default();
-        (ok, good, bad, errors)
-    }
-}
-
-impl Drop for Uac {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// A message with `X-Loop` gets `500` before [`ANSWER`] is up, the next one `200 <reason>`, and
+/// the statistics count one hit of the instruction limit; returns the `script:` statistics.
+fn endless_loop_then_served(live: &Live, reason: &str) -> Vec<String> {
+    let sip = live.sip();
+    let started = Instant::now();
+    assert_eq!(
+        probe(sip, "X-Loop: 1\r\n", ANSWER).as_deref(),
+        Some("SIP/2.0 500 Server Internal Error")
+    );
+    assert!(started.elapsed() < ANSWER);
+    let ok = format!("SIP/2.0 200 {reason}");
+    assert_eq!(probe(sip, "", ANSWER).as_deref(), Some(ok.as_str()));
+    let stats = live
+        .rpc("stats.get_statistics", &[json!("script:")])
+        .expect("stats");
+    let lines: Vec<String> = stats
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    assert!(
+        lines.iter().any(|l| l == "script:limit_instructions = 1"),
+        "{lines:?}"
+    );
+    lines
 }
 
 // --- tests ---------------------------------------------------------------------------------
@@ -264,7 +169,18 @@ fn reload_under_sipp_traffic_switches_with_no_failed_call_and_rejects_a_broken_s
     assert_eq!(probe(sip, "", ANSWER).as_deref(), Some("SIP/2.0 200 One"));
     let before = live.scrape();
 
-    let uac = Uac::start(sip, 400, 100);
+    let uac = Sipp::uac(
+        "OPTIONS UAC",
+        "options_uac.xml",
+        free_addr(LOOPBACK),
+        "u1",
+        400,
+        sip,
+    )
+    .args(&["-r", "100"])
+    .timeout(Duration::from_secs(20))
+    .wall(Duration::from_secs(40))
+    .spawn();
     std::thread::sleep(Duration::from_millis(1000));
 
     // A broken script is rejected with file, line and cause; the old one keeps answering.
@@ -300,11 +216,7 @@ fn reload_under_sipp_traffic_switches_with_no_failed_call_and_rejects_a_broken_s
     live.write_script(&script_text("Two"));
     let r = live.rpc("app_lua.reload", &[]).expect("reload");
     assert_eq!(r, json!({"old": 1, "new": 2}));
-    let (ok, good, bad, errors) = uac.finish();
-    assert!(
-        ok && good == 400 && bad == 0,
-        "sipp: exit ok {ok}, {good} successful, {bad} failed\n{errors}"
-    );
+    uac.expect_all_ok();
 
     // Every probe now gets the new answer (each worker switched before its next message).
     for _ in 0..6 {
@@ -338,28 +250,8 @@ fn reload_under_sipp_traffic_switches_with_no_failed_call_and_rejects_a_broken_s
 #[test]
 fn endless_loop_fails_one_message_and_the_next_is_served() {
     let live = Live::start(1, OnLimit::Reply);
-    let sip = live.sip();
-    let started = Instant::now();
-    assert_eq!(
-        probe(sip, "X-Loop: 1\r\n", ANSWER).as_deref(),
-        Some("SIP/2.0 500 Server Internal Error")
-    );
-    assert!(started.elapsed() < ANSWER);
-    assert_eq!(probe(sip, "", ANSWER).as_deref(), Some("SIP/2.0 200 One"));
-    let stats = live
-        .rpc("stats.get_statistics", &[json!("script:")])
-        .expect("stats");
-    let lines: Vec<&str> = stats
-        .as_array()
-        .expect("array")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    assert!(
-        lines.contains(&"script:limit_instructions = 1"),
-        "{lines:?}"
-    );
-    assert!(lines.contains(&"script:errors = 1"), "{lines:?}");
+    let lines = endless_loop_then_served(&live, "One");
+    assert!(lines.iter().any(|l| l == "script:errors = 1"), "{lines:?}");
     let text = live.scrape();
     assert_eq!(
         series(
@@ -473,9 +365,7 @@ fn socket_is_owner_only_and_removed_at_shutdown() {
         & 0o777;
     assert_eq!(mode, 0o600);
     let mut live = live;
-    if let Some(h) = live.handle.take() {
-        h.shutdown();
-    }
+    live.sipd.shutdown();
     assert!(!path.exists(), "socket file left behind");
 }
 
@@ -511,10 +401,8 @@ end
 
 #[test]
 fn javascript_endless_loop_fails_one_message_and_the_next_is_served() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let script = dir.path().join("route.js");
-    std::fs::write(
-        &script,
+    let live = Live::launch(
+        "route.js",
         r#"function ksr_request_route() {
     if (KSR.hdr.is_present("X-Loop") > 0) {
         var n = 0;
@@ -527,50 +415,8 @@ fn javascript_endless_loop_fails_one_message_and_the_next_is_served() {
     KSR.sl.sl_send_reply(404, "Not Here");
 }
 "#,
-    )
-    .expect("write script");
-    let args = RunArgs {
-        listen: vec![Endpoint {
-            proto: Proto::Udp,
-            addr: SocketAddr::new(LOOPBACK, 0),
-        }],
-        script: Some(script.clone()),
-        workers: Some(1),
-        log_level: Some("warn".into()),
-        ..RunArgs::default()
-    };
-    let mut config = Config::load(&args).expect("config");
-    config.rpc = Some(RpcConfig {
-        socket: dir.path().join("ctl.sock"),
-        http: None,
-    });
-    config.limits.script.instructions = Some(200_000);
-    config.limits.on_limit = OnLimit::Reply;
-    let handle = Server::start(config).expect("start sipd");
-    let live = Live {
-        handle: Some(handle),
-        dir,
-        script,
-    };
-    let sip = live.sip();
-    let started = Instant::now();
-    assert_eq!(
-        probe(sip, "X-Loop: 1\r\n", ANSWER).as_deref(),
-        Some("SIP/2.0 500 Server Internal Error")
+        1,
+        OnLimit::Reply,
     );
-    assert!(started.elapsed() < ANSWER);
-    assert_eq!(probe(sip, "", ANSWER).as_deref(), Some("SIP/2.0 200 Js"));
-    let stats = live
-        .rpc("stats.get_statistics", &[json!("script:")])
-        .expect("stats");
-    let lines: Vec<&str> = stats
-        .as_array()
-        .expect("array")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    assert!(
-        lines.contains(&"script:limit_instructions = 1"),
-        "{lines:?}"
-    );
+    endless_loop_then_served(&live, "Js");
 }

@@ -4,75 +4,27 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kemi_runtime::msg::Proto;
-use sipd::config::{Config, RunArgs};
-use sipd::server::{Server, ServerHandle};
 use sipd::transport::stream::StreamFramer;
+
+use crate::support::proxy::Sipd;
 
 const WAIT: Duration = Duration::from_secs(3);
 
-/// A temp dir with a script, and the server running it; both cleaned up on drop.
-struct Proxy {
-    server: Option<ServerHandle>,
-    dir: PathBuf,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            s.shutdown();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "sipd-it-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-fn start(tag: &str, script: &str, listen: &[&str]) -> Proxy {
-    start_file(tag, "route.lua", script, listen)
+/// sipd with two workers on `listen` (`proto:ip:port` each), routing with the Lua `script`.
+fn start(script: &str, listen: &[&str]) -> Sipd {
+    start_file("route.lua", script, listen)
 }
 
 /// Like [`start`], with the script saved as `file` (its extension picks the engine).
-fn start_file(tag: &str, file: &str, script: &str, listen: &[&str]) -> Proxy {
-    let dir = temp_dir(tag);
-    let path = dir.join(file);
-    std::fs::write(&path, script).expect("write script");
-    let args = RunArgs {
-        listen: listen
-            .iter()
-            .map(|l| l.parse().expect("endpoint"))
-            .collect(),
-        script: Some(path),
-        workers: Some(2),
-        ..RunArgs::default()
-    };
-    let config = Config::load(&args).expect("config");
-    let server = Server::start(config).expect("server starts");
-    Proxy {
-        server: Some(server),
-        dir,
-    }
-}
-
-impl Proxy {
-    fn addr(&self, proto: Proto, v6: bool) -> SocketAddr {
-        self.server
-            .as_ref()
-            .and_then(|s| s.local_addr(proto, v6))
-            .expect("bound address")
-    }
+fn start_file(file: &str, script: &str, listen: &[&str]) -> Sipd {
+    let listen = listen
+        .iter()
+        .map(|l| l.parse().expect("endpoint"))
+        .collect();
+    Sipd::launch(file, script, listen, 2, |_, _| {})
 }
 
 fn udp(bind: &str) -> UdpSocket {
@@ -87,6 +39,12 @@ fn recv(s: &UdpSocket) -> (String, SocketAddr) {
         .recv_from(&mut buf)
         .expect("a datagram within the timeout");
     (String::from_utf8_lossy(&buf[..n]).into_owned(), from)
+}
+
+/// Send `msg` from `client` to `to` and wait for the answer there.
+fn ask(client: &UdpSocket, msg: &str, to: SocketAddr) -> (String, SocketAddr) {
+    client.send_to(msg.as_bytes(), to).unwrap();
+    recv(client)
 }
 
 fn options(via: &str, call_id: &str) -> String {
@@ -117,20 +75,17 @@ end
 
 #[test]
 fn udp_options_answered_with_received_and_rport() {
-    let p = start("opt", ANSWER_OPTIONS, &["udp:127.0.0.1:0"]);
+    let p = start(ANSWER_OPTIONS, &["udp:127.0.0.1:0"]);
     let client = udp("127.0.0.1:0");
     let port = client.local_addr().unwrap().port();
     let req = options(
         "SIP/2.0/UDP client.invalid:5999;rport;branch=z9hG4bKopt1",
         "opt-1",
     );
-    client
-        .send_to(req.as_bytes(), p.addr(Proto::Udp, false))
-        .unwrap();
-    let (reply, from) = recv(&client);
+    let (reply, from) = ask(&client, &req, p.addr_in(Proto::Udp, false));
     assert_eq!(
         from,
-        p.addr(Proto::Udp, false),
+        p.addr_in(Proto::Udp, false),
         "the reply leaves from the listen socket"
     );
     assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
@@ -145,18 +100,15 @@ fn udp_options_answered_with_received_and_rport() {
 #[test]
 fn script_error_is_answered_500() {
     let p = start(
-        "err",
         "function ksr_request_route()\n  error('boom')\nend\n",
         &["udp:127.0.0.1:0"],
     );
     let client = udp("127.0.0.1:0");
-    client
-        .send_to(
-            options("SIP/2.0/UDP 127.0.0.1;rport;branch=z9hG4bKe1", "err-1").as_bytes(),
-            p.addr(Proto::Udp, false),
-        )
-        .unwrap();
-    let (reply, _) = recv(&client);
+    let (reply, _) = ask(
+        &client,
+        &options("SIP/2.0/UDP 127.0.0.1;rport;branch=z9hG4bKe1", "err-1"),
+        p.addr_in(Proto::Udp, false),
+    );
     assert!(reply.starts_with("SIP/2.0 500 "), "{reply}");
 }
 
@@ -217,8 +169,8 @@ fn forward_round_trip(loopback: &str, v6: bool) {
     let next_hop = udp(&format!("{loopback}:0"));
     let next_addr = next_hop.local_addr().unwrap();
     let listen = format!("udp:{loopback}:0");
-    let p = start("fwd", &forward_script(next_addr, ""), &[&listen]);
-    let proxy = p.addr(Proto::Udp, v6);
+    let p = start(&forward_script(next_addr, ""), &[&listen]);
+    let proxy = p.addr_in(Proto::Udp, v6);
     let client = udp(&format!("{loopback}:0"));
     let client_addr = client.local_addr().unwrap();
 
@@ -288,14 +240,18 @@ fn forward_round_trip(loopback: &str, v6: bool) {
         .unwrap();
     let (fwd, _) = recv(&next_hop);
     assert_eq!(header(&fwd, "Max-Forwards"), ["70"]);
-    client
-        .send_to(
-            invite(client_addr, "z9hG4bKfwd3", "Max-Forwards: 0\r\n").as_bytes(),
-            proxy,
-        )
-        .unwrap();
-    let (reply, _) = recv(&client);
+    let zero = invite(client_addr, "z9hG4bKfwd3", "Max-Forwards: 0\r\n");
+    let (reply, _) = ask(&client, &zero, proxy);
     assert!(reply.starts_with("SIP/2.0 483 "), "{reply}");
+}
+
+/// Whether this host has no IPv6 loopback (an IPv6 test then skips, saying so).
+fn no_ipv6_loopback() -> bool {
+    let missing = UdpSocket::bind("[::1]:0").is_err();
+    if missing {
+        eprintln!("no IPv6 loopback here: skipped");
+    }
+    missing
 }
 
 #[test]
@@ -305,8 +261,7 @@ fn udp_forward_and_reply_ipv4() {
 
 #[test]
 fn udp_forward_and_reply_ipv6() {
-    if UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("no IPv6 loopback here: skipped");
+    if no_ipv6_loopback() {
         return;
     }
     forward_round_trip("[::1]", true);
@@ -314,20 +269,17 @@ fn udp_forward_and_reply_ipv6() {
 
 #[test]
 fn udp_options_ipv6() {
-    if UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("no IPv6 loopback here: skipped");
+    if no_ipv6_loopback() {
         return;
     }
-    let p = start("opt6", ANSWER_OPTIONS, &["udp:[::1]:0", "udp:127.0.0.1:0"]);
+    let p = start(ANSWER_OPTIONS, &["udp:[::1]:0", "udp:127.0.0.1:0"]);
     let client = udp("[::1]:0");
     let port = client.local_addr().unwrap().port();
-    client
-        .send_to(
-            options("SIP/2.0/UDP [2001:db8::1]:5070;rport;branch=z9hG4bK6", "v6").as_bytes(),
-            p.addr(Proto::Udp, true),
-        )
-        .unwrap();
-    let (reply, _) = recv(&client);
+    let (reply, _) = ask(
+        &client,
+        &options("SIP/2.0/UDP [2001:db8::1]:5070;rport;branch=z9hG4bK6", "v6"),
+        p.addr_in(Proto::Udp, true),
+    );
     assert!(reply.starts_with("SIP/2.0 200 OK"), "{reply}");
     assert!(
         header(&reply, "Via")[0].ends_with(&format!("rport={port};branch=z9hG4bK6;received=::1")),
@@ -356,8 +308,8 @@ fn read_messages(s: &mut TcpStream, n: usize) -> Vec<String> {
 
 #[test]
 fn tcp_two_messages_in_one_write_and_one_split() {
-    let p = start("tcp", ANSWER_OPTIONS, &["tcp:127.0.0.1:0"]);
-    let mut s = TcpStream::connect(p.addr(Proto::Tcp, false)).unwrap();
+    let p = start(ANSWER_OPTIONS, &["tcp:127.0.0.1:0"]);
+    let mut s = TcpStream::connect(p.addr_in(Proto::Tcp, false)).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
     let a = options("SIP/2.0/TCP client.invalid;branch=z9hG4bKt1", "tcp-1");
     let b = options("SIP/2.0/TCP client.invalid;branch=z9hG4bKt2", "tcp-2");
@@ -383,8 +335,8 @@ fn tcp_two_messages_in_one_write_and_one_split() {
 
 #[test]
 fn tcp_framing_error_closes_the_connection() {
-    let p = start("tcpbad", ANSWER_OPTIONS, &["tcp:127.0.0.1:0"]);
-    let mut s = TcpStream::connect(p.addr(Proto::Tcp, false)).unwrap();
+    let p = start(ANSWER_OPTIONS, &["tcp:127.0.0.1:0"]);
+    let mut s = TcpStream::connect(p.addr_in(Proto::Tcp, false)).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
     // No Content-Length on a stream: unrecoverable.
     s.write_all(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKx\r\n\r\n")
@@ -398,11 +350,10 @@ fn forward_over_tcp_reply_back_over_udp() {
     let next_hop = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let next_addr = next_hop.local_addr().unwrap();
     let p = start(
-        "fwdtcp",
         &forward_script(next_addr, ";transport=tcp"),
         &["udp:127.0.0.1:0", "tcp:127.0.0.1:0"],
     );
-    let proxy = p.addr(Proto::Udp, false);
+    let proxy = p.addr_in(Proto::Udp, false);
     let client = udp("127.0.0.1:0");
     client
         .send_to(
@@ -414,7 +365,7 @@ fn forward_over_tcp_reply_back_over_udp() {
     let (mut conn, _) = next_hop.accept().unwrap();
     conn.set_read_timeout(Some(WAIT)).unwrap();
     let fwd = read_messages(&mut conn, 1).remove(0);
-    let tcp_port = p.addr(Proto::Tcp, false).port();
+    let tcp_port = p.addr_in(Proto::Tcp, false).port();
     assert!(
         header(&fwd, "Via")[0].starts_with(&format!(
             "SIP/2.0/TCP 127.0.0.1:{tcp_port};branch=z9hG4bKsd."
@@ -444,7 +395,7 @@ fn torture_corpus_then_still_answers() {
          KSR.sl.sl_send_reply(200, 'OK')\n    return\n  end\n  KSR.setdsturi('sip:127.0.0.1:{}')\n  KSR.forward()\nend\n",
         blackhole.local_addr().unwrap().port()
     );
-    let p = start("corpus", &script, &["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]);
+    let p = start(&script, &["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]);
     let client = udp("127.0.0.1:0");
     let mut files = Vec::new();
     for sub in [
@@ -476,9 +427,11 @@ fn torture_corpus_then_still_answers() {
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
         if bytes.len() < 65_000 {
-            client.send_to(&bytes, p.addr(Proto::Udp, false)).unwrap();
+            client
+                .send_to(&bytes, p.addr_in(Proto::Udp, false))
+                .unwrap();
         }
-        let mut s = TcpStream::connect(p.addr(Proto::Tcp, false)).unwrap();
+        let mut s = TcpStream::connect(p.addr_in(Proto::Tcp, false)).unwrap();
         let _ = s.write_all(&bytes);
     }
     // Whatever was answered, the server is alive on both transports.
@@ -489,24 +442,20 @@ fn torture_corpus_then_still_answers() {
     let mut buf = vec![0u8; 65536];
     while client.recv_from(&mut buf).is_ok() {} // drain replies to the corpus (bounded by the timeout)
     client.set_read_timeout(Some(WAIT)).unwrap();
-    client
-        .send_to(alive.as_bytes(), p.addr(Proto::Udp, false))
-        .unwrap();
-    let (reply, _) = recv(&client);
+    let (reply, _) = ask(&client, &alive, p.addr_in(Proto::Udp, false));
     assert!(
         reply.starts_with("SIP/2.0 200 OK") && reply.contains("alive"),
         "{reply}"
     );
-    let mut s = TcpStream::connect(p.addr(Proto::Tcp, false)).unwrap();
+    let mut s = TcpStream::connect(p.addr_in(Proto::Tcp, false)).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
     s.write_all(alive.as_bytes()).unwrap();
     assert!(read_messages(&mut s, 1)[0].starts_with("SIP/2.0 200 OK"));
 }
 
 fn check(config_text: &str, script: &str) -> Result<(), String> {
-    let dir = temp_dir("check");
-    std::fs::write(dir.join("route.lua"), script).unwrap();
-    let cfg = dir.join("sipd.toml");
+    let script = crate::support::script("route.lua", script);
+    let cfg = script.dir().join("sipd.toml");
     std::fs::write(&cfg, config_text).unwrap();
     let cli = <sipd::cli::Cli as clap::Parser>::try_parse_from([
         "sipd",
@@ -515,11 +464,9 @@ fn check(config_text: &str, script: &str) -> Result<(), String> {
         cfg.to_str().unwrap(),
     ])
     .map_err(|e| e.to_string())?;
-    let r = sipd::cli::run(cli)
+    sipd::cli::run(cli)
         .map(|_| ())
-        .map_err(|e| format!("{e:#}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    r
+        .map_err(|e| format!("{e:#}"))
 }
 
 #[test]
@@ -565,8 +512,8 @@ fn engine_call_round_trip(file: &str, script: &str) {
     let next_hop = udp("127.0.0.1:0");
     let next_addr = next_hop.local_addr().unwrap();
     let script = script.replace("NEXT_HOP", &next_addr.to_string());
-    let p = start_file("engine", file, &script, &["udp:127.0.0.1:0"]);
-    let proxy = p.addr(Proto::Udp, false);
+    let p = start_file(file, &script, &["udp:127.0.0.1:0"]);
+    let proxy = p.addr_in(Proto::Udp, false);
     let client = udp("127.0.0.1:0");
     let client_addr = client.local_addr().unwrap();
 
@@ -586,13 +533,11 @@ fn engine_call_round_trip(file: &str, script: &str) {
     assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
 
     // OPTIONS is answered by the script itself.
-    client
-        .send_to(
-            options("SIP/2.0/UDP 127.0.0.1;rport;branch=z9hG4bKeng2", "eng-2").as_bytes(),
-            proxy,
-        )
-        .unwrap();
-    let (reply, _) = recv(&client);
+    let (reply, _) = ask(
+        &client,
+        &options("SIP/2.0/UDP 127.0.0.1;rport;branch=z9hG4bKeng2", "eng-2"),
+        proxy,
+    );
     assert!(reply.starts_with("SIP/2.0 200 Engine OK\r\n"), "{reply}");
 }
 

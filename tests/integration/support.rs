@@ -1,11 +1,15 @@
-//! Helpers shared by the integration tests: scripts in temporary directories, example files.
+//! Helpers shared by the integration tests: scripts in temporary directories, example files,
+//! sipd started in-process ([`proxy`]) and real `sipp` processes ([`sipp`]).
+
+pub mod proxy;
+pub mod sipp;
 
 use std::path::{Path, PathBuf};
 
 /// A temporary directory holding one routing script.
 pub struct Script {
-    /// Keeps the directory alive.
-    _dir: tempfile::TempDir,
+    /// The directory, removed on drop.
+    dir: tempfile::TempDir,
     /// The script file.
     pub path: PathBuf,
 }
@@ -15,7 +19,14 @@ pub fn script(name: &str, source: &str) -> Script {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join(name);
     std::fs::write(&path, source).expect("write script");
-    Script { _dir: dir, path }
+    Script { dir, path }
+}
+
+impl Script {
+    /// The temporary directory holding the script.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
 }
 
 /// A file under the workspace's `examples/`.
