@@ -73,7 +73,17 @@ impl Message {
     /// error), else the body is the rest of the buffer. For streams, cut the buffer with
     /// [`frame_len`](super::frame_len) first.
     pub fn parse(buf: Bytes) -> Result<Message, ParseError> {
-        let idx = index(&buf)?;
+        Message::parse_or_return(buf).map_err(|(e, _)| e)
+    }
+
+    /// [`Message::parse`], handing the buffer back with the error, so a caller that answers
+    /// or logs malformed input needs no clone of it (cloning a `Bytes` made from a `Vec`
+    /// allocates).
+    pub fn parse_or_return(buf: Bytes) -> Result<Message, (ParseError, Bytes)> {
+        let idx = match index(&buf) {
+            Ok(idx) => idx,
+            Err(e) => return Err((e, buf)),
+        };
         let mut m = Message {
             buf,
             idx,

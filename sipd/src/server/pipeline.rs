@@ -182,10 +182,10 @@ impl Pipeline {
     /// sent to `out`.
     pub fn handle(&mut self, bytes: Bytes, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
         self.follow_reload();
-        match Message::parse(bytes.clone()) {
+        match Message::parse_or_return(bytes) {
             Ok(m) if m.is_request() => self.request(m, rcv, out),
             Ok(m) => self.response(m, rcv, out),
-            Err(e) => malformed_input(&bytes, e, rcv, out),
+            Err((e, bytes)) => malformed_input(&bytes, e, rcv, out),
         }
     }
 
