@@ -56,6 +56,9 @@ struct ViaIdx {
     rport: Option<Span>,
     empty_rport_end: Option<u32>,
     has_received: bool,
+    /// End of the first comma-separated element of the first Via header (where `list`
+    /// split it: the first `,` outside quotes, or the value's end).
+    elem_end: u32,
 }
 
 /// What a reply needs from the top Via's params (see [`Message::top_via_reply_params`]).
@@ -139,6 +142,7 @@ impl Message {
                 rport,
                 empty_rport_end,
                 has_received,
+                elem_end: span(value).end,
             }
         }))
     }
@@ -391,6 +395,13 @@ impl Message {
         })
     }
 
+    /// Offset in the buffer of the end of the first Via header's first value (its first `,`
+    /// outside quotes, or the end of the value), when the top Via parsed.
+    pub(crate) fn top_via_elem_end(&self) -> Option<usize> {
+        let v = self.top.as_ref()?.as_ref().ok()?;
+        Some(v.elem_end as usize)
+    }
+
     /// Every comma-separated value of every header of `kind`, untrimmed.
     pub fn list(&self, kind: HeaderKind) -> impl Iterator<Item = &str> + '_ {
         self.find_kind(kind)
@@ -492,6 +503,8 @@ mod tests {
             "SIP/2.0/UDP h;branch=;rport=",
             "SIP/2.0/UDP h;;branch=1",
             "not a via",
+            "SIP/2.0/UDP a;branch=z9hG4bK1 , SIP/2.0/UDP b",
+            "SIP/2.0/UDP a;x=\"p,q\";rport,SIP/2.0/TCP b;branch=2",
         ] {
             let m = Message::parse(format!("OPTIONS sip:a@b SIP/2.0\r\nVia: {via}\r\n\r\n").into())
                 .unwrap();
@@ -509,6 +522,11 @@ mod tests {
                     .find(|p| p.value.is_none() && p.name.eq_ignore_ascii_case("rport"))
                     .map(|p| p.name.as_ptr() as usize - v.raw.as_ptr() as usize + p.name.len());
                 assert_eq!(p.empty_rport_end, empty, "{via}");
+                let value = m.first_kind(HeaderKind::Via).unwrap().value;
+                let start = value.as_ptr() as usize - m.as_bytes().as_ptr() as usize;
+                let comma = crate::sip::params::find_outside_quotes(value, b',');
+                let end = m.top_via_elem_end().unwrap();
+                assert_eq!(end - start, comma.unwrap_or(value.len()), "{via}");
             }
         }
     }

@@ -56,7 +56,19 @@ pub fn build(
             HeaderKind::Via if first_via => {
                 first_via = false;
                 out.extend_from_slice(b"Via: ");
-                let (top, rest) = match find_outside_quotes(h.value, b',') {
+                // Where parsing split the first value off (the same `,` as searching for
+                // it here), else search.
+                let split = req.top_via_elem_end().and_then(|end| {
+                    let start = (h.value.as_ptr() as usize)
+                        .checked_sub(req.as_bytes().as_ptr() as usize)?;
+                    end.checked_sub(start)
+                });
+                let split = match split.filter(|&at| at <= h.value.len()) {
+                    Some(at) if at == h.value.len() => None,
+                    Some(at) => Some(at),
+                    None => find_outside_quotes(h.value, b','),
+                };
+                let (top, rest) = match split {
                     Some(c) => (
                         h.value.get(..c).unwrap_or_default(),
                         h.value.get(c..).unwrap_or_default(),
