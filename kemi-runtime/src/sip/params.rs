@@ -170,7 +170,7 @@ pub(crate) fn find_outside_quotes(s: &str, sep: u8) -> Option<usize> {
     let b = s.as_bytes();
     // Fast path: up to the first `sep`, `"` or `<`; only a quote or bracket needs the state
     // machine.
-    let i = b.iter().position(|&c| c == sep || c == b'"' || c == b'<')?;
+    let i = memchr::memchr3(sep, b'"', b'<', b)?;
     if b.get(i) == Some(&sep) {
         return Some(i);
     }
