@@ -57,7 +57,11 @@ fn queue_reply(msg: &mut SipMsg, code: i32, reason: &str) -> Result<(), ReplyErr
         msg.rcv.src,
         &mut wire,
     );
-    let reason = reason.replace(['\r', '\n'], "");
+    let reason = if reason.bytes().any(|c| c == b'\r' || c == b'\n') {
+        reason.replace(['\r', '\n'], "")
+    } else {
+        reason.to_owned()
+    };
     msg.outbox.push(Action::Reply(Reply { code, reason, wire }));
     Ok(())
 }
