@@ -47,7 +47,7 @@ impl<'a> NameAddr<'a> {
             }
             (Some(d), rest)
         } else {
-            match raw.bytes().position(|c| c == b'<') {
+            match memchr::memchr(b'<', raw.as_bytes()) {
                 Some(lt) => {
                     let (d, rest) = raw.split_at(lt);
                     let d = trim_lws(d);
@@ -64,10 +64,7 @@ impl<'a> NameAddr<'a> {
         };
         let (uri, bracketed, params) = match rest.strip_prefix('<') {
             Some(inner) => {
-                let gt = inner
-                    .bytes()
-                    .position(|c| c == b'>')
-                    .ok_or(err("unclosed <"))?;
+                let gt = memchr::memchr(b'>', inner.as_bytes()).ok_or(err("unclosed <"))?;
                 let (uri, after) = inner.split_at(gt);
                 let after = trim_lws_start(after.get(1..).unwrap_or(""));
                 let params = match after.strip_prefix(';') {
