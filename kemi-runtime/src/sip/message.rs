@@ -147,6 +147,12 @@ impl Message {
         }))
     }
 
+    /// Text of a span of the index (see [`Message::text`]).
+    #[inline]
+    pub(crate) fn span_text(&self, span: Span) -> &str {
+        self.text(span)
+    }
+
     /// Text of a span inside the header section.
     fn text(&self, span: Span) -> &str {
         let bytes = self.buf.get(span.range()).unwrap_or_default();

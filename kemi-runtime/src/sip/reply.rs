@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use super::edit::push_line;
 use super::header::HeaderKind;
 use super::message::{Message, ViaReplyParams};
+use super::name_addr::NameAddr;
 use super::params::{find_outside_quotes, is_lws};
 use super::text::{Decimal, IpText};
 use super::via::Via;
@@ -51,29 +52,42 @@ pub fn build(
     let mut first_via = true;
     // Whether the (first) To header has a tag: parsed once, when the first To is written.
     let mut to_has_tag = None;
-    for h in req.headers() {
-        match h.kind {
+    // Straight from the index: only the copied kinds need their text.
+    for h in &req.index().headers {
+        let kind = h.kind;
+        if !matches!(
+            kind,
+            HeaderKind::Via
+                | HeaderKind::From
+                | HeaderKind::To
+                | HeaderKind::CallId
+                | HeaderKind::CSeq
+        ) {
+            continue;
+        }
+        let value = req.span_text(h.value);
+        match kind {
             HeaderKind::Via if first_via => {
                 first_via = false;
                 out.extend_from_slice(b"Via: ");
                 // Where parsing split the first value off (the same `,` as searching for
                 // it here), else search.
                 let split = req.top_via_elem_end().and_then(|end| {
-                    let start = (h.value.as_ptr() as usize)
+                    let start = (value.as_ptr() as usize)
                         .checked_sub(req.as_bytes().as_ptr() as usize)?;
                     end.checked_sub(start)
                 });
-                let split = match split.filter(|&at| at <= h.value.len()) {
-                    Some(at) if at == h.value.len() => None,
+                let split = match split.filter(|&at| at <= value.len()) {
+                    Some(at) if at == value.len() => None,
                     Some(at) => Some(at),
-                    None => find_outside_quotes(h.value, b','),
+                    None => find_outside_quotes(value, b','),
                 };
                 let (top, rest) = match split {
                     Some(c) => (
-                        h.value.get(..c).unwrap_or_default(),
-                        h.value.get(c..).unwrap_or_default(),
+                        value.get(..c).unwrap_or_default(),
+                        value.get(c..).unwrap_or_default(),
                     ),
-                    None => (h.value, ""),
+                    None => (value, ""),
                 };
                 match cached_top_via(req, top) {
                     Some((via, params)) => write_via(out, &via, params, rcv_src),
@@ -83,17 +97,18 @@ pub fn build(
                 out.extend_from_slice(b"\r\n");
             }
             HeaderKind::Via | HeaderKind::From | HeaderKind::CallId | HeaderKind::CSeq => {
-                out.extend_from_slice(h.kind.name().as_bytes());
+                out.extend_from_slice(kind.name().as_bytes());
                 out.extend_from_slice(b": ");
-                out.extend_from_slice(h.value.as_bytes());
+                out.extend_from_slice(value.as_bytes());
                 out.extend_from_slice(b"\r\n");
             }
             HeaderKind::To => {
                 out.extend_from_slice(b"To: ");
-                out.extend_from_slice(h.value.as_bytes());
+                out.extend_from_slice(value.as_bytes());
+                // The first To is this one: what `req.to_hdr()` would parse.
                 let has_tag = *to_has_tag.get_or_insert_with(|| {
-                    req.to_hdr()
-                        .and_then(Result::ok)
+                    NameAddr::parse(value, "To")
+                        .ok()
                         .and_then(|t| t.tag())
                         .is_some()
                 });
