@@ -4,8 +4,8 @@
 //! Arguments are read in two steps so that no Rust value with a destructor is alive while a Lua
 //! API call could raise an error (a `longjmp` must only cross plain frames): [`read_raw`] only
 //! borrows from the stack, [`with_args`] then makes owned copies where needed (non-UTF-8 strings)
-//! without calling Lua. Results with heap data are pushed inside a protected call
-//! ([`push_xval`]) for the same reason.
+//! without calling Lua. Results with heap data are pushed inside a protected call, or for a
+//! plain string while it is parked in a thread-local ([`push_xval`]), for the same reason.
 
 use std::ffi::{c_int, c_void};
 use std::ptr;
@@ -141,9 +141,13 @@ pub(super) unsafe fn push_ret(l: *mut ffi::lua_State, ret: KemiRet, zero_params:
 /// # Safety
 /// As [`push_ret`].
 unsafe fn push_xval(l: *mut ffi::lua_State, x: Xval) -> Pushed {
-    // SAFETY: guaranteed by the caller. Scalars push without allocating. Values with heap data
-    // are converted by `push_xval_protected` under `lua_pcall`, whose frames hold only borrows,
-    // so a memory error unwinds to the `lua_pcall` here and `x` is dropped normally.
+    // SAFETY: guaranteed by the caller. Scalars push without allocating. A string is moved to
+    // `PARKED` before `lua_pushlstring`, so a memory error longjmps over frames that own
+    // nothing (callers hold no owned values while pushing the result); the bytes stay valid
+    // (moving a `String` does not move its heap buffer) until Lua has copied them, before it
+    // can run any Lua code. Arrays and dicts are converted by `push_xval_protected` under
+    // `lua_pcall`, whose frames hold only borrows, so a memory error unwinds to the
+    // `lua_pcall` here and `x` is dropped normally.
     unsafe {
         match x {
             Xval::None => return Pushed::Results(0),
@@ -151,7 +155,17 @@ unsafe fn push_xval(l: *mut ffi::lua_State, x: Xval) -> Pushed {
             Xval::Int(n) => ffi::lua_pushinteger(l, ffi::lua_Integer::from(n)),
             Xval::Long(n) => ffi::lua_pushnumber(l, n as ffi::lua_Number),
             Xval::Bool(b) => ffi::lua_pushboolean(l, c_int::from(b)),
-            Xval::Str(_) | Xval::Array(_) | Xval::Dict(_) => {
+            Xval::Str(s) => {
+                // The string is parked in a thread-local while Lua copies it, so this frame
+                // owns nothing if `lua_pushlstring` raises a memory error; a string left
+                // parked by such an error is dropped by the next park. Cheaper than the
+                // `lua_pcall` below (the common result of `pv.get` and friends).
+                let (p, len) = (s.as_ptr(), s.len());
+                PARKED.set(Some(s));
+                ffi::lua_pushlstring(l, p.cast(), len);
+                drop(PARKED.take());
+            }
+            Xval::Array(_) | Xval::Dict(_) => {
                 ffi::lua_pushcfunction(l, push_xval_protected);
                 ffi::lua_pushlightuserdata(l, ptr::from_ref(&x).cast_mut().cast::<c_void>());
                 let rc = ffi::lua_pcall(l, 1, 1, 0);
@@ -163,6 +177,11 @@ unsafe fn push_xval(l: *mut ffi::lua_State, x: Xval) -> Pushed {
         }
     }
     Pushed::Results(1)
+}
+
+thread_local! {
+    /// A string result while Lua copies it (see [`push_xval`]).
+    static PARKED: std::cell::Cell<Option<String>> = const { std::cell::Cell::new(None) };
 }
 
 /// `lua_pcall` target: push the [`Xval`] its light-userdata argument points to.
@@ -219,5 +238,38 @@ unsafe fn push_value(l: *mut ffi::lua_State, x: &Xval, depth: u32) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlua::Lua;
+
+    /// A C function returning a string result of `LEN` bytes the way `ksr_call` does.
+    unsafe extern "C-unwind" fn string_result<const LEN: usize>(l: *mut ffi::lua_State) -> c_int {
+        // SAFETY: called by Lua; nothing owned is alive when `lua_error` runs.
+        unsafe {
+            match push_xval(l, Xval::Str("x".repeat(LEN))) {
+                Pushed::Results(n) => n,
+                Pushed::Raise => ffi::lua_error(l),
+            }
+        }
+    }
+
+    #[test]
+    fn string_result_over_the_memory_limit_fails_the_call_and_is_reclaimed() {
+        let lua = Lua::new();
+        // SAFETY: both functions follow the C-function rules above.
+        let big = unsafe { lua.create_c_function(string_result::<{ 4 << 20 }>) }.unwrap();
+        let small = unsafe { lua.create_c_function(string_result::<3>) }.unwrap();
+        lua.set_memory_limit(lua.used_memory() + (1 << 20)).unwrap();
+        for _ in 0..3 {
+            let err = big.call::<mlua::String>(()).expect_err("over the limit");
+            assert!(matches!(err, mlua::Error::MemoryError(_)), "{err}");
+            assert_eq!(small.call::<mlua::String>(()).unwrap(), "xxx");
+        }
+        // The string parked by the failed push was dropped by the next push.
+        assert!(PARKED.take().is_none());
     }
 }
