@@ -452,7 +452,9 @@ mod tests {
         // What `fold_eq` relies on.
         for k in HeaderKind::ALL {
             assert!(
-                k.name().bytes().all(|c| c.is_ascii_alphabetic() || c == b'-'),
+                k.name()
+                    .bytes()
+                    .all(|c| c.is_ascii_alphabetic() || c == b'-'),
                 "{}",
                 k.name()
             );

@@ -73,8 +73,8 @@ pub fn build(
                 // Where parsing split the first value off (the same `,` as searching for
                 // it here), else search.
                 let split = req.top_via_elem_end().and_then(|end| {
-                    let start = (value.as_ptr() as usize)
-                        .checked_sub(req.as_bytes().as_ptr() as usize)?;
+                    let start =
+                        (value.as_ptr() as usize).checked_sub(req.as_bytes().as_ptr() as usize)?;
                     end.checked_sub(start)
                 });
                 let split = match split.filter(|&at| at <= value.len()) {

@@ -93,9 +93,13 @@ pub fn read<'m>(msg: &'m SipMsg, spec: &PvSpec<'_>) -> PvValue<'m> {
         PvSpec::Method => PvValue::opt_str(view::method(m)),
         PvSpec::Status => m.status().map_or(PvValue::Null, |s| PvValue::Int(s.into())),
         PvSpec::Reason => PvValue::opt_str(m.reason()),
-        PvSpec::SrcIp => PvValue::Str(Cow::Owned(IpText::new(msg.rcv.src.ip()).as_str().to_owned())),
+        PvSpec::SrcIp => PvValue::Str(Cow::Owned(
+            IpText::new(msg.rcv.src.ip()).as_str().to_owned(),
+        )),
         PvSpec::SrcPort => PvValue::Int(msg.rcv.src.port().into()),
-        PvSpec::RcvIp => PvValue::Str(Cow::Owned(IpText::new(msg.rcv.dst.ip()).as_str().to_owned())),
+        PvSpec::RcvIp => PvValue::Str(Cow::Owned(
+            IpText::new(msg.rcv.dst.ip()).as_str().to_owned(),
+        )),
         PvSpec::RcvPort => PvValue::Int(msg.rcv.dst.port().into()),
         PvSpec::Proto => PvValue::Str(Cow::Borrowed(msg.rcv.proto.as_str())),
         PvSpec::UserAgent => PvValue::opt_str(m.user_agent()),
