@@ -170,7 +170,13 @@ pub(crate) fn find_outside_quotes(s: &str, sep: u8) -> Option<usize> {
     let b = s.as_bytes();
     // Fast path: up to the first `sep`, `"` or `<`; only a quote or bracket needs the state
     // machine.
-    let i = memchr::memchr3(sep, b'"', b'<', b)?;
+    // Short elements (most params) by a plain loop, longer ones by memchr3, whose setup costs
+    // more than the loop below about 16 bytes.
+    let i = if b.len() < 16 {
+        b.iter().position(|&c| c == sep || c == b'"' || c == b'<')?
+    } else {
+        memchr::memchr3(sep, b'"', b'<', b)?
+    };
     if b.get(i) == Some(&sep) {
         return Some(i);
     }
