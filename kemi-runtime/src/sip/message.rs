@@ -49,16 +49,29 @@ struct ViaIdx {
     host: Span,
     port: Option<u16>,
     params: Span,
-    /// Looked up once, with the spans: the first `branch` param's value and the first `rport`
-    /// param's value (empty spans for a bare param), the end of the name of the first `rport`
-    /// written without a value, and whether a `received` param is present.
-    branch: Option<Span>,
-    rport: Option<Span>,
-    empty_rport_end: Option<u32>,
+    /// Looked up once, with the spans (kept small: `Message` moves by value): the first
+    /// `branch` param's value and the first `rport` param's value ([`ABSENT`] when there is
+    /// none, an empty span for a bare param), the end of the name of the first `rport` written
+    /// without a value, and whether a `received` param is present. Offsets are from
+    /// `raw.start` (the header section is at most 65,535 octets).
+    branch: Span,
+    rport: Span,
+    empty_rport_end: Option<u16>,
     has_received: bool,
     /// End of the first comma-separated element of the first Via header (where `list`
-    /// split it: the first `,` outside quotes, or the value's end).
-    elem_end: u32,
+    /// split it: the first `,` outside quotes, or the value's end), from `raw.start`.
+    elem_end: u16,
+}
+
+/// A param that is not there (see [`ViaIdx`]).
+const ABSENT: Span = Span {
+    start: u32::MAX,
+    end: u32::MAX,
+};
+
+/// `None` for [`ABSENT`].
+fn present(s: Span) -> Option<Span> {
+    (s != ABSENT).then_some(s)
 }
 
 /// What a reply needs from the top Via's params (see [`Message::top_via_reply_params`]).
@@ -112,26 +125,28 @@ impl Message {
             }
         };
         Some(Via::parse(value).map(|v| {
+            let raw = span(v.raw);
+            let from_raw =
+                |at: u32| u16::try_from(at.saturating_sub(raw.start)).unwrap_or(u16::MAX);
             let (mut branch, mut rport, mut empty_rport_end, mut has_received) =
-                (None, None, None, false);
+                (ABSENT, ABSENT, None, false);
             for p in v.params.iter() {
                 let value = span(p.value.unwrap_or(""));
-                if branch.is_none() && p.name.eq_ignore_ascii_case("branch") {
-                    branch = Some(value);
+                if branch == ABSENT && p.name.eq_ignore_ascii_case("branch") {
+                    branch = value;
                 } else if p.name.eq_ignore_ascii_case("rport") {
-                    if rport.is_none() {
-                        rport = Some(value);
+                    if rport == ABSENT {
+                        rport = value;
                     }
                     if empty_rport_end.is_none() && p.value.is_none() {
-                        let name = span(p.name);
-                        empty_rport_end = Some(name.end);
+                        empty_rport_end = Some(from_raw(span(p.name).end));
                     }
                 } else if p.name.eq_ignore_ascii_case("received") {
                     has_received = true;
                 }
             }
             ViaIdx {
-                raw: span(v.raw),
+                raw,
                 protocol: span(v.protocol),
                 version: span(v.version),
                 transport: span(v.transport),
@@ -142,7 +157,7 @@ impl Message {
                 rport,
                 empty_rport_end,
                 has_received,
-                elem_end: span(value).end,
+                elem_end: from_raw(span(value).end),
             }
         }))
     }
@@ -379,14 +394,14 @@ impl Message {
     /// `top_via()?.ok()?.branch()`, looked up once at parse time.
     pub fn top_via_branch(&self) -> Option<&str> {
         let v = self.top.as_ref()?.as_ref().ok()?;
-        v.branch.map(|s| self.text(s))
+        present(v.branch).map(|s| self.text(s))
     }
 
     /// The top Via's `rport` param (`Some("")` when written without a value): the same as
     /// `top_via()?.ok()?.rport()`, looked up once at parse time.
     pub fn top_via_rport(&self) -> Option<&str> {
         let v = self.top.as_ref()?.as_ref().ok()?;
-        v.rport.map(|s| self.text(s))
+        present(v.rport).map(|s| self.text(s))
     }
 
     /// The top Via's params a reply stamps (`rport` without a value, `received`), when the
@@ -394,9 +409,7 @@ impl Message {
     pub(crate) fn top_via_reply_params(&self) -> Option<ViaReplyParams> {
         let v = self.top.as_ref()?.as_ref().ok()?;
         Some(ViaReplyParams {
-            empty_rport_end: v
-                .empty_rport_end
-                .map(|end| (end as usize).saturating_sub(v.raw.start as usize)),
+            empty_rport_end: v.empty_rport_end.map(usize::from),
             has_received: v.has_received,
         })
     }
@@ -405,7 +418,7 @@ impl Message {
     /// outside quotes, or the end of the value), when the top Via parsed.
     pub(crate) fn top_via_elem_end(&self) -> Option<usize> {
         let v = self.top.as_ref()?.as_ref().ok()?;
-        Some(v.elem_end as usize)
+        Some(v.raw.start as usize + usize::from(v.elem_end))
     }
 
     /// Every comma-separated value of every header of `kind`, untrimmed.
@@ -497,6 +510,12 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_stays_small() {
+        // It moves by value (into `SipMsg`, through the transaction layer's enums).
+        assert!(std::mem::size_of::<Message>() <= 200);
+    }
 
     #[test]
     fn cached_top_via_params_agree_with_a_fresh_lookup() {
