@@ -462,7 +462,7 @@ fn cseq_method(m: &Message) -> &str {
 }
 
 /// Whether the script already handled Max-Forwards (`KSR.maxfwd.*` or its own header edit).
-fn script_did_maxfwd(msg: &SipMsg) -> bool {
+pub(crate) fn script_did_maxfwd(msg: &SipMsg) -> bool {
     let names_mf = |line: &str| {
         line.split_once(':')
             .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("Max-Forwards"))

@@ -15,6 +15,7 @@ use tracing::warn;
 use super::txn::Hop;
 use crate::router::{Routed, Router};
 use crate::server::locals::Locals;
+use crate::server::pipeline::script_did_maxfwd;
 use crate::server::target::{Target, TargetError};
 use crate::server::via;
 
@@ -49,24 +50,6 @@ pub struct OutboundCtx<'a> {
     pub router: &'a mut Router,
     /// Whether the script defines `ksr_onsend_route`.
     pub has_onsend: bool,
-}
-
-/// Whether the script already handled Max-Forwards.
-fn script_did_maxfwd(msg: &SipMsg) -> bool {
-    let names_mf = |line: &str| {
-        line.split_once(':')
-            .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("Max-Forwards"))
-    };
-    msg.route.edits.iter().any(|e| match e {
-        HeaderEdit::Remove(i) => msg
-            .message
-            .header(*i)
-            .is_some_and(|h| h.kind == HeaderKind::MaxForwards),
-        HeaderEdit::InsertBefore(_, l)
-        | HeaderEdit::AppendAfter(_, l)
-        | HeaderEdit::Prepend(l)
-        | HeaderEdit::Append(l) => names_mf(l),
-    })
 }
 
 /// Build the request of `msg` for `ruri`, sent to `dst` (else the R-URI), with our Via
