@@ -422,6 +422,33 @@ impl SipMsg {
             .or_else(|| self.message.ruri())
     }
 
+    /// The wire form of a reply generated here to this request (RFC 3261 §8.2.6): the script's
+    /// `hdr.append_to_reply` lines and the host's `Server` header are added. Callers check
+    /// that the message is a request other than ACK and that `code` is valid.
+    pub fn local_reply_wire(&self, code: u16, reason: &str) -> Vec<u8> {
+        let server;
+        let extra: std::borrow::Cow<'_, [String]> = match &self.env.server_header {
+            Some(name) => {
+                server = format!("Server: {name}\r\n");
+                let mut lines = self.route.reply_headers.clone();
+                lines.push(server);
+                std::borrow::Cow::Owned(lines)
+            }
+            None => std::borrow::Cow::Borrowed(&self.route.reply_headers),
+        };
+        let mut wire = Vec::with_capacity(512);
+        crate::sip::reply::build(
+            &self.message,
+            code,
+            reason,
+            None,
+            &extra,
+            self.rcv.src,
+            &mut wire,
+        );
+        wire
+    }
+
     /// Log a script line through `tracing`, and keep it when capture is on.
     pub fn log(&mut self, level: LogLevel, text: &str) {
         let text = text.trim_end_matches(['\r', '\n']);

@@ -5,10 +5,7 @@
 //! `hdr.append_to_reply`, `Server`, `Content-Length: 0`) and queued in `msg.outbox` as an
 //! [`Action::Reply`]; the host sends it back over the socket the request arrived on.
 
-use std::borrow::Cow;
-
 use kemi_runtime::msg::{Action, LogLevel, Reply};
-use kemi_runtime::sip::reply;
 use kemi_runtime::{kemi, SipMsg};
 
 use crate::view;
@@ -39,24 +36,7 @@ fn queue_reply(msg: &mut SipMsg, code: i32, reason: &str) -> Result<(), ReplyErr
         .ok()
         .filter(|c| (100..=699).contains(c))
         .ok_or(ReplyError::BadCode(code))?;
-    let extra: Cow<'_, [String]> = match &msg.env.server_header {
-        Some(server) => {
-            let mut lines = msg.route.reply_headers.clone();
-            lines.push(format!("Server: {server}\r\n"));
-            Cow::Owned(lines)
-        }
-        None => Cow::Borrowed(&msg.route.reply_headers),
-    };
-    let mut wire = Vec::new();
-    reply::build(
-        &msg.message,
-        code,
-        reason,
-        None,
-        &extra,
-        msg.rcv.src,
-        &mut wire,
-    );
+    let wire = msg.local_reply_wire(code, reason);
     let reason = if reason.bytes().any(|c| c == b'\r' || c == b'\n') {
         reason.replace(['\r', '\n'], "")
     } else {

@@ -4,7 +4,6 @@
 //! retransmissions and runs the transaction's timers.
 
 use kemi_runtime::msg::{LogLevel, Reply, TmRoute};
-use kemi_runtime::sip::reply;
 use kemi_runtime::{kemi, SipMsg};
 
 use crate::view;
@@ -45,20 +44,7 @@ fn queue(msg: &mut SipMsg, code: i32, reason: &str, create: bool) -> Result<(), 
         msg.tm.exists = true;
         msg.tm.new_tran = true;
     }
-    let mut extra = msg.route.reply_headers.clone();
-    if let Some(server) = &msg.env.server_header {
-        extra.push(format!("Server: {server}\r\n"));
-    }
-    let mut wire = Vec::with_capacity(512);
-    reply::build(
-        &msg.message,
-        code,
-        reason,
-        None,
-        &extra,
-        msg.rcv.src,
-        &mut wire,
-    );
+    let wire = msg.local_reply_wire(code, reason);
     msg.tm.replies.push(Reply {
         code,
         reason: reason.replace(['\r', '\n'], ""),

@@ -18,7 +18,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use kemi_runtime::engine::limits::LimitKind;
 use kemi_runtime::msg::{Action, Forward, Proto, RecvInfo, RouteEnv};
-use kemi_runtime::sip::{reply, HeaderEdit, HeaderKind, Message, ParseError};
+use kemi_runtime::sip::{HeaderEdit, HeaderKind, Message, ParseError};
 use kemi_runtime::SipMsg;
 use tracing::{debug, info, warn};
 
@@ -247,21 +247,7 @@ impl Pipeline {
         self.ops
             .stats
             .reply_local(msg.message.method_str().unwrap_or(""), code);
-        let mut extra = msg.route.reply_headers.clone();
-        if let Some(server) = &self.env.server_header {
-            extra.push(format!("Server: {server}\r\n"));
-        }
-        let mut wire = Vec::with_capacity(512);
-        reply::build(
-            &msg.message,
-            code,
-            reason,
-            None,
-            &extra,
-            msg.rcv.src,
-            &mut wire,
-        );
-        push_reply(msg, wire, out);
+        push_reply(msg, msg.local_reply_wire(code, reason), out);
     }
 
     fn forward(&mut self, msg: &mut SipMsg, f: &Forward, index: usize, out: &mut Vec<Outgoing>) {
