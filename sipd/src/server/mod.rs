@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod hop;
 pub mod locals;
 pub mod malformed;
 pub mod pipeline;

@@ -18,10 +18,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use kemi_runtime::engine::limits::LimitKind;
 use kemi_runtime::msg::{Action, Forward, Proto, RecvInfo, RouteEnv};
-use kemi_runtime::sip::{HeaderEdit, HeaderKind, Message, ParseError};
+use kemi_runtime::sip::{Message, ParseError};
 use kemi_runtime::SipMsg;
 use tracing::{debug, info, warn};
 
+use super::hop::{self, HopRefusal};
 use super::locals::Locals;
 use super::malformed;
 use super::target::{Target, SIP_PORT};
@@ -31,9 +32,6 @@ use crate::metrics::{Callback, WorkerStats};
 use crate::reload::ScriptWatch;
 use crate::router::{Routed, Router};
 use crate::tm::{self, proxy::TmHost, TimerReq, TmLayer};
-
-/// Max-Forwards of a forwarded request that had none (RFC 3261 16.6 step 3).
-pub const DEFAULT_MAX_FORWARDS: &str = "Max-Forwards: 70\r\n";
 
 /// Where an [`Outgoing`] message goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,38 +271,14 @@ impl Pipeline {
         let (local_addr, sent_by) = (local.addr, local.sent_by.clone());
 
         let base = msg.route.edits.len();
-        if !script_did_maxfwd(msg) {
-            let mf = msg
-                .message
-                .first_kind(HeaderKind::MaxForwards)
-                .map(|h| (h.index, h.name));
-            match (mf, msg.message.max_forwards()) {
-                (Some((index, name)), Some(Ok(n))) if n > 0 => {
-                    let line = format!("{name}: {}\r\n", n - 1);
-                    msg.route.edits.extend([
-                        HeaderEdit::Remove(index),
-                        HeaderEdit::InsertBefore(index, line),
-                    ]);
-                }
-                (_, Some(Ok(_))) => return self.local_reply(msg, 483, "Too Many Hops", out),
-                (_, Some(Err(_))) => return self.local_reply(msg, 400, "Bad Max-Forwards", out),
-                (_, None) => msg
-                    .route
-                    .edits
-                    .push(HeaderEdit::Prepend(DEFAULT_MAX_FORWARDS.into())),
+        match hop::add_hop_edits(msg, proto) {
+            Ok(()) => {}
+            Err(HopRefusal::TooManyHops) => {
+                return self.local_reply(msg, 483, "Too Many Hops", out)
             }
-        }
-        if let Some((h, v)) = via::top(&msg.message) {
-            if let Some(line) = via::stamp_received(&h, &v, msg.rcv.src) {
-                msg.route.edits.extend([
-                    HeaderEdit::Remove(h.index),
-                    HeaderEdit::InsertBefore(h.index, line),
-                ]);
+            Err(HopRefusal::BadMaxForwards) => {
+                return self.local_reply(msg, 400, "Bad Max-Forwards", out)
             }
-        }
-        if proto == Proto::Tcp && msg.message.content_length().is_none() {
-            let line = format!("Content-Length: {}\r\n", msg.message.body().len());
-            msg.route.edits.push(HeaderEdit::Append(line));
         }
 
         if self.has_onsend {
@@ -445,24 +419,6 @@ fn cseq_method(m: &Message) -> &str {
     m.cseq()
         .and_then(Result::ok)
         .map_or("", |c| c.method.as_str())
-}
-
-/// Whether the script already handled Max-Forwards (`KSR.maxfwd.*` or its own header edit).
-pub(crate) fn script_did_maxfwd(msg: &SipMsg) -> bool {
-    let names_mf = |line: &str| {
-        line.split_once(':')
-            .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("Max-Forwards"))
-    };
-    msg.route.edits.iter().any(|e| match e {
-        HeaderEdit::Remove(i) => msg
-            .message
-            .header(*i)
-            .is_some_and(|h| h.kind == HeaderKind::MaxForwards),
-        HeaderEdit::InsertBefore(_, l)
-        | HeaderEdit::AppendAfter(_, l)
-        | HeaderEdit::Prepend(l)
-        | HeaderEdit::Append(l) => names_mf(l),
-    })
 }
 
 /// Queue a reply to the request in `msg`: over its connection for streams; for UDP to the

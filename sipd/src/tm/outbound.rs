@@ -14,13 +14,9 @@ use tracing::warn;
 
 use super::txn::Hop;
 use crate::router::{Routed, Router};
+use crate::server::hop::{self, HopRefusal};
 use crate::server::locals::Locals;
-use crate::server::pipeline::script_did_maxfwd;
 use crate::server::target::{Target, TargetError};
-use crate::server::via;
-
-/// Max-Forwards of a request that had none (RFC 3261 16.6 step 3).
-const DEFAULT_MAX_FORWARDS: &str = "Max-Forwards: 70\r\n";
 
 /// Why a request was not sent.
 #[derive(Debug, thiserror::Error)]
@@ -100,39 +96,10 @@ fn add_edits(
     out_sent_by: &str,
     proto: Proto,
 ) -> Result<(), OutboundError> {
-    if !script_did_maxfwd(msg) {
-        let mf = msg
-            .message
-            .first_kind(HeaderKind::MaxForwards)
-            .map(|h| (h.index, h.name));
-        match (mf, msg.message.max_forwards()) {
-            (Some((index, name)), Some(Ok(n))) if n > 0 => {
-                let line = format!("{name}: {}\r\n", n - 1);
-                msg.route.edits.extend([
-                    HeaderEdit::Remove(index),
-                    HeaderEdit::InsertBefore(index, line),
-                ]);
-            }
-            (_, Some(Ok(_))) => return Err(OutboundError::TooManyHops),
-            (_, Some(Err(_))) => return Err(OutboundError::BadMaxForwards),
-            (_, None) => msg
-                .route
-                .edits
-                .push(HeaderEdit::Prepend(DEFAULT_MAX_FORWARDS.into())),
-        }
-    }
-    if let Some((h, v)) = via::top(&msg.message) {
-        if let Some(line) = via::stamp_received(&h, &v, msg.rcv.src) {
-            msg.route.edits.extend([
-                HeaderEdit::Remove(h.index),
-                HeaderEdit::InsertBefore(h.index, line),
-            ]);
-        }
-    }
-    if proto != Proto::Udp && msg.message.content_length().is_none() {
-        let line = format!("Content-Length: {}\r\n", msg.message.body().len());
-        msg.route.edits.push(HeaderEdit::Append(line));
-    }
+    hop::add_hop_edits(msg, proto).map_err(|r| match r {
+        HopRefusal::TooManyHops => OutboundError::TooManyHops,
+        HopRefusal::BadMaxForwards => OutboundError::BadMaxForwards,
+    })?;
     if let Some(rr) = &msg.route.record_route {
         let inbound = ctx
             .locals
