@@ -38,6 +38,8 @@
 # foreground as our children and are stopped by PID. Nothing is killed by name.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 ROOT=$(cd "$HERE/../.." && pwd)
 TS=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-$HERE/results/b-$TS}
@@ -63,10 +65,7 @@ export BENCH_DST="sip:127.0.0.1:$UPORT"   # read by b_proxy.lua (os.getenv) in b
 PPID_=""   # the proxy we started (sipd, kamailio main, or valgrind running either)
 UASPID=""
 
-log() { echo "[$(date +%H:%M:%S)] $*"; }
-die() { echo "b.sh: $*" >&2; exit 1; }
 
-need() { command -v "$1" >/dev/null || die "$1 not found ($2)"; }
 need sipp "apt-get install sip-tester"
 need python3 "apt-get install python3"
 need ss "apt-get install iproute2"
@@ -85,7 +84,6 @@ if [ -z "${SIPD:-}" ]; then
 fi
 [ -x "$SIPD" ] || die "no sipd binary at $SIPD"
 
-port_busy() { ss -Hlun "sport = :$1" | grep -q .; }
 # datagrams the kernel dropped on 127.0.0.1:<port> sockets (receive buffer full): the "drops"
 # column of /proc/net/udp, per socket, so only this run's sockets count
 udp_drops() {
@@ -96,16 +94,6 @@ for p in $PPORT $SPORT $UPORT; do port_busy $p && die "UDP port $p on this machi
 
 mkdir -p "$OUT/kamailio-run"
 
-proxy_pids() {
-	local p line rest
-	echo "$PPID_"
-	for p in /proc/[0-9]*; do
-		read -r line 2>/dev/null < "$p/stat" || continue
-		rest=${line##*) }
-		set -- $rest
-		[ "$2" = "$PPID_" ] && echo "${p#/proc/}"
-	done
-}
 
 # utime+stime ticks of the proxy process (all its threads) and its direct children
 proxy_ticks() {
@@ -120,16 +108,6 @@ proxy_ticks() {
 }
 
 # nanoseconds on CPU of every thread of the proxy and its children (schedstat)
-proxy_ns() {
-	local t=0 p f a
-	for p in $(proxy_pids); do
-		for f in /proc/$p/task/*/schedstat; do
-			read -r a _ 2>/dev/null < "$f" || continue
-			t=$((t + a))
-		done
-	done
-	echo $t
-}
 
 # proxy_start <proxy> <workers> <logfile> [wrapper...]: in the background, wait for the port
 proxy_start() {
@@ -159,20 +137,7 @@ proxy_start() {
 	sleep $settle
 }
 
-proxy_stop() {
-	[ -n "$PPID_" ] || return 0
-	local kids i
-	kids=$(proxy_pids | tail -n +2)
-	kill -TERM "$PPID_" 2>/dev/null
-	for i in $(seq 1 150); do kill -0 "$PPID_" 2>/dev/null || break; sleep 0.1; done
-	kill -0 "$PPID_" 2>/dev/null && kill -KILL "$PPID_" 2>/dev/null
-	wait "$PPID_" 2>/dev/null
-	for i in $kids; do [ -d "/proc/$i" ] && kill -KILL "$i" 2>/dev/null; done
-	PPID_=""
-	for i in $(seq 1 50); do port_busy $PPORT || break; sleep 0.1; done
-}
 
-uas_stop() { [ -n "$UASPID" ] && { kill -TERM "$UASPID" 2>/dev/null; wait "$UASPID" 2>/dev/null; }; UASPID=""; }
 # the UAS ends by itself after -m calls; give it up to $1 s before stopping it
 uas_wait() {
 	local i
@@ -204,14 +169,6 @@ uac_run() {
 		-trace_stat -stf stat.csv -fd 1 $SIPP_ERR -sf "$UAC_XML" "$@" > sipp.out 2>&1 )
 }
 
-calib() {
-	python3 -c "
-import time
-t=time.time(); n=0
-while time.time()-t<1.0:
-    for _ in range(20000): n+=1
-print('%.1f' % (n/1e6/(time.time()-t)))"
-}
 
 # failures of one run, for the log: sipp error-log lines and the proxy's warnings/errors
 failure_note() {

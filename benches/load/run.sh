@@ -28,6 +28,8 @@
 # foreground as our children and are stopped by PID. Nothing is killed by name.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 ROOT=$(cd "$HERE/../.." && pwd)
 TS=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-$HERE/results/$TS}
@@ -49,10 +51,7 @@ SUMMARY=$OUT/summary.tsv
 PPID_=""   # the proxy we started (sipd, kamailio main, or valgrind running either)
 UASPID=""
 
-log() { echo "[$(date +%H:%M:%S)] $*"; }
-die() { echo "run.sh: $*" >&2; exit 1; }
 
-need() { command -v "$1" >/dev/null || die "$1 not found ($2)"; }
 need sipp "apt-get install sip-tester"
 need python3 "apt-get install python3"
 need ss "apt-get install iproute2"
@@ -69,7 +68,6 @@ if [ -z "${SIPD:-}" ]; then
 fi
 [ -x "$SIPD" ] || die "no sipd binary at $SIPD"
 
-port_busy() { ss -Hlun "sport = :$1" | grep -q .; }
 for p in $PPORT $SPORT $UPORT; do port_busy $p && die "UDP port $p on this machine is busy: set PPORT/SPORT/UPORT"; done
 
 mkdir -p "$OUT/kamailio-run"
@@ -101,27 +99,7 @@ proxy_ticks() {
 
 # nanoseconds on CPU of every thread of the proxy and its children (/proc/PID/task/*/schedstat):
 # the same CPU time as proxy_ticks at ns instead of 10 ms resolution
-proxy_ns() {
-	local t=0 p f a
-	for p in $(proxy_pids); do
-		for f in /proc/$p/task/*/schedstat; do
-			read -r a _ 2>/dev/null < "$f" || continue
-			t=$((t + a))
-		done
-	done
-	echo $t
-}
 
-proxy_pids() {
-	local p line rest
-	echo "$PPID_"
-	for p in /proc/[0-9]*; do
-		read -r line 2>/dev/null < "$p/stat" || continue
-		rest=${line##*) }
-		set -- $rest
-		[ "$2" = "$PPID_" ] && echo "${p#/proc/}"
-	done
-}
 
 # proxy_start <proxy> <workload> <workers> <logfile> [wrapper...]: in the background, wait for the port
 proxy_start() {
@@ -150,20 +128,7 @@ proxy_start() {
 	sleep $settle
 }
 
-proxy_stop() {
-	[ -n "$PPID_" ] || return 0
-	local kids i
-	kids=$(proxy_pids | tail -n +2)
-	kill -TERM "$PPID_" 2>/dev/null
-	for i in $(seq 1 150); do kill -0 "$PPID_" 2>/dev/null || break; sleep 0.1; done
-	kill -0 "$PPID_" 2>/dev/null && kill -KILL "$PPID_" 2>/dev/null
-	wait "$PPID_" 2>/dev/null
-	for i in $kids; do [ -d "/proc/$i" ] && kill -KILL "$i" 2>/dev/null; done
-	PPID_=""
-	for i in $(seq 1 50); do port_busy $PPORT || break; sleep 0.1; done
-}
 
-uas_stop() { [ -n "$UASPID" ] && { kill -TERM "$UASPID" 2>/dev/null; wait "$UASPID" 2>/dev/null; }; UASPID=""; }
 trap 'uas_stop; proxy_stop' EXIT INT TERM
 
 # uas_start <dir> <calls> <timeout_s>: the sipp UAS of the relay workload
@@ -184,14 +149,6 @@ uac_run() {
 		-trace_stat -stf stat.csv -fd 1 -sf "$sf" "$@" > sipp.out 2>&1 )
 }
 
-calib() {
-	python3 -c "
-import time
-t=time.time(); n=0
-while time.time()-t<1.0:
-    for _ in range(20000): n+=1
-print('%.1f' % (n/1e6/(time.time()-t)))"
-}
 
 # throughput <proxy> <workload>: sets TP_* results
 throughput() {

@@ -1,0 +1,56 @@
+#!/bin/bash
+# Helpers shared by run.sh (workloads A) and b.sh (workload B); sourced, not run.
+# They expect PPID_ (the proxy's pid), PPORT and UASPID from the sourcing script.
+
+log() { echo "[$(date +%H:%M:%S)] $*"; }
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+
+port_busy() { ss -Hlun "sport = :$1" | grep -q .; }
+
+need() { command -v "$1" >/dev/null || die "$1 not found ($2)"; }
+
+proxy_pids() {
+	local p line rest
+	echo "$PPID_"
+	for p in /proc/[0-9]*; do
+		read -r line 2>/dev/null < "$p/stat" || continue
+		rest=${line##*) }
+		set -- $rest
+		[ "$2" = "$PPID_" ] && echo "${p#/proc/}"
+	done
+}
+
+proxy_ns() {
+	local t=0 p f a
+	for p in $(proxy_pids); do
+		for f in /proc/$p/task/*/schedstat; do
+			read -r a _ 2>/dev/null < "$f" || continue
+			t=$((t + a))
+		done
+	done
+	echo $t
+}
+
+proxy_stop() {
+	[ -n "$PPID_" ] || return 0
+	local kids i
+	kids=$(proxy_pids | tail -n +2)
+	kill -TERM "$PPID_" 2>/dev/null
+	for i in $(seq 1 150); do kill -0 "$PPID_" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$PPID_" 2>/dev/null && kill -KILL "$PPID_" 2>/dev/null
+	wait "$PPID_" 2>/dev/null
+	for i in $kids; do [ -d "/proc/$i" ] && kill -KILL "$i" 2>/dev/null; done
+	PPID_=""
+	for i in $(seq 1 50); do port_busy $PPORT || break; sleep 0.1; done
+}
+
+calib() {
+	python3 -c "
+import time
+t=time.time(); n=0
+while time.time()-t<1.0:
+    for _ in range(20000): n+=1
+print('%.1f' % (n/1e6/(time.time()-t)))"
+}
+
+uas_stop() { [ -n "$UASPID" ] && { kill -TERM "$UASPID" 2>/dev/null; wait "$UASPID" 2>/dev/null; }; UASPID=""; }
