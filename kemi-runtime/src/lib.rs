@@ -15,6 +15,7 @@ pub mod calls;
 pub mod engine;
 pub mod export;
 pub mod msg;
+pub mod services;
 pub mod sip;
 pub mod table;
 pub mod xval;

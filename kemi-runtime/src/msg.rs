@@ -100,6 +100,8 @@ pub struct RouteEnv {
     pub aliases: Vec<String>,
     /// Value of the `Server` header in locally generated replies (none when `None`).
     pub server_header: Option<String>,
+    /// State the stateful modules share across workers (usrloc, htable, auth...).
+    pub services: crate::services::Services,
 }
 
 /// A reply the script asked for (`sl.send_reply` and friends), ready to send.

@@ -39,6 +39,11 @@ pub enum Enabled {
 }
 
 impl Enabled {
+    /// Whether `module` is on (core modules always are).
+    pub fn is_enabled(&self, module: &str) -> bool {
+        self.includes(module)
+    }
+
     fn includes(&self, module: &str) -> bool {
         CORE_MODULES.contains(&module)
             || match self {

@@ -147,6 +147,10 @@ pub struct Config {
     pub modules: Enabled,
     /// Module parameters, per module name.
     pub modparams: BTreeMap<String, toml::Table>,
+    /// The store (`[db] url`): `sqlite://<config dir>/sipd.db` by default.
+    pub db_url: String,
+    /// Where relative paths of the configuration resolve (its directory).
+    pub base_dir: PathBuf,
     /// Idle time after which a TCP connection is closed.
     pub tcp_idle_timeout: Duration,
     /// Receive and send buffer sizes asked for the UDP sockets, in octets.
@@ -304,6 +308,15 @@ struct RawConfig {
     limits: LimitsSection,
     #[serde(default)]
     tm: TmSection,
+    #[serde(default)]
+    db: DbSection,
+}
+
+/// The `[db]` table: the store shared by the stateful modules.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DbSection {
+    url: Option<Spanned<String>>,
 }
 
 /// The `[tm]` table: transaction timers in milliseconds (Kamailio's tm `timer_t1`...).
@@ -513,6 +526,20 @@ impl Config {
         };
         let mut modparams = BTreeMap::new();
         for (name, table) in raw.modparam {
+            let param_only = modules::setup::PARAM_ONLY
+                .iter()
+                .find(|(m, _)| *m == name)
+                .map(|(_, serves)| *serves);
+            if let Some(serves) = param_only {
+                if !modules.is_enabled(serves) {
+                    return Err(origin.invalid(
+                        &table,
+                        format!("modparam: module `{name}` serves `{serves}`, which is not in `modules`"),
+                    ));
+                }
+                modparams.insert(name, table.into_inner());
+                continue;
+            }
             if !all.has_module(&name) {
                 return Err(origin.invalid(
                     &table,
@@ -632,6 +659,25 @@ impl Config {
             }
         }
 
+        let base_dir = match path {
+            Some(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
+            None => script.parent().map(Path::to_path_buf).unwrap_or_default(),
+        };
+        let base_dir = if base_dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base_dir
+        };
+        let db_url = match &raw.db.url {
+            Some(url) => {
+                if let Err(e) = modules::store::open_check(url.get_ref()) {
+                    return Err(origin.invalid(url, format!("db.url: {e}")));
+                }
+                url.get_ref().clone()
+            }
+            None => modules::setup::default_db_url(&base_dir),
+        };
+
         Ok(Config {
             source: path.map(Path::to_path_buf),
             listen,
@@ -643,6 +689,8 @@ impl Config {
             script,
             modules,
             modparams,
+            db_url,
+            base_dir,
             tcp_idle_timeout,
             udp_buffers,
             max_message_size,

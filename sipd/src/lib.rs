@@ -21,6 +21,7 @@ pub mod config;
 pub mod endpoint;
 pub mod exports;
 pub mod metrics;
+pub mod modsetup;
 pub mod reload;
 pub mod route_test;
 pub mod router;

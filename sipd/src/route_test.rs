@@ -123,6 +123,7 @@ pub fn route_one(router: &mut Router, message: Message, src: Option<Endpoint>) -
     };
     let env = RouteEnv {
         listen: vec![(rcv.proto, rcv.dst)],
+        services: crate::modsetup::offline_services().unwrap_or_default(),
         ..RouteEnv::default()
     };
     let mut msg = SipMsg::new(message, rcv, Arc::new(env));

@@ -66,9 +66,18 @@ fn env() -> Arc<RouteEnv> {
             ],
             aliases: vec!["proxy.example.com".into(), "alias.example.net:5080".into()],
             server_header: Some("sipd test".into()),
+            ..RouteEnv::default()
         })
     })
     .clone()
+}
+
+/// The test environment with the stateful modules' `services` (set up by the test).
+#[allow(dead_code)] // used by the stateful modules' tests as they arrive
+pub fn env_with(services: kemi_runtime::services::Services) -> Arc<RouteEnv> {
+    let mut e = (*env()).clone();
+    e.services = services;
+    Arc::new(e)
 }
 
 /// A routing context for `text`, received over UDP from [`CLIENT`] on [`PROXY`], logs captured.

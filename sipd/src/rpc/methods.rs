@@ -24,6 +24,8 @@ pub struct RpcContext {
     pub table: Arc<ExportTable>,
     /// The transaction layer, for `tm.stats`.
     pub tm: Arc<crate::tm::TmLayer>,
+    /// The stateful modules' shared state (usrloc, htable, permissions...).
+    pub services: kemi_runtime::services::Services,
 }
 
 /// Methods every server has.

@@ -68,6 +68,9 @@ pub enum ServerError {
     /// A worker ended before it was ready.
     #[error("a worker stopped during startup")]
     WorkerLost,
+    /// A stateful module (registrar, auth, htable...) could not start.
+    #[error("module setup: {0}")]
+    Modules(#[from] modules::setup::SetupError),
     /// The RPC or metrics listeners did not start.
     #[error("{0}")]
     Ops(#[from] crate::rpc::OpsError),
@@ -86,6 +89,8 @@ pub struct ServerHandle {
     versions: Arc<ScriptVersions>,
     metrics: Arc<Metrics>,
     ops: Option<OpsThread>,
+    services: kemi_runtime::services::Services,
+    housekeeping: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -100,6 +105,7 @@ impl Server {
             config.limits.script,
         )?);
         let metrics = Arc::new(Metrics::new(Arc::clone(&table)));
+        let services = crate::modsetup::services(&config)?;
         let mut udp_socks = Vec::new();
         let mut tcp_socks = Vec::new();
         let mut bound = Vec::new();
@@ -129,6 +135,7 @@ impl Server {
             listen: bound.clone(),
             aliases: config.aliases.clone(),
             server_header: config.server_header.clone(),
+            services: services.clone(),
         });
         let locals = Arc::new(Locals::new(&bound, &config.aliases));
         let conns = Arc::new(ConnTable::new());
@@ -145,6 +152,8 @@ impl Server {
             versions: Arc::clone(&versions),
             metrics: Arc::clone(&metrics),
             ops: None,
+            housekeeping: crate::modsetup::housekeeping(&services, stop_rx.clone())?,
+            services: services.clone(),
         };
         for n in 0..config.workers {
             let setup = WorkerSetup {
@@ -190,6 +199,7 @@ impl Server {
             metrics,
             table,
             tm,
+            services,
         };
         handle.ops = OpsThread::start(
             ctx,
@@ -244,7 +254,12 @@ impl ServerHandle {
         self.ops.as_ref().and_then(|o| o.metrics)
     }
 
-    /// Stop every worker and wait for them.
+    /// The stateful modules' shared state (for tests and the RPC methods).
+    pub fn services(&self) -> &kemi_runtime::services::Services {
+        &self.services
+    }
+
+    /// Stop the server: workers, RPC, housekeeping; flush the store; return when done.
     pub fn shutdown(self) {
         drop(self);
     }
@@ -259,5 +274,9 @@ impl Drop for ServerHandle {
         if let Some(ops) = self.ops.take() {
             ops.join();
         }
+        if let Some(t) = self.housekeeping.take() {
+            let _ = t.join();
+        }
+        crate::modsetup::flush(&self.services);
     }
 }

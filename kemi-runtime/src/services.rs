@@ -1,0 +1,115 @@
+//! [`Services`]: state that modules share across the workers of one server (the location table,
+//! hash tables, the subscriber store...), keyed by type.
+//!
+//! The host builds it once at startup (`modules::setup`) and hands it to every message through
+//! [`RouteEnv::services`](crate::msg::RouteEnv). A module finds its own state with
+//! [`Services::get`]; two servers in one process (tests) each have their own. Lookups scan a
+//! short vector (one entry per stateful module) and take no lock.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A job the host runs periodically on its housekeeping thread (expiry sweeps, reloads).
+pub struct Periodic {
+    /// A name for logs.
+    pub name: &'static str,
+    /// How often it runs.
+    pub every: Duration,
+    /// The job.
+    pub run: Box<dyn Fn() + Send + Sync>,
+}
+
+impl fmt::Debug for Periodic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Periodic")
+            .field("name", &self.name)
+            .field("every", &self.every)
+            .finish()
+    }
+}
+
+/// Shared module state of one server, keyed by type.
+#[derive(Clone, Default)]
+pub struct Services {
+    items: Vec<(TypeId, Arc<dyn Any + Send + Sync>)>,
+    periodic: Vec<Arc<Periodic>>,
+}
+
+impl Services {
+    /// An empty set.
+    pub fn new() -> Services {
+        Services::default()
+    }
+
+    /// Add (or replace) the state of type `T`.
+    pub fn insert<T: Any + Send + Sync>(&mut self, value: Arc<T>) {
+        let id = TypeId::of::<T>();
+        self.items.retain(|(t, _)| *t != id);
+        self.items.push((id, value));
+    }
+
+    /// The state of type `T`, if a module registered it.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        let id = TypeId::of::<T>();
+        self.items
+            .iter()
+            .find(|(t, _)| *t == id)
+            .and_then(|(_, v)| v.downcast_ref::<T>())
+    }
+
+    /// The state of type `T` as a shared handle.
+    pub fn get_arc<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let id = TypeId::of::<T>();
+        self.items
+            .iter()
+            .find(|(t, _)| *t == id)
+            .and_then(|(_, v)| Arc::clone(v).downcast::<T>().ok())
+    }
+
+    /// Ask the host to run `run` every `every` while the server runs.
+    pub fn every(
+        &mut self,
+        name: &'static str,
+        every: Duration,
+        run: impl Fn() + Send + Sync + 'static,
+    ) {
+        self.periodic.push(Arc::new(Periodic {
+            name,
+            every,
+            run: Box::new(run),
+        }));
+    }
+
+    /// The periodic jobs modules asked for.
+    pub fn periodic(&self) -> &[Arc<Periodic>] {
+        &self.periodic
+    }
+}
+
+impl fmt::Debug for Services {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Services")
+            .field("items", &self.items.len())
+            .field("periodic", &self.periodic)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_state_by_type() {
+        let mut s = Services::new();
+        s.insert(Arc::new(5u32));
+        s.insert(Arc::new(String::from("x")));
+        assert_eq!(s.get::<u32>(), Some(&5));
+        assert_eq!(s.get::<String>().map(String::as_str), Some("x"));
+        assert!(s.get::<u64>().is_none());
+        s.insert(Arc::new(6u32));
+        assert_eq!(s.get_arc::<u32>().as_deref(), Some(&6));
+    }
+}
