@@ -21,6 +21,7 @@ pub mod hop;
 pub mod locals;
 pub mod malformed;
 pub mod pipeline;
+pub mod script_log;
 pub mod target;
 pub mod via;
 mod worker;

@@ -25,6 +25,7 @@ use tracing::{debug, info, warn};
 use super::hop::{self, HopRefusal};
 use super::locals::Locals;
 use super::malformed;
+use super::script_log;
 use super::target::{Target, SIP_PORT};
 use super::via::{self, Branch, BRANCH_PREFIX};
 use crate::config::OnLimit;
@@ -211,7 +212,12 @@ impl Pipeline {
         if let Routed::Failed(e) = &routed {
             let limit = LimitKind::of(e);
             self.ops.stats.script_error(Callback::Request, limit);
-            warn!(src = %rcv.src, call_id = msg.message.call_id().unwrap_or(""), "ksr_request_route failed: {e}");
+            script_log::script_failed(
+                "ksr_request_route",
+                msg.message.call_id().unwrap_or(""),
+                Some(rcv.src),
+                e,
+            );
             if limit.is_some() && self.ops.on_limit == OnLimit::Drop {
                 return;
             }
@@ -287,9 +293,11 @@ impl Pipeline {
                 self.ops
                     .stats
                     .script_error(Callback::Onsend, LimitKind::of(&e));
-                warn!(
-                    call_id = msg.message.call_id().unwrap_or(""),
-                    "ksr_onsend_route failed: {e}"
+                script_log::script_failed(
+                    "ksr_onsend_route",
+                    msg.message.call_id().unwrap_or(""),
+                    None,
+                    &e,
                 );
             }
             let dropped = std::mem::replace(&mut msg.route.drop, dropped_before);
@@ -371,7 +379,12 @@ impl Pipeline {
             self.ops
                 .stats
                 .script_error(Callback::Reply, LimitKind::of(&e));
-            warn!(src = %rcv.src, call_id = msg.message.call_id().unwrap_or(""), "ksr_reply_route failed, reply dropped: {e}");
+            script_log::script_failed(
+                "ksr_reply_route (reply dropped)",
+                msg.message.call_id().unwrap_or(""),
+                Some(rcv.src),
+                &e,
+            );
             return;
         }
         if msg.route.drop {

@@ -36,6 +36,7 @@ use super::{lock, wire, TimerKind, TimerReq, TmLayer, TxnCell};
 use crate::router::{Routed, Router};
 use crate::server::locals::Locals;
 use crate::server::pipeline::{Dest, Outgoing};
+use crate::server::script_log;
 use crate::server::target::SIP_PORT;
 use crate::server::via::Branch as StatelessBranch;
 
@@ -427,9 +428,11 @@ impl TmHost<'_> {
                 bmsg.tm.exists = true;
                 bmsg.tm.branch_index = u32::try_from(index).ok();
                 if let Routed::Failed(e) = ctx.router.run(&name, &mut bmsg, None) {
-                    warn!(
-                        call_id = bmsg.message.call_id().unwrap_or(""),
-                        "branch callback {name} failed: {e}"
+                    script_log::script_failed(
+                        &name,
+                        bmsg.message.call_id().unwrap_or(""),
+                        None,
+                        &e,
                     );
                 }
                 if bmsg.route.drop {
@@ -500,7 +503,7 @@ impl TmHost<'_> {
         }
         let mut rmsg = SipMsg::new(message, rcv, Arc::clone(self.env));
         if let Routed::Failed(e) = self.router.route(&mut rmsg) {
-            warn!(src = %rcv.src, "ksr_reply_route failed, reply dropped: {e}");
+            script_log::script_failed("ksr_reply_route (reply dropped)", "", Some(rcv.src), &e);
             return ReplyHandling::Done;
         }
         if rmsg.route.drop {
@@ -514,7 +517,7 @@ impl TmHost<'_> {
             rmsg.tm.canceled = txn.canceled;
             rmsg.tm.status = txn.server.status();
             if let Routed::Failed(e) = self.router.run(&name, &mut rmsg, None) {
-                warn!("onreply callback {name} failed: {e}");
+                script_log::script_failed(&name, "", None, &e);
             }
             if rmsg.route.drop {
                 debug!("reply dropped by {name}");
@@ -589,7 +592,7 @@ impl TmHost<'_> {
         let mut fmsg = self.failure_msg(txn, Some(index));
         fmsg.tm.route = TmRoute::BranchFailure;
         if let Routed::Failed(e) = self.router.run(&name, &mut fmsg, None) {
-            warn!("branch-failure callback {name} failed: {e}");
+            script_log::script_failed(&name, "", None, &e);
         }
     }
 
@@ -635,10 +638,7 @@ impl TmHost<'_> {
         if let Some(name) = txn.callbacks.failure.take() {
             let mut fmsg = self.failure_msg(txn, best);
             if let Routed::Failed(e) = self.router.run(&name, &mut fmsg, None) {
-                warn!(
-                    call_id = fmsg.message.call_id().unwrap_or(""),
-                    "failure callback {name} failed: {e}"
-                );
+                script_log::script_failed(&name, fmsg.message.call_id().unwrap_or(""), None, &e);
             }
             txn.callbacks.update(&fmsg.tm);
             let (fr, fr_inv) = self.timeouts(&fmsg.tm, txn.fr, txn.fr_inv);
