@@ -233,7 +233,14 @@ fn run_server(args: &RunArgs) -> Result<ExitCode> {
     rt.block_on(wait_for_signal(&server))
         .context("waiting for signals")?;
     tracing::info!("stopping");
-    server.shutdown();
+    let mut server = server;
+    let stuck = server.stop_within(crate::server::SHUTDOWN_GRACE);
+    if !stuck.is_empty() {
+        // A worker stuck in a script cannot be joined; exiting the process ends it.
+        tracing::error!(workers = ?stuck, "workers still running a script after {:?}; exiting anyway", crate::server::SHUTDOWN_GRACE);
+        std::process::exit(1);
+    }
+    drop(server);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -260,17 +260,30 @@ impl ServerHandle {
         &self.services
     }
 
-    /// Stop the server: workers, RPC, housekeeping; flush the store; return when done.
+    /// Stop the server: workers, RPC, housekeeping; flush the store; return when done, or after
+    /// [`SHUTDOWN_GRACE`] with the workers still busy left behind (see [`Self::stop_within`]).
     pub fn shutdown(self) {
         drop(self);
     }
-}
 
-impl Drop for ServerHandle {
-    fn drop(&mut self) {
+    /// Stop the server, waiting at most `grace` for the workers. A worker stuck in a script
+    /// (an endless loop in an engine without a budget) cannot be stopped from outside; it is
+    /// left running, named in the result, and the caller decides (`sipd run` exits the
+    /// process). Everything else stops and the store is flushed either way.
+    pub fn stop_within(&mut self, grace: std::time::Duration) -> Vec<String> {
         let _ = self.stop.send(true);
+        let deadline = std::time::Instant::now() + grace;
+        while self.threads.iter().any(|t| !t.is_finished()) && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let mut stuck = Vec::new();
         for t in self.threads.drain(..) {
-            let _ = t.join();
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                stuck.push(t.thread().name().unwrap_or("worker").to_string());
+            }
         }
         if let Some(ops) = self.ops.take() {
             ops.join();
@@ -279,5 +292,18 @@ impl Drop for ServerHandle {
             let _ = t.join();
         }
         crate::modsetup::flush(&self.services);
+        stuck
+    }
+}
+
+/// How long [`ServerHandle::shutdown`] waits for busy workers.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let stuck = self.stop_within(SHUTDOWN_GRACE);
+        if !stuck.is_empty() {
+            tracing::error!(workers = ?stuck, "workers still running a script at shutdown; left behind");
+        }
     }
 }
