@@ -214,8 +214,19 @@ pub struct RouteState {
     pub sflags: u64,
     /// `force_rport()` was called.
     pub force_rport: bool,
+    /// How replies to this request are sent (`set_reply_no_connect`, `set_reply_close`).
+    pub reply_send: SendFlags,
+    /// How this message is forwarded (`set_forward_no_connect`, `set_forward_close`).
+    pub forward_send: SendFlags,
     /// The message is to be dropped (`set_drop`, `KSR.x.drop`).
     pub drop: bool,
+    /// Index of the credentials header (Authorization or Proxy-Authorization) that passed
+    /// digest authentication in this message, which `auth.consume_credentials` removes
+    /// (Kamailio marks it `authorized`).
+    pub auth_cred: Option<usize>,
+    /// An authentication of this message found an expired nonce with a right digest: the next
+    /// challenge says `stale=true` (RFC 7616 3.3).
+    pub auth_stale: bool,
     /// Header edits, in the order the script made them.
     pub edits: Vec<HeaderEdit>,
     /// Header lines to add to locally generated replies (`hdr.append_to_reply`).
@@ -232,6 +243,15 @@ pub struct RouteState {
     /// The message time in Unix seconds, taken at the first `$Ts`/`$Tf` read and kept for
     /// the rest of the message (Kamailio's `msg->tval`).
     pub msg_time: std::sync::OnceLock<i64>,
+}
+
+/// Connection handling for one send over a stream transport (Kamailio's `SND_F_*` flags).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendFlags {
+    /// Send only over an open connection; never open a new one (`SND_F_FORCE_CON_REUSE`).
+    pub no_connect: bool,
+    /// Close the connection once the message is written (`SND_F_CON_CLOSE`).
+    pub close: bool,
 }
 
 /// One `$avp(name)` value.

@@ -18,6 +18,14 @@
 //!   (also `corex.append_branch*`); carried out by the host's transaction layer.
 //! - [`tmx`]: `KSR.tmx.*`: which tm callback runs, the retransmission pre-check.
 //! - [`rr`]: `KSR.rr.*`: Record-Route and Route processing.
+//! - [`auth`], [`auth_db`]: `KSR.auth.*`, `KSR.auth_db.*`: Digest authentication (RFC 7616),
+//!   challenges, stateless nonces, subscribers from the store.
+//! - [`nathelper`]: `KSR.nathelper.*`: NAT detection, Contact aliasing and fixing.
+//! - [`htable`]: `KSR.htable.*` and `$sht(t=>k)`: shared hash tables with expiry.
+//! - [`pike`]: `KSR.pike.*`: flood detection per source IP.
+//! - [`permissions`]: `KSR.permissions.*`: address groups (CIDR, port) from the store.
+//! - [`registrar`]: `KSR.registrar.*` and `$ulc(p=>a)`: usrloc location tables (sharded,
+//!   written through to the store), save/lookup with Kamailio's codes.
 //!
 //! Hosts pass [`MODULES`] to [`kemi_runtime::ExportTable::build`]; naming it links this crate.
 //! Exports never touch the network: replies are queued in `SipMsg::outbox`, header changes in
@@ -25,13 +33,20 @@
 
 use kemi_runtime::table::ModuleSet;
 
+pub mod auth;
+pub mod auth_db;
 pub mod core;
 pub mod corex;
 pub mod hdr;
+pub mod htable;
 pub mod kx;
 pub mod maxfwd;
 pub mod modparam;
+pub mod nathelper;
+pub mod permissions;
+pub mod pike;
 pub mod pv;
+pub mod registrar;
 pub mod rr;
 pub mod sanity;
 pub mod setup;
@@ -50,7 +65,26 @@ mod view;
 pub static MODULES: ModuleSet = ModuleSet {
     crate_name: "modules",
     modules: &[
-        "", "pv", "hdr", "sl", "maxfwd", "xlog", "kx", "siputils", "sanity", "corex", "textops",
-        "tm", "tmx", "rr",
+        "",
+        "pv",
+        "hdr",
+        "sl",
+        "maxfwd",
+        "xlog",
+        "kx",
+        "siputils",
+        "sanity",
+        "corex",
+        "textops",
+        "tm",
+        "tmx",
+        "rr",
+        "auth",
+        "auth_db",
+        "nathelper",
+        "htable",
+        "pike",
+        "permissions",
+        "registrar",
     ],
 };

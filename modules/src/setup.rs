@@ -124,7 +124,15 @@ impl SetupCtx<'_> {
 pub type SetupFn = fn(&mut SetupCtx<'_>) -> Result<(), SetupError>;
 
 /// The stateful modules, in setup order, and the KSR module that enables each.
-const STATEFUL: &[(&str, SetupFn)] = &[];
+const STATEFUL: &[(&str, SetupFn)] = &[
+    ("nathelper", crate::nathelper::config::setup),
+    ("htable", crate::htable::setup),
+    ("pike", crate::pike::setup),
+    ("permissions", crate::permissions::setup),
+    ("registrar", crate::registrar::setup),
+    ("auth", crate::auth::setup),
+    ("auth_db", crate::auth_db::setup),
+];
 
 /// Modules that take modparams but export nothing to scripts, and the KSR module they serve.
 pub const PARAM_ONLY: &[(&str, &str)] = &[("usrloc", "registrar")];

@@ -44,6 +44,10 @@ pub enum Command {
     Check(CheckArgs),
     /// Call a JSON-RPC method of a running sipd (`[rpc]`) and print the result as JSON.
     Rpc(RpcArgs),
+    /// Edit the permissions address groups in the store (works while sipd runs).
+    Address(crate::admin::address::AddressArgs),
+    /// Edit the auth_db subscribers in the store (works while sipd runs).
+    User(crate::admin::user::UserArgs),
 }
 
 /// `sipd rpc METHOD [PARAMS...]`.
@@ -173,6 +177,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => run_server(&args),
         Command::Check(args) => check_config(&args),
         Command::Rpc(args) => rpc_call(&args),
+        Command::Address(args) => crate::admin::address::run(&args),
+        Command::User(args) => crate::admin::user::run(&args),
     }
 }
 

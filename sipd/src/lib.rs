@@ -15,6 +15,7 @@
 //! - [`metrics`]: per-worker counters and the Prometheus exposition.
 //! - [`rpc`]: the JSON-RPC control socket, its methods and the `sipd rpc` client.
 
+pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod config;

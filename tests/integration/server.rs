@@ -603,3 +603,69 @@ def mod_init():
 "#,
     );
 }
+
+/// Accept one connection on `l` within `wait`, if any comes.
+fn accept_within(l: &std::net::TcpListener, wait: Duration) -> Option<TcpStream> {
+    l.set_nonblocking(true).unwrap();
+    let until = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < until {
+        match l.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                return Some(s);
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    None
+}
+
+#[test]
+fn tcp_forward_no_connect_and_close() {
+    let p = start(
+        r#"
+function ksr_request_route()
+    if KSR.hdr.is_present("X-No-Connect") > 0 then KSR.set_forward_no_connect() end
+    if KSR.hdr.is_present("X-Close") > 0 then KSR.set_forward_close() end
+    KSR.forward_uri(KSR.pv.get("$hdr(X-Target)"))
+end
+"#,
+        &["udp:127.0.0.1:0", "tcp:127.0.0.1:0"],
+    );
+    let next = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!(
+        "X-Target: sip:{};transport=tcp\r\n",
+        next.local_addr().unwrap()
+    );
+    let client = udp("127.0.0.1:0");
+    let via = format!(
+        "SIP/2.0/UDP {};branch=z9hG4bKnc",
+        client.local_addr().unwrap()
+    );
+    let with = |extra: &str, call_id: &str| {
+        options(&via, call_id).replace("Content-Length", &format!("{target}{extra}Content-Length"))
+    };
+
+    // no_connect: no connection to the next hop is open, so none is made and nothing is sent.
+    let m = with("X-No-Connect: 1\r\n", "nc-1");
+    client.send_to(m.as_bytes(), p.addr(Proto::Udp)).unwrap();
+    assert!(
+        accept_within(&next, Duration::from_millis(700)).is_none(),
+        "set_forward_no_connect opened a connection"
+    );
+
+    // close: the connection is opened, the request written, then the connection closed.
+    let m = with("X-Close: 1\r\n", "nc-2");
+    client.send_to(m.as_bytes(), p.addr(Proto::Udp)).unwrap();
+    let mut conn = accept_within(&next, WAIT).expect("a connection to the next hop");
+    conn.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got)
+        .expect("sipd closes the connection after the forward");
+    let got = String::from_utf8_lossy(&got);
+    assert!(
+        got.starts_with("OPTIONS sip:proxy@127.0.0.1 SIP/2.0\r\n"),
+        "{got}"
+    );
+    assert_eq!(header(&got, "Call-ID"), ["nc-2"]);
+}

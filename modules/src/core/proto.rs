@@ -1,6 +1,7 @@
 //! Tests on how the message arrived: transport (`is_UDP` ... `is_proto`), address family of the
-//! receiving socket (`is_IPv4`/`is_IPv6`), ports (`is_src_port`/`is_dst_port`), and
-//! `force_rport`.
+//! receiving socket (`is_IPv4`/`is_IPv6`), ports (`is_src_port`/`is_dst_port`),
+//! `force_rport`, and the connection flags of replies and forwards (`set_reply_no_connect`,
+//! `set_reply_close`, `set_forward_no_connect`, `set_forward_close`).
 
 use kemi_runtime::msg::Proto;
 use kemi_runtime::{kemi, SipMsg};
@@ -114,5 +115,35 @@ pub fn is_dst_port(msg: &mut SipMsg, port: i32) -> bool {
 #[kemi]
 pub fn force_rport(msg: &mut SipMsg) -> bool {
     msg.route.force_rport = true;
+    true
+}
+
+/// Send replies to this request only over the connection it came on: when that connection is
+/// gone, the reply is dropped (with a log line) instead of opening a new one. Always true.
+#[kemi]
+pub fn set_reply_no_connect(msg: &mut SipMsg) -> bool {
+    msg.route.reply_send.no_connect = true;
+    true
+}
+
+/// Close the connection once a reply to this request has been written. Always true.
+#[kemi]
+pub fn set_reply_close(msg: &mut SipMsg) -> bool {
+    msg.route.reply_send.close = true;
+    true
+}
+
+/// Forward this message only over an already open connection; never open a new one (the
+/// send is dropped with a log line instead). Always true.
+#[kemi]
+pub fn set_forward_no_connect(msg: &mut SipMsg) -> bool {
+    msg.route.forward_send.no_connect = true;
+    true
+}
+
+/// Close the connection once this message has been forwarded over it. Always true.
+#[kemi]
+pub fn set_forward_close(msg: &mut SipMsg) -> bool {
+    msg.route.forward_send.close = true;
     true
 }

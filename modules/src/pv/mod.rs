@@ -3,9 +3,9 @@
 //! Known PVs: `$ru $rU $rd $rp $rz $ou $du $fu $fU $fd $ft $fn $tu $tU $td $tt $tn $ci $cs $rm
 //! $rs $rr $rv $si $sp $Ri $Rp $pr $ua $ct $cT $cl $rb $ml $mb $au $aU $ad $ar $TS $Ts $TF $Tf
 //! $hdr(Name) $hdrc(Name) $var(name) $shv(name) $avp(name) $(avp(name)[*]) $xavp(root)
-//! $xavp(root=>field)` and the tm ones (`$T_reply_code`, ...). Names are parsed by [`spec`],
-//! read by [`value`], written by [`write`]. An unknown or malformed name is logged as an error
-//! and reads as null.
+//! $xavp(root=>field) $sht(table=>key)` and the tm ones (`$T_reply_code`, ...). Names are
+//! parsed by [`spec`], read by [`value`], written by [`write`]. An unknown or malformed name is
+//! logged as an error and reads as null.
 //!
 //! Lifetimes: `$var` is per worker (kept across messages), `$shv` is shared by every worker
 //! ([`shv`]), `$avp` and `$xavp` belong to the message and go with it ([`stack`]).

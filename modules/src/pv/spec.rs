@@ -109,6 +109,9 @@ pub enum PvSpec<'a> {
     TimeMsgText,
     /// `$shv(name)`: a value shared by all workers.
     Shv(&'a str),
+    /// `$ulc(profile=>attr)` / `$(ulc(profile=>attr)[i])`: a contact fetched by
+    /// `registrar.reg_fetch_contacts` (the text after `$`, parsed when read).
+    Ulc(&'a str),
     /// `$avp(name)`: the newest per-message AVP of that name.
     Avp(&'a str),
     /// `$(avp(name)[*])`: every AVP of that name (read joined by `, `, newest first; a write
@@ -117,6 +120,14 @@ pub enum PvSpec<'a> {
     /// `$xavp(root)`, `$xavp(root=>field)`, with an optional root index (`root[0]`, `root[-1]`,
     /// `root[*]`).
     Xavp(XavpName<'a>),
+    /// `$sht(table=>key)`: an item of an htable; `key` may hold PVs (`$sht(ipban=>$si)`),
+    /// expanded at each use.
+    Sht {
+        /// The table.
+        table: &'a str,
+        /// The key, as written.
+        key: &'a str,
+    },
 }
 
 /// Which items of a root `$xavp` a name selects.
@@ -220,8 +231,19 @@ impl<'a> PvSpec<'a> {
             "TF" => PvSpec::TimeNowText,
             "Tf" => PvSpec::TimeMsgText,
             _ => {
+                if let Some(body) = inner.strip_prefix("sht(").and_then(|r| r.strip_suffix(')')) {
+                    let (table, key) = body.split_once("=>")?;
+                    let ok = !table.is_empty()
+                        && table
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+                    return (ok && !key.is_empty()).then_some(PvSpec::Sht { table, key });
+                }
                 if let Some(name) = Self::avp_all(inner) {
                     return Some(PvSpec::AvpAll(name));
+                }
+                if inner.starts_with("ulc(") || inner.starts_with("(ulc(") {
+                    return Some(PvSpec::Ulc(inner));
                 }
                 if let Some(pv) = inner
                     .strip_prefix("T_rpl(")
@@ -286,6 +308,15 @@ mod tests {
         assert_eq!(PvSpec::parse("$rv"), Some(PvSpec::Version));
         assert_eq!(PvSpec::parse("$Ts"), Some(PvSpec::TimeMsg));
         assert_eq!(PvSpec::parse("$TS"), Some(PvSpec::TimeNow));
+        assert_eq!(
+            PvSpec::parse("$sht(ipban=>$si)"),
+            Some(PvSpec::Sht {
+                table: "ipban",
+                key: "$si"
+            })
+        );
+        assert_eq!(PvSpec::parse("$sht(ipban)"), None);
+        assert_eq!(PvSpec::parse("$sht(=>k)"), None);
     }
 
     #[test]

@@ -149,9 +149,22 @@ pub fn read<'m>(msg: &'m SipMsg, spec: &PvSpec<'_>) -> PvValue<'m> {
             VarValue::Int(n) => PvValue::Int(n),
             VarValue::Str(s) => PvValue::Str(Cow::Owned(s)),
         },
+        PvSpec::Ulc(inner) => match crate::registrar::ulc::pv_spec_get(inner) {
+            crate::registrar::ulc::UlcValue::Null => PvValue::Null,
+            crate::registrar::ulc::UlcValue::Int(n) => PvValue::Int(n),
+            crate::registrar::ulc::UlcValue::Str(s) => PvValue::Str(Cow::Owned(s)),
+        },
         PvSpec::Avp(name) => stack::avp_get(msg, name),
         PvSpec::AvpAll(name) => stack::avp_get_all(msg, name),
         PvSpec::Xavp(ref x) => stack::xavp_get(msg, x),
+        PvSpec::Sht { table, key } => {
+            let key = crate::xlog::format::render(msg, key);
+            match crate::htable::read(msg, table, &key) {
+                Some(crate::store::HtableValue::Int(n)) => PvValue::Int(n),
+                Some(crate::store::HtableValue::Str(s)) => PvValue::Str(Cow::Owned(s)),
+                None => PvValue::Null,
+            }
+        }
     }
 }
 

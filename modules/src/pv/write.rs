@@ -64,6 +64,15 @@ pub fn write(msg: &mut SipMsg, spec: &PvSpec<'_>, name: &str, value: Assign<'_>)
             stack::avp_set(msg, avp, true, to_var(value));
             true
         }
+        (PvSpec::Sht { table, key }, _) => {
+            let key = crate::xlog::format::render(msg, key);
+            let value = match value {
+                Assign::Null => None,
+                Assign::Int(n) => Some(crate::store::HtableValue::Int(n)),
+                Assign::Str(s) => Some(crate::store::HtableValue::Str(s.to_string())),
+            };
+            crate::htable::write(msg, table, &key, value)
+        }
         (PvSpec::Xavp(ref x), _) => {
             let ok = stack::xavp_set(msg, x, to_var(value));
             if !ok {

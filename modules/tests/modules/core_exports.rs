@@ -182,6 +182,33 @@ fn transport_tests() {
 }
 
 #[test]
+fn connection_flags_are_recorded() {
+    use kemi_runtime::msg::SendFlags;
+    let mut m = msg(INVITE);
+    assert_eq!(m.route.reply_send, SendFlags::default());
+    assert!(b(&mut m, "", "set_reply_no_connect", &[]));
+    assert_eq!(
+        m.route.reply_send,
+        SendFlags {
+            no_connect: true,
+            close: false
+        }
+    );
+    assert!(b(&mut m, "", "set_reply_close", &[]));
+    assert!(m.route.reply_send.close);
+    assert_eq!(m.route.forward_send, SendFlags::default());
+    assert!(b(&mut m, "", "set_forward_no_connect", &[]));
+    assert!(b(&mut m, "", "set_forward_close", &[]));
+    assert_eq!(
+        m.route.forward_send,
+        SendFlags {
+            no_connect: true,
+            close: true
+        }
+    );
+}
+
+#[test]
 fn ruri_and_destination_setters() {
     let mut m = msg(INVITE);
     assert!(b(&mut m, "", "setuser", &[Arg::Str("carol")]));

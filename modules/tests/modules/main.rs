@@ -2,14 +2,20 @@
 //! descriptors (names, kinds, trampolines) are exercised with the functions.
 
 mod api_tsv;
+mod auth_exports;
 mod common;
 mod core_exports;
 mod corex_exports;
 mod hdr_exports;
+mod htable_exports;
 mod kx_exports;
 mod maxfwd_exports;
+mod nathelper_exports;
+mod permissions_exports;
+mod pike_exports;
 mod pv_exports;
 mod pv_more_exports;
+mod registrar_exports;
 mod sanity_exports;
 mod siputils_exports;
 mod sl_exports;

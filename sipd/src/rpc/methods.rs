@@ -65,6 +65,27 @@ impl RpcContext {
                 m.push(format!("{p}.{f}"));
             }
         }
+        if self
+            .services
+            .get::<modules::registrar::Registrar>()
+            .is_some()
+        {
+            m.extend(super::ul::METHODS.iter().map(|s| s.to_string()));
+        }
+        if self
+            .services
+            .get::<modules::htable::HtableState>()
+            .is_some()
+        {
+            m.extend(super::htable::METHODS.iter().map(|s| s.to_string()));
+        }
+        if self
+            .services
+            .get::<modules::permissions::PermissionsState>()
+            .is_some()
+        {
+            m.extend(super::permissions::METHODS.iter().map(|s| s.to_string()));
+        }
         m.sort();
         m
     }
@@ -83,6 +104,15 @@ impl RpcContext {
                     _ => Err(not_found(method)),
                 };
             }
+        }
+        if let Some(r) = super::ul::call(&self.services, method, params) {
+            return r;
+        }
+        if let Some(r) = super::htable::call(&self.services, method, params) {
+            return r;
+        }
+        if let Some(r) = super::permissions::call(&self.services, method, params) {
+            return r;
         }
         match method {
             "core.version" => no_params(method, params).map(|()| {

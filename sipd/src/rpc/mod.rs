@@ -12,10 +12,13 @@
 //! A reload stages the new script on that thread, so other RPC clients wait for it meanwhile.
 
 pub mod client;
+pub mod htable;
 pub mod http;
 pub mod jsonrpc;
 pub mod methods;
+pub mod permissions;
 pub mod socket;
+pub mod ul;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use kemi_runtime::engine::limits::LimitKind;
-use kemi_runtime::msg::{Action, Forward, Proto, RecvInfo, RouteEnv};
+use kemi_runtime::msg::{Action, Forward, Proto, RecvInfo, RouteEnv, SendFlags};
 use kemi_runtime::sip::{Message, ParseError};
 use kemi_runtime::SipMsg;
 use tracing::{debug, info, warn};
@@ -54,6 +54,8 @@ pub struct Outgoing {
     pub dest: Dest,
     /// The bytes.
     pub wire: Vec<u8>,
+    /// Connection handling on stream transports (the script's `set_*_no_connect`/`_close`).
+    pub flags: SendFlags,
 }
 
 /// One worker's message pipeline: its script engine and the host facts it needs.
@@ -328,6 +330,7 @@ impl Pipeline {
             local: local_addr,
             dest: Dest::Addr(addr),
             wire,
+            flags: msg.route.forward_send,
         });
     }
 
@@ -423,6 +426,7 @@ impl Pipeline {
             local: local.addr,
             dest: Dest::Addr(addr),
             wire,
+            flags: msg.route.forward_send,
         });
     }
 }
@@ -456,6 +460,7 @@ fn push_reply(msg: &SipMsg, wire: Vec<u8>, out: &mut Vec<Outgoing>) {
         local: rcv.dst,
         dest,
         wire,
+        flags: msg.route.reply_send,
     });
 }
 
@@ -485,6 +490,7 @@ fn malformed_input(raw: &Bytes, e: ParseError, rcv: RecvInfo, out: &mut Vec<Outg
             local: rcv.dst,
             dest,
             wire,
+            flags: SendFlags::default(),
         });
     } else {
         info!(src = %rcv.src, proto = rcv.proto.as_str(), "dropping malformed message: {e}");

@@ -254,21 +254,21 @@ impl Worker {
                 }
             }
             (Proto::Tcp, Dest::Connection) => match conn {
-                Some((tx, peer)) => {
-                    if let Err(e) = tcp::queue(tx, peer, o.wire) {
-                        info!("tcp send failed: {e}");
-                    }
-                }
+                Some((tx, peer)) => send_on(tx, peer, o.wire, o.flags.close),
                 None => info!("no connection to answer on"),
             },
             (Proto::Tcp, Dest::Addr(dst)) => match self.conns.get(dst) {
-                Some(tx) => {
-                    if let Err(e) = tcp::queue(&tx, dst, o.wire) {
-                        info!("tcp send failed: {e}");
-                    }
+                Some(tx) => send_on(&tx, dst, o.wire, o.flags.close),
+                None if o.flags.no_connect => {
+                    info!(%dst, "dropping tcp send: no open connection and the script forbade a new one (no_connect)");
                 }
                 None => {
-                    tokio::task::spawn_local(connect_and_send(Rc::clone(self), dst, o.wire));
+                    tokio::task::spawn_local(connect_and_send(
+                        Rc::clone(self),
+                        dst,
+                        o.wire,
+                        o.flags.close,
+                    ));
                 }
             },
             (proto, dest) => info!(?dest, "cannot send over {}", proto.as_str()),
@@ -276,14 +276,24 @@ impl Worker {
     }
 }
 
-async fn connect_and_send(worker: Rc<Worker>, dst: SocketAddr, wire: Vec<u8>) {
+/// Queue `wire` on the connection `tx` to `peer`, closing it afterwards when `close`.
+fn send_on(tx: &ConnSender, peer: SocketAddr, wire: Vec<u8>, close: bool) {
+    let queued = if close {
+        tcp::queue_and_close(tx, peer, wire)
+    } else {
+        tcp::queue(tx, peer, wire)
+    };
+    if let Err(e) = queued {
+        info!("tcp send failed: {e}");
+    }
+}
+
+async fn connect_and_send(worker: Rc<Worker>, dst: SocketAddr, wire: Vec<u8>, close: bool) {
     match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(dst)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
             let tx = worker.start_connection(stream, dst);
-            if let Err(e) = tcp::queue(&tx, dst, wire) {
-                info!("tcp send failed: {e}");
-            }
+            send_on(&tx, dst, wire, close);
         }
         Ok(Err(e)) => info!(%dst, "tcp connect failed: {e}"),
         Err(_) => info!(%dst, "tcp connect timed out"),
@@ -310,7 +320,14 @@ async fn read_loop(
             info!(%peer, "closing tcp connection: message larger than {} octets", worker.max);
             break;
         };
-        match tokio::time::timeout(worker.idle, rd.read_buf(buf)).await {
+        let read = tokio::select! {
+            r = tokio::time::timeout(worker.idle, rd.read_buf(buf)) => r,
+            () = tx.closed() => {
+                debug!(%peer, "tcp connection closed by its writer");
+                break;
+            }
+        };
+        match read {
             Err(_) => {
                 debug!(%peer, "closing idle tcp connection");
                 break;

@@ -67,6 +67,7 @@ pub fn build_request(
         proto: target.proto,
         local: local.addr,
         peer: addr,
+        flags: msg.route.forward_send,
     };
     let out_sent_by = local.sent_by.clone();
     let base = msg.route.edits.len();

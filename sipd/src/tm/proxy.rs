@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kemi_runtime::msg::{
-    BranchTarget, Forward, Proto, RecvInfo, RouteEnv, TmCtx, TmRoute, TxnMatch,
+    BranchTarget, Forward, Proto, RecvInfo, RouteEnv, SendFlags, TmCtx, TmRoute, TxnMatch,
 };
 use kemi_runtime::sip::Message;
 use kemi_runtime::SipMsg;
@@ -69,7 +69,7 @@ pub enum ReplyHandling {
 }
 
 /// Where replies to a request received as `rcv` go (RFC 3261 18.2.2, RFC 3581 4).
-fn upstream_hop(req: &Message, rcv: &RecvInfo) -> Hop {
+fn upstream_hop(req: &Message, rcv: &RecvInfo, flags: SendFlags) -> Hop {
     let peer = match rcv.proto {
         Proto::Udp => match req.top_via().and_then(Result::ok) {
             Some(v) if v.rport().is_none() => {
@@ -83,6 +83,7 @@ fn upstream_hop(req: &Message, rcv: &RecvInfo) -> Hop {
         proto: rcv.proto,
         local: rcv.dst,
         peer,
+        flags,
     }
 }
 
@@ -100,6 +101,7 @@ impl TmHost<'_> {
             local: hop.local,
             dest: Dest::Addr(hop.peer),
             wire,
+            flags: hop.flags,
         });
     }
 
@@ -242,7 +244,7 @@ impl TmHost<'_> {
     /// Answer a CANCEL 200 and cancel the pending branches of its INVITE.
     fn cancel_request(&mut self, msg: &SipMsg, cell: &Arc<TxnCell>) {
         let ok = wire::local_reply(&msg.message, 200, "canceling", self.env, msg.rcv.src);
-        let hop = upstream_hop(&msg.message, &msg.rcv);
+        let hop = upstream_hop(&msg.message, &msg.rcv, msg.route.reply_send);
         self.send(hop, ok);
         let mut txn = lock(cell);
         txn.canceled = true;
@@ -312,7 +314,7 @@ impl TmHost<'_> {
             invite,
             request: msg.message.clone(),
             rcv: msg.rcv,
-            upstream: upstream_hop(&msg.message, &msg.rcv),
+            upstream: upstream_hop(&msg.message, &msg.rcv, msg.route.reply_send),
             server: ServerTxn::new(invite, msg.rcv.proto != Proto::Udp),
             branches: Vec::new(),
             route: callbacks.failure.is_some().then(|| msg.route.clone()),

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use kemi_runtime::msg::{Proto, RecvInfo, RouteState};
+use kemi_runtime::msg::{Proto, RecvInfo, RouteState, SendFlags};
 use kemi_runtime::sip::Message;
 
 use super::client::{ClientState, ClientTxn};
@@ -22,6 +22,9 @@ pub struct Hop {
     pub local: SocketAddr,
     /// The peer.
     pub peer: SocketAddr,
+    /// Connection handling on stream transports: the request's reply flags for the upstream
+    /// hop, its forward flags for branches.
+    pub flags: SendFlags,
 }
 
 /// The callback names a transaction carries (kemi-reference 7.2).
@@ -183,6 +186,7 @@ mod tests {
                 proto: Proto::Udp,
                 local: a,
                 peer: a,
+                flags: SendFlags::default(),
             },
             code,
             reply: None,
@@ -208,6 +212,7 @@ mod tests {
                 proto: Proto::Udp,
                 local: a,
                 peer: a,
+                flags: SendFlags::default(),
             },
             server: ServerTxn::new(true, true),
             branches: codes.iter().map(|c| leg(*c)).collect(),

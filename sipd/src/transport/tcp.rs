@@ -107,9 +107,23 @@ pub fn queue(tx: &ConnSender, peer: SocketAddr, wire: Vec<u8>) -> Result<(), Sen
     })
 }
 
-/// Write everything queued on `rx` to `wr` until every sender is gone or a write fails.
+/// Queue `wire` on `tx`, then ask the writer to close the connection once it is written
+/// (`set_reply_close`/`set_forward_close`). An empty buffer is the close request: no SIP
+/// message is empty.
+pub fn queue_and_close(tx: &ConnSender, peer: SocketAddr, wire: Vec<u8>) -> Result<(), SendError> {
+    queue(tx, peer, wire)?;
+    queue(tx, peer, Vec::new())
+}
+
+/// Write everything queued on `rx` to `wr` until every sender is gone, a write fails, or an
+/// empty buffer asks to close. Dropping `rx` on the way out tells the connection's reader
+/// (which waits on its sender's `closed()`) to stop too.
 pub async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>, peer: SocketAddr) {
     while let Some(wire) = rx.recv().await {
+        if wire.is_empty() {
+            tracing::debug!(%peer, "closing tcp connection as the script asked");
+            break;
+        }
         if let Err(e) = wr.write_all(&wire).await {
             tracing::info!(%peer, "tcp write failed, closing: {e}");
             break;
@@ -141,5 +155,29 @@ mod tests {
         assert!(t.contains(peer));
         t.remove(peer, new);
         assert!(t.is_empty());
+    }
+
+    #[tokio::test]
+    async fn close_after_the_queued_message() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        let (_rd, wr) = server.into_split();
+        let (tx, rx) = mpsc::channel(4);
+        let writer = tokio::spawn(write_loop(wr, rx, peer));
+        queue(&tx, peer, b"one".to_vec()).unwrap();
+        queue_and_close(&tx, peer, b"two".to_vec()).unwrap();
+        writer.await.unwrap();
+        // The reader's signal: the writer is gone.
+        assert!(tx.is_closed());
+        assert_eq!(
+            queue(&tx, peer, b"late".to_vec()),
+            Err(SendError::Closed(peer))
+        );
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"onetwo");
     }
 }

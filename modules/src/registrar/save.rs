@@ -1,0 +1,607 @@
+//! `save`: a REGISTER updates the bindings of its address-of-record (RFC 3261 §10.3) and gets
+//! the 200 listing every binding with its remaining time, or the error Kamailio's registrar
+//! sends (400 with `P-Registrar-Error`, 423 with `Min-Expires`, 500, 503).
+
+use std::cell::RefCell;
+
+use kemi_runtime::msg::{Action, Avp, LogLevel, Reply, VarValue};
+use kemi_runtime::sip::HeaderEdit;
+use kemi_runtime::sip::HeaderKind;
+use kemi_runtime::{kemi, SipMsg};
+
+use super::contact::{self, Contacts, RegError, ReqContact, CALLID_MAX};
+use super::usrloc::{insert_ordered, Contact, Persist};
+use super::{table_of, PathMode, Registrar};
+
+/// `save` flag: keep the change in memory only (no store write).
+pub const SAVE_MEM: i32 = 1;
+/// `save` flag: do not send the reply.
+pub const SAVE_NOREPLY: i32 = 2;
+/// `save` flag: the contact replaces every other of the AoR.
+pub const SAVE_REPLACE: i32 = 4;
+
+/// The AVP holding the `set_q_override` value of the current message.
+const Q_OVERRIDE_AVP: &str = "__sipd_registrar_q_override";
+
+/// A reply `save` prepared but did not send (flag 2), for `reg_send_reply`.
+struct Prepared {
+    callid: String,
+    cseq: String,
+    code: u16,
+    reason: &'static str,
+    headers: Vec<String>,
+}
+
+thread_local! {
+    static PREPARED: RefCell<Option<Prepared>> = const { RefCell::new(None) };
+}
+
+/// What a successful save did, for the reply.
+struct Outcome {
+    ret: i32,
+    bindings: Vec<Contact>,
+    path: Option<String>,
+}
+
+/// `KSR.registrar.save(table, flags)`: save the REGISTER's contacts for the To AoR. `flags`:
+/// 1 memory only, 2 no reply, 4 replace all contacts. Returns 1 (added), 2 (updated),
+/// 3 (deleted), 4 (query, no Contact), -1 on error (the error reply is sent, unless flag 2),
+/// -2 for too many contacts.
+#[kemi(module = "registrar", name = "save")]
+pub fn save(msg: &mut SipMsg, table: &str, flags: i32) -> i32 {
+    save_impl(msg, table, flags, None)
+}
+
+/// `KSR.registrar.save_uri(table, flags, uri)`: `save` for the AoR of `uri` instead of To.
+#[kemi(module = "registrar", name = "save_uri")]
+pub fn save_uri(msg: &mut SipMsg, table: &str, flags: i32, uri: &str) -> i32 {
+    save_impl(msg, table, flags, Some(uri))
+}
+
+/// `KSR.registrar.set_q_override(q)`: the q-value (`"0.5"`) for the contacts the next `save`
+/// of this message stores. Returns 1, or -1 for a bad value.
+#[kemi(module = "registrar", name = "set_q_override")]
+pub fn set_q_override(msg: &mut SipMsg, q: &str) -> i32 {
+    match contact::parse_q(q) {
+        Some(q) => {
+            msg.route.avps.push(Avp {
+                name: Q_OVERRIDE_AVP.into(),
+                value: VarValue::Int(q.into()),
+            });
+            1
+        }
+        None => {
+            msg.log(LogLevel::Err, &format!("set_q_override: bad q value [{q}]"));
+            -1
+        }
+    }
+}
+
+/// `KSR.registrar.add_sock_hdr(name)`: add header `name` with the receiving socket
+/// (`udp:127.0.0.1:5060`) to the request. Returns 1, or -1 for a bad name or a reply.
+#[kemi(module = "registrar", name = "add_sock_hdr")]
+pub fn add_sock_hdr(msg: &mut SipMsg, name: &str) -> i32 {
+    if !msg.message.is_request()
+        || name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return -1;
+    }
+    let line = format!("{name}: {}\r\n", socket_of(msg));
+    msg.route.edits.push(HeaderEdit::Append(line));
+    1
+}
+
+/// `KSR.registrar.reg_send_reply()`: send the reply a `save` with flag 2 prepared for this
+/// request. Returns 1, or -1 when there is none.
+#[kemi(module = "registrar", name = "reg_send_reply")]
+pub fn reg_send_reply(msg: &mut SipMsg) -> i32 {
+    let callid = msg.message.call_id().unwrap_or("").to_string();
+    let cseq = crate::view::cseq_number(&msg.message)
+        .unwrap_or("")
+        .to_string();
+    let prepared = PREPARED.with(|p| {
+        let mut p = p.borrow_mut();
+        match p.as_ref() {
+            Some(r) if r.callid == callid && r.cseq == cseq => p.take(),
+            _ => None,
+        }
+    });
+    match prepared {
+        Some(p) => {
+            send(msg, p.code, p.reason, p.headers);
+            1
+        }
+        None => -1,
+    }
+}
+
+/// The receiving socket as Kamailio writes it (`udp:127.0.0.1:5060`).
+pub(crate) fn socket_of(msg: &SipMsg) -> String {
+    format!("{}:{}", msg.rcv.proto.as_str(), msg.rcv.dst)
+}
+
+fn send(msg: &mut SipMsg, code: u16, reason: &str, headers: Vec<String>) {
+    if !msg.message.is_request() || crate::view::method(&msg.message) == Some("ACK") {
+        return;
+    }
+    let keep = msg.route.reply_headers.len();
+    msg.route.reply_headers.extend(headers);
+    let wire = msg.local_reply_wire(code, reason);
+    msg.route.reply_headers.truncate(keep);
+    msg.outbox.push(Action::Reply(Reply {
+        code,
+        reason: reason.to_string(),
+        wire,
+    }));
+}
+
+/// Reply (or prepare the reply) for `result`.
+fn respond(msg: &mut SipMsg, reg: &Registrar, flags: i32, result: &Result<Outcome, RegError>) {
+    let now = crate::store::now_unix();
+    let (code, reason, headers) = match result {
+        Ok(out) => {
+            let mut headers = Vec::new();
+            if let Some(line) = contact_line(reg, &out.bindings, now) {
+                headers.push(line);
+            }
+            if let Some(path) = &out.path {
+                if reg.cfg.path_mode != PathMode::Off && contact::supports(&msg.message, "path") {
+                    headers.push(format!("Path: {path}\r\n"));
+                }
+            }
+            (200, "OK", headers)
+        }
+        Err(e) => {
+            let (code, reason) = e.reply();
+            let mut headers = vec![format!("P-Registrar-Error: {e}\r\n")];
+            if *e == RegError::LowExpires {
+                headers.push(format!("Min-Expires: {}\r\n", reg.cfg.min_expires));
+            }
+            if code >= 500 && reg.cfg.retry_after > 0 {
+                headers.push(format!("Retry-After: {}\r\n", reg.cfg.retry_after));
+            }
+            (code, reason, headers)
+        }
+    };
+    if flags & SAVE_NOREPLY == 0 {
+        send(msg, code, reason, headers);
+    } else {
+        let callid = msg.message.call_id().unwrap_or("").to_string();
+        let cseq = crate::view::cseq_number(&msg.message)
+            .unwrap_or("")
+            .to_string();
+        PREPARED.with(|p| {
+            *p.borrow_mut() = Some(Prepared {
+                callid,
+                cseq,
+                code,
+                reason,
+                headers,
+            })
+        });
+    }
+}
+
+/// `Contact: <uri>;q=..;expires=..;received=".."` for every valid binding, or None.
+pub(crate) fn contact_line(reg: &Registrar, bindings: &[Contact], now: i64) -> Option<String> {
+    let mut line = String::new();
+    for c in bindings.iter().filter(|c| c.valid(now)) {
+        line.push_str(if line.is_empty() { "Contact: " } else { ", " });
+        line.push('<');
+        line.push_str(&c.uri);
+        line.push('>');
+        if c.q >= 0 {
+            line.push_str(";q=");
+            line.push_str(&contact::q_text(c.q));
+        }
+        let left = if c.expires == 0 { 0 } else { c.expires - now };
+        line.push_str(&format!(";expires={left}"));
+        if !reg.cfg.received_param.is_empty() && !c.received.is_empty() {
+            line.push_str(&format!(";{}=\"{}\"", reg.cfg.received_param, c.received));
+        }
+        if !c.instance.is_empty() {
+            line.push_str(&format!(";+sip.instance=\"{}\"", c.instance));
+        }
+        if c.reg_id > 0 {
+            line.push_str(&format!(";reg-id={}", c.reg_id));
+        }
+    }
+    (!line.is_empty()).then(|| line + "\r\n")
+}
+
+fn save_impl(msg: &mut SipMsg, table: &str, flags: i32, uri: Option<&str>) -> i32 {
+    let Some((reg, t)) = table_of(msg, table) else {
+        return -1;
+    };
+    if !msg.message.is_request() {
+        return -1;
+    }
+    let result = apply(msg, &reg, &t, flags, uri);
+    if let Err(e) = &result {
+        msg.log(LogLevel::Info, &format!("registrar: save refused: {e}"));
+    }
+    respond(msg, &reg, flags, &result);
+    match result {
+        Ok(out) => out.ret,
+        Err(RegError::TooMany) => -2,
+        Err(_) => -1,
+    }
+}
+
+/// The per-message facts every stored contact shares.
+struct Common {
+    callid: Box<str>,
+    cseq: i32,
+    user_agent: Box<str>,
+    socket: Box<str>,
+    path: Box<str>,
+    received: Option<String>,
+    cflags: i32,
+    methods: i32,
+    q_override: Option<i32>,
+}
+
+fn common(msg: &SipMsg, reg: &Registrar, path: &str) -> Result<Common, RegError> {
+    let m = &msg.message;
+    let callid = m.call_id().ok_or(RegError::CallIdMissing)?.trim();
+    if callid.len() > CALLID_MAX {
+        return Err(RegError::CallIdLen);
+    }
+    let cseq = crate::view::cseq_number(m).ok_or(RegError::CseqMissing)?;
+    let cseq: i32 = cseq.trim().parse().map_err(|_| RegError::InvalidCseq)?;
+    let user_agent = match m.user_agent() {
+        Some(ua) if !ua.is_empty() && ua.len() < 256 => ua,
+        _ => "n/a",
+    };
+    let mut cflags = (msg.route.bflags & 0xffff_ffff) as u32 as i32;
+    let mut received = None;
+    if reg.cfg.path_use_received {
+        if let Some(r) = contact::first_route_uri(path)
+            .and_then(|u| kemi_runtime::sip::Uri::parse(u).ok())
+            .and_then(|u| u.param("received"))
+            .filter(|r| !r.is_empty())
+        {
+            received = Some(r.trim_matches('"').to_string());
+            if (0..32).contains(&reg.ul.cfg.nat_bflag) {
+                cflags |= 1 << reg.ul.cfg.nat_bflag;
+            }
+        }
+    }
+    let methods = {
+        let mut allow = m.list(HeaderKind::Allow).peekable();
+        if allow.peek().is_some() {
+            allow.fold(0, |acc, v| acc | contact::methods_mask(v))
+        } else {
+            -1
+        }
+    };
+    let q_override = msg
+        .route
+        .avps
+        .iter()
+        .rev()
+        .find(|a| a.name == Q_OVERRIDE_AVP)
+        .and_then(|a| match a.value {
+            VarValue::Int(q) => i32::try_from(q).ok(),
+            VarValue::Str(_) => None,
+        });
+    Ok(Common {
+        callid: callid.into(),
+        cseq,
+        user_agent: user_agent.into(),
+        socket: socket_of(msg).into(),
+        path: path.into(),
+        received,
+        cflags,
+        methods,
+        q_override,
+    })
+}
+
+/// The received AVP's value (newest), if set.
+fn received_avp(msg: &SipMsg, reg: &Registrar) -> Option<String> {
+    let name = reg.cfg.received_avp.as_deref()?;
+    msg.route
+        .avps
+        .iter()
+        .rev()
+        .find(|a| a.name == name)
+        .map(|a| match &a.value {
+            VarValue::Str(s) => s.clone(),
+            VarValue::Int(i) => i.to_string(),
+        })
+        .filter(|s| !s.is_empty())
+}
+
+/// The Path header values, comma-joined ("" when none), each checked to hold a `<uri>`.
+fn path_of(msg: &SipMsg) -> Result<String, RegError> {
+    let mut parts = Vec::new();
+    for h in msg.message.find("Path") {
+        for v in h.value.split(',') {
+            let v = v.trim();
+            if v.is_empty() {
+                continue;
+            }
+            let na =
+                kemi_runtime::sip::NameAddr::parse(v, "Path").map_err(|_| RegError::PathParse)?;
+            if na.parsed_uri().is_err() {
+                return Err(RegError::PathParse);
+            }
+            parts.push(v.to_string());
+        }
+    }
+    Ok(parts.join(","))
+}
+
+/// The expiry (seconds, 0 = remove) of one contact: its `expires` param, else the Expires
+/// header, else `default_expires`; raised to `min_expires` (or refused with mode 1) and capped
+/// at `max_expires`.
+fn contact_expires(reg: &Registrar, c: &ReqContact<'_>, hdr: Option<u32>) -> Result<u32, RegError> {
+    let mut e = c.expires.or(hdr).unwrap_or(reg.cfg.default_expires);
+    if e != 0 {
+        if e < reg.cfg.min_expires {
+            if reg.cfg.min_expires_mode {
+                return Err(RegError::LowExpires);
+            }
+            e = reg.cfg.min_expires;
+        }
+        if reg.cfg.max_expires > 0 && e > reg.cfg.max_expires {
+            e = reg.cfg.max_expires;
+        }
+    }
+    Ok(e)
+}
+
+/// Where a REGISTER contact matches a stored one: by `+sip.instance` and `reg-id` when it has
+/// an instance, else by the exact contact URI.
+fn find(rec: &[Contact], c: &ReqContact<'_>) -> Option<usize> {
+    match c.instance {
+        Some(inst) => {
+            let strip = |s: &str| {
+                s.strip_prefix('<')
+                    .and_then(|s| s.strip_suffix('>'))
+                    .map(str::to_string)
+                    .unwrap_or_else(|| s.to_string())
+            };
+            let want = strip(inst);
+            let reg_id = c.reg_id.unwrap_or(0);
+            rec.iter().position(|p| {
+                !p.instance.is_empty() && p.reg_id == reg_id && strip(&p.instance) == want
+            })
+        }
+        None => rec.iter().position(|p| *p.uri == *c.uri),
+    }
+}
+
+/// What to do with a matched contact given Call-ID/CSeq (Kamailio's `get_ucontact`).
+enum Seq {
+    /// Apply the change.
+    Apply,
+    /// A retransmission: skip this contact.
+    Skip,
+}
+
+fn check_seq(reg: &Registrar, old: &Contact, com: &Common, now: i64) -> Result<Seq, RegError> {
+    if *old.callid != *com.callid {
+        return Ok(Seq::Apply);
+    }
+    if com.cseq < old.cseq {
+        return Err(RegError::InvalidCseq);
+    }
+    if com.cseq == old.cseq {
+        return if old.last_modified + reg.ul.cfg.cseq_delay > now {
+            Ok(Seq::Skip)
+        } else {
+            Err(RegError::InvalidCseq)
+        };
+    }
+    Ok(Seq::Apply)
+}
+
+fn apply(
+    msg: &mut SipMsg,
+    reg: &Registrar,
+    t: &super::usrloc::Table,
+    flags: i32,
+    uri: Option<&str>,
+) -> Result<Outcome, RegError> {
+    let m = &msg.message;
+    let aor_uri = match uri.filter(|u| !u.is_empty()) {
+        Some(u) => u.to_string(),
+        None => {
+            let to = m.to_hdr().ok_or(RegError::ToMissing)?;
+            to.map_err(|_| RegError::AorParse)?.uri.to_string()
+        }
+    };
+    let aor = reg.aor_of(&aor_uri).ok_or(RegError::AorParse)?;
+    if aor.is_empty() || (!reg.ul.cfg.use_domain && aor.contains('@')) {
+        return Err(RegError::ToUser);
+    }
+    if m.call_id().is_none() {
+        return Err(RegError::CallIdMissing);
+    }
+    if m.cseq().is_none() {
+        return Err(RegError::CseqMissing);
+    }
+    let hdr_expires = contact::expires_header(m)?;
+    let contacts = contact::contacts(m, reg.cfg.contact_max_size)?;
+    let path = if reg.cfg.use_path {
+        path_of(msg)?
+    } else {
+        String::new()
+    };
+    if !path.is_empty()
+        && reg.cfg.path_mode == PathMode::Strict
+        && !contact::supports(&msg.message, "path")
+    {
+        return Err(RegError::PathUnsupported);
+    }
+    let com = common(msg, reg, &path)?;
+    let avp_received = received_avp(msg, reg);
+    let now = crate::store::now_unix();
+
+    // Everything that can fail on input is checked before the record is touched.
+    let list = match &contacts {
+        Contacts::List(list) => {
+            let mut out = Vec::with_capacity(list.len());
+            for c in list {
+                let e = contact_expires(reg, c, hdr_expires)?;
+                let q = com.q_override.or(c.q).unwrap_or(reg.cfg.default_q);
+                let received = com
+                    .received
+                    .clone()
+                    .or_else(|| c.received.map(str::to_string))
+                    .or_else(|| avp_received.clone())
+                    .unwrap_or_default();
+                if received.len() > contact::RECEIVED_MAX {
+                    return Err(RegError::ContactLen);
+                }
+                out.push((c, e, q, received));
+            }
+            out
+        }
+        _ => Vec::new(),
+    };
+
+    let desc = reg.ul.cfg.desc_time_order;
+    let max = reg.cfg.max_contacts;
+    let (ret, bindings, ops) = t.write(&aor, |rec| -> Result<_, RegError> {
+        let mut ops = Vec::new();
+        let ret = match &contacts {
+            Contacts::None => 4,
+            Contacts::Star => {
+                ops.extend(rec.drain(..).map(|c| Persist::Delete(c.ruid.into())));
+                3
+            }
+            Contacts::List(_) => {
+                // Pass 1: CSeq ordering and max_contacts, without changing anything.
+                let mut count = rec.iter().filter(|c| c.valid(now)).count();
+                for (c, e, ..) in &list {
+                    match find(rec, c) {
+                        Some(i) => {
+                            check_seq(reg, &rec[i], &com, now)?;
+                            if *e == 0 {
+                                count = count.saturating_sub(1);
+                            }
+                        }
+                        None if *e != 0 => count += 1,
+                        None => {}
+                    }
+                }
+                if max > 0 && flags & SAVE_REPLACE == 0 && count > max {
+                    return Err(RegError::TooMany);
+                }
+                // Pass 2: apply.
+                let fresh = rec.is_empty();
+                let mut rc = 0;
+                for (c, e, q, received) in &list {
+                    let existing = find(rec, c);
+                    if let Some(i) = existing {
+                        if matches!(check_seq(reg, &rec[i], &com, now)?, Seq::Skip) {
+                            continue;
+                        }
+                    }
+                    let expires = if *e == 0 { 0 } else { now + i64::from(*e) };
+                    let mut new = Contact {
+                        ruid: Box::default(),
+                        uri: c.uri.into(),
+                        received: received.as_str().into(),
+                        path: com.path.clone(),
+                        expires,
+                        q: *q,
+                        callid: com.callid.clone(),
+                        cseq: com.cseq,
+                        last_modified: now,
+                        flags: 0,
+                        cflags: com.cflags,
+                        user_agent: com.user_agent.clone(),
+                        socket: com.socket.clone(),
+                        methods: c.methods.unwrap_or(com.methods),
+                        instance: c.instance.unwrap_or("").into(),
+                        reg_id: if c.instance.is_some() {
+                            c.reg_id.unwrap_or(0)
+                        } else {
+                            0
+                        },
+                    };
+                    match existing {
+                        None if *e == 0 => continue,
+                        None => {
+                            new.ruid = reg.ul.next_ruid();
+                            ops.push(reg.ul.put(&aor, &new));
+                            let keep = new.ruid.clone();
+                            insert_ordered(rec, new, desc);
+                            rc = 1;
+                            if flags & SAVE_REPLACE != 0 {
+                                rec.retain(|p| {
+                                    let k = p.ruid == keep;
+                                    if !k {
+                                        ops.push(Persist::Delete(p.ruid.to_string()));
+                                    }
+                                    k
+                                });
+                                break;
+                            }
+                        }
+                        Some(i) if *e == 0 => {
+                            let old = rec.remove(i);
+                            ops.push(Persist::Delete(old.ruid.into()));
+                            rc = 3;
+                        }
+                        Some(i) => {
+                            let old = rec.remove(i);
+                            new.ruid = old.ruid.clone();
+                            new.flags = old.flags;
+                            if !new.instance.is_empty() && old.callid != new.callid {
+                                // A new Call-ID for this instance: its other bindings go.
+                                let inst = new.instance.clone();
+                                rec.retain(|p| {
+                                    let k = p.instance != inst;
+                                    if !k {
+                                        ops.push(Persist::Delete(p.ruid.to_string()));
+                                    }
+                                    k
+                                });
+                            }
+                            ops.push(reg.ul.put(&aor, &new));
+                            let keep = new.ruid.clone();
+                            if old.q == new.q && !desc {
+                                rec.insert(i.min(rec.len()), new);
+                            } else {
+                                insert_ordered(rec, new, desc);
+                            }
+                            rc = 2;
+                            if flags & SAVE_REPLACE != 0 {
+                                rec.retain(|p| {
+                                    let k = p.ruid == keep;
+                                    if !k {
+                                        ops.push(Persist::Delete(p.ruid.to_string()));
+                                    }
+                                    k
+                                });
+                                break;
+                            }
+                        }
+                    }
+                }
+                if fresh || rc == 0 {
+                    1
+                } else {
+                    rc
+                }
+            }
+        };
+        Ok((ret, rec.clone(), ops))
+    })?;
+    if flags & SAVE_MEM == 0 {
+        reg.ul.persist(t, ops);
+    }
+    Ok(Outcome {
+        ret,
+        bindings,
+        path: (!path.is_empty()).then_some(path),
+    })
+}

@@ -1,0 +1,504 @@
+//! The location service (Kamailio's usrloc): in-memory tables ("domains", e.g. `location`) of
+//! address-of-record to contacts, shared by every worker.
+//!
+//! A table is split into shards, each a `RwLock<HashMap<aor, Vec<Contact>>>`: a lookup hashes
+//! the AoR, read-locks one shard for one map access and never touches the store. Changes are
+//! written through to the store by the [`Writer`] (write-behind), and the tables are loaded from
+//! the store at setup, so a restart loses no binding. Expired contacts are ignored by every read
+//! and removed (from memory and store) by a periodic [`Usrloc::sweep`].
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::store::{LocationRow, StoreError, Writer};
+
+/// Shards per table.
+const SHARDS: usize = 128;
+
+/// One registered contact (a binding). Strings are boxed slices to keep a binding small.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Contact {
+    /// Unique id (Kamailio's `ruid`).
+    pub ruid: Box<str>,
+    /// The Contact URI.
+    pub uri: Box<str>,
+    /// Where the REGISTER came from (`sip:ip:port;transport=x`), if known.
+    pub received: Box<str>,
+    /// Path header value (RFC 3327), comma-joined.
+    pub path: Box<str>,
+    /// Absolute expiry, Unix seconds (0: never).
+    pub expires: i64,
+    /// q times 1000, -1 when unspecified.
+    pub q: i32,
+    /// Call-ID of the REGISTER.
+    pub callid: Box<str>,
+    /// CSeq of the REGISTER.
+    pub cseq: i32,
+    /// Unix seconds of the last change.
+    pub last_modified: i64,
+    /// usrloc flags.
+    pub flags: i32,
+    /// Branch flags saved with the contact.
+    pub cflags: i32,
+    /// User-Agent.
+    pub user_agent: Box<str>,
+    /// Receiving socket (`udp:127.0.0.1:5060`).
+    pub socket: Box<str>,
+    /// Methods bit mask (-1: all).
+    pub methods: i32,
+    /// `+sip.instance`.
+    pub instance: Box<str>,
+    /// `reg-id` (0: none).
+    pub reg_id: i32,
+}
+
+impl Contact {
+    /// Whether the contact is valid at `now` (Kamailio's `VALID_CONTACT`).
+    pub fn valid(&self, now: i64) -> bool {
+        self.expires == 0 || self.expires > now
+    }
+
+    fn to_row(&self, aor: &str, use_domain: bool) -> LocationRow {
+        let (username, domain) = split_aor(aor, use_domain);
+        LocationRow {
+            ruid: self.ruid.to_string(),
+            username: username.to_string(),
+            domain: domain.to_string(),
+            contact: self.uri.to_string(),
+            received: self.received.to_string(),
+            path: self.path.to_string(),
+            expires: self.expires,
+            q: self.q,
+            callid: self.callid.to_string(),
+            cseq: self.cseq,
+            last_modified: self.last_modified,
+            flags: self.flags,
+            cflags: self.cflags,
+            user_agent: self.user_agent.to_string(),
+            socket: self.socket.to_string(),
+            methods: self.methods,
+            instance: self.instance.to_string(),
+            reg_id: self.reg_id,
+        }
+    }
+
+    fn from_row(r: LocationRow) -> Contact {
+        Contact {
+            ruid: r.ruid.into(),
+            uri: r.contact.into(),
+            received: r.received.into(),
+            path: r.path.into(),
+            expires: r.expires,
+            q: r.q,
+            callid: r.callid.into(),
+            cseq: r.cseq,
+            last_modified: r.last_modified,
+            flags: r.flags,
+            cflags: r.cflags,
+            user_agent: r.user_agent.into(),
+            socket: r.socket.into(),
+            methods: r.methods,
+            instance: r.instance.into(),
+            reg_id: r.reg_id,
+        }
+    }
+}
+
+/// `user@domain` into (user, domain) when domains are used, else (aor, "").
+fn split_aor(aor: &str, use_domain: bool) -> (&str, &str) {
+    if use_domain {
+        aor.rsplit_once('@').unwrap_or(("", aor))
+    } else {
+        (aor, "")
+    }
+}
+
+/// A store write to do once the shard lock is released.
+#[derive(Debug)]
+pub enum Persist {
+    /// Insert or replace this binding.
+    Put(Box<LocationRow>),
+    /// Delete the binding with this ruid.
+    Delete(String),
+}
+
+/// How usrloc behaves (its modparams).
+#[derive(Clone, Debug)]
+pub struct UlConfig {
+    /// `use_domain`: the AoR is `user@domain` (else the user alone).
+    pub use_domain: bool,
+    /// `db_mode`: 0 memory only; otherwise written through to the store.
+    pub db_mode: i64,
+    /// `desc_time_order`: newest contact first instead of by q.
+    pub desc_time_order: bool,
+    /// `nat_bflag`: the branch flag marking contacts behind NAT (-1: none).
+    pub nat_bflag: i64,
+    /// `cseq_delay`: seconds during which a REGISTER with the same Call-ID and CSeq counts as
+    /// a retransmission.
+    pub cseq_delay: i64,
+}
+
+/// One shard of a table: AoR to its contacts.
+type Shard = RwLock<HashMap<Box<str>, Vec<Contact>>>;
+
+/// One location table.
+#[derive(Debug)]
+pub struct Table {
+    name: Arc<str>,
+    shards: Box<[Shard]>,
+}
+
+impl Table {
+    fn new(name: &str) -> Table {
+        Table {
+            name: name.into(),
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+        }
+    }
+
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn shard(&self, aor: &str) -> &Shard {
+        let mut h = DefaultHasher::new();
+        aor.hash(&mut h);
+        let i = (h.finish() as usize) % self.shards.len();
+        &self.shards[i]
+    }
+
+    /// Run `f` on the contacts of `aor` (None when there is no record), under a read lock.
+    pub fn read<R>(&self, aor: &str, f: impl FnOnce(Option<&[Contact]>) -> R) -> R {
+        let shard = self
+            .shard(aor)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        f(shard.get(aor).map(Vec::as_slice))
+    }
+
+    /// The contacts of `aor` valid at `now`, in table order.
+    pub fn valid(&self, aor: &str, now: i64) -> Vec<Contact> {
+        self.read(aor, |c| {
+            c.map(|c| c.iter().filter(|c| c.valid(now)).cloned().collect())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Run `f` on the record of `aor` under the shard's write lock; an empty record is then
+    /// removed.
+    pub fn write<R>(&self, aor: &str, f: impl FnOnce(&mut Vec<Contact>) -> R) -> R {
+        let mut shard = self
+            .shard(aor)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        match shard.get_mut(aor) {
+            Some(rec) => {
+                let r = f(rec);
+                if rec.is_empty() {
+                    shard.remove(aor);
+                }
+                r
+            }
+            None => {
+                let mut rec = Vec::new();
+                let r = f(&mut rec);
+                if !rec.is_empty() {
+                    shard.insert(aor.into(), rec);
+                }
+                r
+            }
+        }
+    }
+
+    /// Every record (AoR and all its contacts, expired ones included).
+    pub fn dump(&self) -> Vec<(String, Vec<Contact>)> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            let s = s.read().unwrap_or_else(PoisonError::into_inner);
+            out.extend(s.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Number of records (AoRs) and contacts.
+    pub fn counts(&self) -> (usize, usize) {
+        let mut r = (0, 0);
+        for s in self.shards.iter() {
+            let s = s.read().unwrap_or_else(PoisonError::into_inner);
+            r.0 += s.len();
+            r.1 += s.values().map(Vec::len).sum::<usize>();
+        }
+        r
+    }
+
+    /// Remove contacts expired at `now`; returns their (aor, ruid).
+    fn sweep(&self, now: i64) -> Vec<String> {
+        let mut gone = Vec::new();
+        for s in self.shards.iter() {
+            let mut s = s.write().unwrap_or_else(PoisonError::into_inner);
+            s.retain(|_, rec| {
+                rec.retain(|c| {
+                    let keep = c.valid(now);
+                    if !keep {
+                        gone.push(c.ruid.to_string());
+                    }
+                    keep
+                });
+                !rec.is_empty()
+            });
+        }
+        gone
+    }
+
+    fn clear(&self) -> Vec<String> {
+        let mut gone = Vec::new();
+        for s in self.shards.iter() {
+            let mut s = s.write().unwrap_or_else(PoisonError::into_inner);
+            for rec in s.values() {
+                gone.extend(rec.iter().map(|c| c.ruid.to_string()));
+            }
+            s.clear();
+        }
+        gone
+    }
+}
+
+/// Insert `c` where Kamailio's usrloc would: after the contacts of higher or equal q (or first
+/// with `desc_time_order`).
+pub fn insert_ordered(rec: &mut Vec<Contact>, c: Contact, desc_time_order: bool) -> usize {
+    let at = if desc_time_order {
+        0
+    } else {
+        rec.iter().position(|p| p.q < c.q).unwrap_or(rec.len())
+    };
+    rec.insert(at, c);
+    at
+}
+
+/// The location service: every table, the store writer and the configuration.
+#[derive(Debug)]
+pub struct Usrloc {
+    /// Configuration.
+    pub cfg: UlConfig,
+    writer: Option<Arc<Writer>>,
+    tables: RwLock<Vec<Arc<Table>>>,
+    ruid_seq: AtomicU64,
+    ruid_prefix: String,
+}
+
+impl Usrloc {
+    /// A service with no tables; `writer` is None for memory-only (`db_mode` 0).
+    pub fn new(cfg: UlConfig, writer: Option<Arc<Writer>>) -> Usrloc {
+        let start = crate::store::now_unix();
+        Usrloc {
+            cfg,
+            writer,
+            tables: RwLock::default(),
+            ruid_seq: AtomicU64::new(1),
+            ruid_prefix: format!("uloc-{start:x}-{:x}", std::process::id()),
+        }
+    }
+
+    /// A fresh unique record id.
+    pub fn next_ruid(&self) -> Box<str> {
+        let n = self.ruid_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.ruid_prefix).into()
+    }
+
+    /// The table `name`, if it exists.
+    pub fn get(&self, name: &str) -> Option<Arc<Table>> {
+        let t = self.tables.read().unwrap_or_else(PoisonError::into_inner);
+        t.iter().find(|t| &*t.name == name).cloned()
+    }
+
+    /// The table `name`, created (and loaded from the store) when it first appears. Names
+    /// that are not plain identifiers are refused.
+    pub fn table(&self, name: &str) -> Result<Arc<Table>, StoreError> {
+        if let Some(t) = self.get(name) {
+            return Ok(t);
+        }
+        crate::store::check_table(name)?;
+        let mut tables = self.tables.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = tables.iter().find(|t| &*t.name == name) {
+            return Ok(Arc::clone(t));
+        }
+        let t = Arc::new(Table::new(name));
+        if let Some(w) = &self.writer {
+            self.load(&t, w)?;
+        }
+        tables.push(Arc::clone(&t));
+        Ok(t)
+    }
+
+    /// Every table.
+    pub fn tables(&self) -> Vec<Arc<Table>> {
+        self.tables
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn load(&self, t: &Table, w: &Writer) -> Result<(), StoreError> {
+        let now = crate::store::now_unix();
+        let mut rows = w.store().locations(&t.name)?;
+        rows.sort_by_key(|r| r.last_modified);
+        for r in rows {
+            if r.expires != 0 && r.expires <= now {
+                let ruid = r.ruid.clone();
+                let name = Arc::clone(&t.name);
+                w.submit("usrloc delete expired", move |s| {
+                    s.delete_location(&name, &ruid)
+                });
+                continue;
+            }
+            let aor = if self.cfg.use_domain && !r.domain.is_empty() {
+                format!("{}@{}", r.username, r.domain)
+            } else {
+                r.username.clone()
+            };
+            let c = Contact::from_row(r);
+            t.write(&aor, |rec| {
+                insert_ordered(rec, c, self.cfg.desc_time_order);
+            });
+        }
+        Ok(())
+    }
+
+    /// The store write for contact `c` of `aor` being added or updated.
+    pub fn put(&self, aor: &str, c: &Contact) -> Persist {
+        Persist::Put(Box::new(c.to_row(aor, self.cfg.use_domain)))
+    }
+
+    /// Hand store writes to the writer (nothing with `db_mode` 0).
+    pub fn persist(&self, table: &Table, ops: Vec<Persist>) {
+        let Some(w) = &self.writer else { return };
+        if ops.is_empty() {
+            return;
+        }
+        let name = Arc::clone(&table.name);
+        w.submit("usrloc", move |s| {
+            for op in ops {
+                match op {
+                    Persist::Put(row) => s.put_location(&name, &row)?,
+                    Persist::Delete(ruid) => s.delete_location(&name, &ruid)?,
+                }
+            }
+            Ok(())
+        });
+    }
+
+    /// Remove expired contacts of every table, in memory and in the store. Returns how many.
+    pub fn sweep(&self, now: i64) -> usize {
+        let mut n = 0;
+        for t in self.tables() {
+            let gone = t.sweep(now);
+            n += gone.len();
+            self.persist(&t, gone.into_iter().map(Persist::Delete).collect());
+        }
+        n
+    }
+
+    /// Remove every contact of every table (RPC `ul.flush`... and tests).
+    pub fn clear(&self, table: &Table) -> usize {
+        let gone = table.clear();
+        let n = gone.len();
+        self.persist(table, gone.into_iter().map(Persist::Delete).collect());
+        n
+    }
+
+    /// Remove every contact of `aor`; how many went.
+    pub fn remove_aor(&self, table: &Table, aor: &str) -> usize {
+        let gone: Vec<Persist> = table.write(aor, |rec| {
+            rec.drain(..)
+                .map(|c| Persist::Delete(c.ruid.into()))
+                .collect()
+        });
+        let n = gone.len();
+        self.persist(table, gone);
+        n
+    }
+
+    /// Remove the contact of `aor` whose ruid (`by_ruid`) or URI is `key`; whether it existed.
+    pub fn remove_contact(&self, table: &Table, aor: &str, key: &str, by_ruid: bool) -> bool {
+        let gone: Vec<Persist> = table.write(aor, |rec| {
+            let mut out = Vec::new();
+            rec.retain(|c| {
+                let hit = if by_ruid {
+                    &*c.ruid == key
+                } else {
+                    &*c.uri == key
+                };
+                if hit {
+                    out.push(Persist::Delete(c.ruid.to_string()));
+                }
+                !hit
+            });
+            out
+        });
+        let found = !gone.is_empty();
+        self.persist(table, gone);
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(uri: &str, q: i32, expires: i64) -> Contact {
+        Contact {
+            ruid: uri.into(),
+            uri: uri.into(),
+            q,
+            expires,
+            ..Contact::default()
+        }
+    }
+
+    #[test]
+    fn orders_by_q_then_insertion() {
+        let mut rec = Vec::new();
+        insert_ordered(&mut rec, c("a", 500, 0), false);
+        insert_ordered(&mut rec, c("b", 1000, 0), false);
+        insert_ordered(&mut rec, c("c", 500, 0), false);
+        insert_ordered(&mut rec, c("d", -1, 0), false);
+        let uris: Vec<&str> = rec.iter().map(|c| &*c.uri).collect();
+        assert_eq!(uris, ["b", "a", "c", "d"]);
+        insert_ordered(&mut rec, c("e", -1, 0), true);
+        assert_eq!(&*rec[0].uri, "e");
+    }
+
+    #[test]
+    fn tables_shard_and_sweep() {
+        let ul = Usrloc::new(
+            UlConfig {
+                use_domain: false,
+                db_mode: 0,
+                desc_time_order: false,
+                nat_bflag: -1,
+                cseq_delay: 20,
+            },
+            None,
+        );
+        assert!(ul.table("bad name").is_err());
+        let t = ul.table("location").unwrap();
+        for i in 0..100 {
+            t.write(&format!("u{i}"), |rec| rec.push(c("sip:x", 0, i)));
+        }
+        assert_eq!(t.counts(), (100, 100));
+        assert_eq!(t.valid("u50", 49).len(), 1);
+        assert!(t.valid("u50", 50).is_empty());
+        assert_eq!(ul.sweep(50), 50);
+        assert_eq!(t.counts(), (50, 50));
+        assert_eq!(ul.remove_aor(&t, "u99"), 1);
+        assert!(!ul.remove_contact(&t, "u98", "nope", false));
+        assert!(ul.remove_contact(&t, "u98", "sip:x", false));
+        assert_eq!(t.counts(), (48, 48));
+        assert_eq!(split_aor("a@b@c", true), ("a@b", "c"));
+    }
+}
