@@ -64,11 +64,31 @@ pub fn sl_send_reply(msg: &mut SipMsg, code: i32, reason: &str) -> i32 {
     send(msg, code, reason)
 }
 
-/// Send a reply `code` `reason`: statefully once transactions exist, statelessly for now.
+/// Send a reply `code` `reason`: through the transaction when one exists (`t_newtran`,
+/// `t_relay`, a matched retransmission), else statelessly, as Kamailio's `sl.send_reply`.
 /// Returns 1, or -1 when the message is an ACK or a reply, or `code` is outside 100..699.
 #[kemi(module = "sl")]
 pub fn send_reply(msg: &mut SipMsg, code: i32, reason: &str) -> i32 {
+    if msg.tm.exists {
+        return match crate::tm::reply::queue(msg, code, reason, false) {
+            Ok(()) => 1,
+            Err(e) => {
+                msg.log(LogLevel::Err, &format!("send_reply: {e}"));
+                -1
+            }
+        };
+    }
     send(msg, code, reason)
+}
+
+/// Whether a final reply to this request is already queued (by a module that answers itself,
+/// such as `registrar.save` or `auth_challenge`).
+fn final_reply_queued(msg: &SipMsg) -> bool {
+    let queued = |r: &Reply| r.code >= 200;
+    msg.outbox
+        .iter()
+        .any(|a| matches!(a, Action::Reply(r) if queued(r)))
+        || msg.tm.replies.iter().any(queued)
 }
 
 /// Like `send_reply`, with `mode` flags for the connection (1: do not open a new connection,
@@ -80,19 +100,23 @@ pub fn send_reply_mode(msg: &mut SipMsg, code: i32, reason: &str, mode: i32) -> 
     send(msg, code, reason)
 }
 
-/// Reply with the error of the last failed internal operation. sipd records no such error
-/// yet, so this always sends `500 Server Internal Error`. Returns 1, as Kamailio does, even
-/// when no reply can be sent (ACK).
+/// Reply with the error of the last failed internal operation: `500 Server Internal Error`,
+/// unless the failed function already answered (a failed `registrar.save` sends its own 400 or
+/// 500, `auth_challenge` its 401/407): a request never gets two final replies. Returns 1, as
+/// Kamailio does, even when no reply is sent (ACK).
 #[kemi(module = "sl")]
 pub fn sl_reply_error(msg: &mut SipMsg) -> i32 {
-    send(msg, 500, "Server Internal Error");
+    if !final_reply_queued(msg) {
+        send(msg, 500, "Server Internal Error");
+    }
     1
 }
 
-/// Like `sl_reply_error` (statefully once transactions exist): always sends
-/// `500 Server Internal Error` for now. Returns 1.
+/// Like `sl_reply_error`, through the transaction when one exists. Returns 1.
 #[kemi(module = "sl")]
 pub fn send_reply_error(msg: &mut SipMsg) -> i32 {
-    send(msg, 500, "Server Internal Error");
+    if !final_reply_queued(msg) {
+        send_reply(msg, 500, "Server Internal Error");
+    }
     1
 }

@@ -6,6 +6,7 @@ mod stubs;
 mod support;
 
 mod ops;
+mod registrar;
 mod server;
 mod sipp;
 mod tm;

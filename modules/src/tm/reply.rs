@@ -25,8 +25,13 @@ pub enum TReplyError {
     WrongRoute,
 }
 
-/// Build and queue the reply.
-fn queue(msg: &mut SipMsg, code: i32, reason: &str, create: bool) -> Result<(), TReplyError> {
+/// Build and queue the reply (`create`: start a transaction when none exists).
+pub(crate) fn queue(
+    msg: &mut SipMsg,
+    code: i32,
+    reason: &str,
+    create: bool,
+) -> Result<(), TReplyError> {
     if !msg.message.is_request() || view::method(&msg.message) == Some("ACK") {
         return Err(TReplyError::NotReplyable);
     }

@@ -206,3 +206,58 @@ fn reply_error_is_500_and_reason_cannot_inject_headers() {
     assert_eq!(wire.header_value("X-Evil"), None);
     assert_eq!(reply.reason, "NoX-Evil: 1");
 }
+
+#[test]
+fn reply_error_never_sends_a_second_final_reply() {
+    let mut m = msg(INVITE);
+    assert_eq!(
+        i(
+            &mut m,
+            "sl",
+            "sl_send_reply",
+            &[Arg::Int(400), Arg::Str("Bad Contact")]
+        ),
+        1
+    );
+    assert_eq!(i(&mut m, "sl", "sl_reply_error", &[]), 1);
+    let (reply, _) = sent(&m);
+    assert_eq!(reply.code, 400, "the first answer stands alone");
+
+    let mut m = msg(INVITE);
+    assert_eq!(i(&mut m, "sl", "sl_reply_error", &[]), 1);
+    assert_eq!(
+        sent(&m).0.code,
+        500,
+        "with nothing queued, the error is answered 500"
+    );
+}
+
+#[test]
+fn send_reply_goes_through_the_transaction_after_t_newtran() {
+    let mut m = msg(INVITE);
+    assert_eq!(i(&mut m, "tm", "t_newtran", &[]), 1);
+    assert_eq!(
+        i(
+            &mut m,
+            "sl",
+            "send_reply",
+            &[Arg::Int(404), Arg::Str("Not Found")]
+        ),
+        1
+    );
+    assert!(m.outbox.is_empty(), "not sent statelessly: {:?}", m.outbox);
+    assert_eq!(m.tm.replies.len(), 1);
+    assert_eq!(m.tm.replies[0].code, 404);
+
+    let mut m = msg(INVITE);
+    assert_eq!(
+        i(
+            &mut m,
+            "sl",
+            "send_reply",
+            &[Arg::Int(404), Arg::Str("Not Found")]
+        ),
+        1
+    );
+    assert_eq!(sent(&m).0.code, 404, "without a transaction: stateless");
+}
