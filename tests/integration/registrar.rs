@@ -492,3 +492,53 @@ fn registrations_survive_a_restart() {
         "the binding saved before the restart is found after it"
     );
 }
+
+/// The error of starting sipd with the registrar on the store at `url`.
+fn start_error(url: String) -> String {
+    let script = crate::support::script("route.lua", LUA);
+    let args = sipd::config::RunArgs {
+        listen: listen_on(LO, &[Proto::Udp]),
+        script: Some(script.path.clone()),
+        workers: Some(1),
+        log_level: Some("error".into()),
+        ..sipd::config::RunArgs::default()
+    };
+    let mut config = Config::load(&args).expect("configuration");
+    config.db_url = url;
+    config.modparams = toml::from_str(MODPARAMS).expect("test modparams");
+    match sipd::server::Server::start(config) {
+        Ok(_) => panic!("sipd started on a store it cannot write"),
+        Err(e) => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+#[test]
+fn a_locked_or_unwritable_store_stops_startup_with_a_clear_error() {
+    let db = Db::new();
+    let path = db.dir.path().join("sipd.db");
+    let holder = rusqlite::Connection::open(&path).expect("open");
+    holder
+        .execute_batch("BEGIN EXCLUSIVE;")
+        .expect("lock the database");
+    let e = start_error(db.url());
+    assert!(
+        e.contains("locked") && e.contains(&path.display().to_string()),
+        "names the file and the lock: {e}"
+    );
+    drop(holder);
+
+    let missing = db.dir.path().join("no/such/dir/sipd.db");
+    let e = start_error(format!("sqlite://{}", missing.display()));
+    assert!(
+        e.contains(&missing.display().to_string()) && e.contains("open"),
+        "names the file it cannot open: {e}"
+    );
+}
