@@ -231,7 +231,13 @@ fn rpc_call(args: &RpcArgs) -> Result<ExitCode> {
 fn run_server(args: &RunArgs) -> Result<ExitCode> {
     let config = Config::load(args)?;
     init_logging(&config.log_level, config.log_format);
-    let server = Server::start(config).context("starting the server")?;
+    let described = config.clone();
+    let server = Server::start(config).map_err(|e| match &e {
+        crate::server::ServerError::Modules(m) => {
+            anyhow::anyhow!("{}", crate::modsetup::describe(&described, m))
+        }
+        _ => anyhow::Error::new(e).context("starting the server"),
+    })?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -297,6 +303,17 @@ fn check_config(args: &CheckArgs) -> Result<ExitCode> {
     let table =
         Arc::new(exports::build_table(&config.modules).context("building the export table")?);
     Router::load(config.engine, &config.script, table)?;
+    // Module parameters are checked by setting the modules up on a private in-memory store, so
+    // that `check` creates no database file.
+    let mut offline = config.clone();
+    offline.db_url = "sqlite::memory:".into();
+    offline
+        .modparams
+        .values_mut()
+        .for_each(|t| drop(t.remove("db_url")));
+    if let Err(e) = crate::modsetup::services(&offline) {
+        anyhow::bail!("{}", crate::modsetup::describe(&config, &e));
+    }
     println!(
         "{}: OK ({} listen socket(s), {} script {})",
         args.config.display(),

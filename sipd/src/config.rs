@@ -151,6 +151,8 @@ pub struct Config {
     pub db_url: String,
     /// Where relative paths of the configuration resolve (its directory).
     pub base_dir: PathBuf,
+    /// The line of each `[modparam.<module>]` key in the file, for error messages.
+    pub modparam_lines: BTreeMap<(String, String), usize>,
     /// Idle time after which a TCP connection is closed.
     pub tcp_idle_timeout: Duration,
     /// Receive and send buffer sizes asked for the UDP sockets, in octets.
@@ -691,6 +693,7 @@ impl Config {
             modparams,
             db_url,
             base_dir,
+            modparam_lines: modparam_lines(text),
             tcp_idle_timeout,
             udp_buffers,
             max_message_size,
@@ -700,6 +703,54 @@ impl Config {
             limits,
             tm,
         })
+    }
+}
+
+/// The line of every key of the `[modparam.<module>]` tables in `text` (the table header's line
+/// under the key `""`). A plain scan: enough to point at a parameter a module refused.
+fn modparam_lines(text: &str) -> BTreeMap<(String, String), usize> {
+    let mut lines = BTreeMap::new();
+    let mut module: Option<String> = None;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            module = header
+                .trim_end_matches(']')
+                .trim()
+                .strip_prefix("modparam.")
+                .map(|m| m.trim_matches('"').to_string());
+            if let Some(m) = &module {
+                lines.insert((m.clone(), String::new()), n + 1);
+            }
+        } else if let (Some(m), Some((key, _))) = (&module, line.split_once('=')) {
+            let key = key.trim().trim_matches('"');
+            if !key.is_empty() && !key.starts_with('#') {
+                lines.entry((m.clone(), key.to_string())).or_insert(n + 1);
+            }
+        }
+    }
+    lines
+}
+
+impl Config {
+    /// `file:line: ` of modparam `module`.`param` (its table when the key is not in the file),
+    /// to prefix a module's complaint about it.
+    pub fn modparam_origin(&self, module: &str, param: &str) -> String {
+        let file = self
+            .source
+            .as_ref()
+            .map_or_else(|| COMMAND_LINE.to_string(), |p| p.display().to_string());
+        let line = self
+            .modparam_lines
+            .get(&(module.to_string(), param.to_string()))
+            .or_else(|| {
+                self.modparam_lines
+                    .get(&(module.to_string(), String::new()))
+            });
+        match line {
+            Some(l) => format!("{file}:{l}"),
+            None => file,
+        }
     }
 }
 
@@ -830,5 +881,23 @@ mod tests {
         })
         .unwrap_err();
         assert!(matches!(e, ConfigError::Missing { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_refused_modparam_is_located_in_the_file() {
+        let d = Dir::new("modparam-line");
+        let c = d
+            .cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\n\n[modparam.pike]\nsampling_time_unit = 2\nreqs_density = 9\n[db]\nurl = \"sqlite::memory:\"\n")
+            .unwrap();
+        let e = crate::modsetup::services(&c).unwrap_err();
+        let text = crate::modsetup::describe(&c, &e);
+        let file = d.0.join("sipd.toml").display().to_string();
+        assert!(
+            text.starts_with(&format!(
+                "{file}:6: modparam pike.reqs_density: unknown parameter"
+            )),
+            "{text}"
+        );
+        assert_eq!(c.modparam_origin("pike", "absent"), format!("{file}:4"));
     }
 }

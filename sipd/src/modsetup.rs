@@ -68,6 +68,15 @@ pub fn offline_services() -> Result<Services, SetupError> {
     })
 }
 
+/// A setup error as the operator should read it: a refused parameter is prefixed with the
+/// file and line where it is set.
+pub fn describe(config: &Config, e: &SetupError) -> String {
+    match e {
+        SetupError::Modparam(m) => format!("{}: {m}", config.modparam_origin(&m.module, &m.param)),
+        other => other.to_string(),
+    }
+}
+
 /// Flush the stores of `services` (at shutdown).
 pub fn flush(services: &Services) {
     if let Some(w) = services.get::<StoreWriters>() {
