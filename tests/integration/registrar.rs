@@ -542,3 +542,77 @@ fn a_locked_or_unwritable_store_stops_startup_with_a_clear_error() {
         "names the file it cannot open: {e}"
     );
 }
+
+/// The README's first command: `examples/registrar.toml` is a registrar that challenges,
+/// registers a subscriber, and relays nothing for strangers.
+#[test]
+fn the_shipped_registrar_example_registers_and_is_no_open_relay() {
+    let db = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", db.path().join("sipd.db").display());
+    let store = store::open(&url, Path::new("/")).expect("store");
+    store
+        .put_subscriber(
+            "subscriber",
+            &Subscriber {
+                username: "alice".into(),
+                domain: "localhost".into(),
+                password: PASSWORD.into(),
+                ..Subscriber::default()
+            },
+        )
+        .expect("subscriber");
+    let args = sipd::config::RunArgs {
+        config: Some(crate::support::example("registrar.toml")),
+        listen: listen_on(LO, &[Proto::Udp, Proto::Tcp]),
+        log_level: Some("warn".into()),
+        ..sipd::config::RunArgs::default()
+    };
+    let mut config = Config::load(&args).expect("examples/registrar.toml loads");
+    config.db_url = url;
+    let handle = sipd::server::Server::start(config).expect("the example starts");
+    let proxy = handle.local_addr(Proto::Udp, false).expect("udp address");
+
+    let reg = Sipp::uac("reg", "reg_auth_uac.xml", free_addr(LO), "u1", 1, proxy)
+        .timeout(TIMEOUT)
+        .wall(WALL)
+        .args(&[
+            "-key",
+            "user",
+            "alice",
+            "-key",
+            "domain",
+            "localhost",
+            "-key",
+            "cport",
+            "5999",
+            "-key",
+            "expires",
+            "600",
+            "-au",
+            "alice",
+            "-ap",
+            PASSWORD,
+        ])
+        .spawn();
+    reg.expect_all_ok();
+
+    let stranger = socket_on(UNTRUSTED);
+    let got = exchange(
+        &stranger,
+        proxy,
+        &request(
+            &stranger,
+            "INVITE",
+            "sip:someone@elsewhere.example",
+            "sip:x@other.example",
+            1,
+        ),
+        Duration::from_millis(500),
+    );
+    let finals: Vec<u16> = codes(&got).into_iter().filter(|c| *c >= 200).collect();
+    assert_eq!(
+        finals,
+        vec![403],
+        "a stranger relaying to a foreign domain is refused: {got:?}"
+    );
+}
