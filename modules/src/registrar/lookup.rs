@@ -22,7 +22,7 @@ fn dst_of(c: &Contact) -> Option<String> {
             return Some(hop.to_string());
         }
     }
-    (!c.received.is_empty()).then(|| c.received.to_string())
+    (!c.received.is_empty()).then(|| String::from(&*c.received))
 }
 
 /// The core of `lookup*`: `uri` (else the R-URI in effect) to contacts; `rewrite` makes the
@@ -31,16 +31,20 @@ fn lookup_impl(msg: &mut SipMsg, table: &str, uri: Option<&str>, rewrite: bool) 
     let Some((reg, t)) = table_of(msg, table) else {
         return -3;
     };
-    let target = match uri.filter(|u| !u.is_empty()) {
-        Some(u) => u.to_string(),
+    // The key is built on the stack from the borrowed URI: no allocation.
+    let aor = match uri.filter(|u| !u.is_empty()) {
+        Some(u) => reg.aor_key(u).ok_or_else(|| u.to_string()),
         None => match msg.ruri() {
-            Some(r) => r.to_string(),
+            Some(r) => reg.aor_key(r).ok_or_else(|| r.to_string()),
             None => return -3,
         },
     };
-    let Some(aor) = reg.aor_of(&target) else {
-        msg.log(LogLevel::Err, &format!("lookup: bad URI [{target}]"));
-        return -3;
+    let aor = match aor {
+        Ok(aor) => aor,
+        Err(target) => {
+            msg.log(LogLevel::Err, &format!("lookup: bad URI [{target}]"));
+            return -3;
+        }
     };
     let now = crate::store::now_unix();
     let mask = crate::view::method(&msg.message).map_or(0, method_bit);
@@ -57,10 +61,15 @@ fn lookup_impl(msg: &mut SipMsg, table: &str, uri: Option<&str>, rewrite: bool) 
                 continue;
             }
             if rewrite && first.is_none() {
-                first = Some((c.uri.to_string(), dst_of(c), c.path.to_string(), c.cflags));
+                first = Some((
+                    String::from(&*c.uri),
+                    dst_of(c),
+                    String::from(&*c.path),
+                    c.cflags,
+                ));
             } else if append {
                 rest.push(BranchTarget {
-                    uri: c.uri.to_string(),
+                    uri: String::from(&*c.uri),
                     dst: dst_of(c),
                 });
             } else {
@@ -176,14 +185,11 @@ fn registered_impl(msg: &mut SipMsg, table: &str, uri: Option<&str>) -> i32 {
     let Some((reg, t)) = table_of(msg, table) else {
         return -1;
     };
-    let target = match uri.filter(|u| !u.is_empty()) {
-        Some(u) => u.to_string(),
-        None => match msg.ruri() {
-            Some(r) => r.to_string(),
-            None => return -1,
-        },
+    let aor = match uri.filter(|u| !u.is_empty()) {
+        Some(u) => reg.aor_key(u),
+        None => msg.ruri().and_then(|r| reg.aor_key(r)),
     };
-    let Some(aor) = reg.aor_of(&target) else {
+    let Some(aor) = aor else {
         return -1;
     };
     let now = crate::store::now_unix();

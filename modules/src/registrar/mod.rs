@@ -95,28 +95,90 @@ impl Registrar {
     /// The AoR key for a URI: user (unescaped), `@domain` when domains are used, lowercased
     /// unless `case_sensitive`. None when the URI does not parse.
     pub fn aor_of(&self, uri: &str) -> Option<String> {
+        self.aor_key(uri).map(|k| k.as_str().to_owned())
+    }
+
+    /// [`Registrar::aor_of`] without allocating (for keys up to 128 bytes whose user part has
+    /// no escapes): what every lookup uses.
+    pub fn aor_key(&self, uri: &str) -> Option<AorKey> {
         let u = kemi_runtime::sip::Uri::parse(uri.trim()).ok()?;
-        let user = u.user.unwrap_or("");
-        let user = kemi_runtime::sip::uri::percent_decode(user);
+        let user = kemi_runtime::sip::uri::percent_decode(u.user.unwrap_or(""));
         let user = String::from_utf8_lossy(&user);
-        let mut aor = if self.ul.cfg.use_domain {
+        let lower = !self.cfg.case_sensitive;
+        Some(if self.ul.cfg.use_domain {
             let host = u.host_unbracketed();
             let host = host
                 .strip_prefix(self.cfg.realm_prefix.as_str())
                 .filter(|_| !self.cfg.realm_prefix.is_empty())
                 .unwrap_or(host);
             if user.is_empty() {
-                host.to_string()
+                AorKey::new(&[host], lower)
             } else {
-                format!("{user}@{host}")
+                AorKey::new(&[&user, "@", host], lower)
             }
         } else {
-            user.into_owned()
-        };
-        if !self.cfg.case_sensitive {
-            aor.make_ascii_lowercase();
+            AorKey::new(&[&user], lower)
+        })
+    }
+}
+
+/// Longest AoR an [`AorKey`] keeps inline.
+const AOR_INLINE: usize = 128;
+
+/// An AoR built on the stack when it is at most 128 bytes (else on the heap): the borrowed key
+/// of a lookup.
+#[derive(Clone, Debug)]
+pub enum AorKey {
+    /// Up to [`AOR_INLINE`] bytes in place.
+    Inline {
+        /// The bytes (UTF-8 up to `len`).
+        buf: [u8; AOR_INLINE],
+        /// Length used.
+        len: u8,
+    },
+    /// A longer AoR.
+    Heap(String),
+}
+
+impl AorKey {
+    /// The concatenation of `parts`, ASCII-lowercased when `lower`.
+    pub fn new(parts: &[&str], lower: bool) -> AorKey {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total > AOR_INLINE {
+            let mut s = parts.concat();
+            if lower {
+                s.make_ascii_lowercase();
+            }
+            return AorKey::Heap(s);
         }
-        Some(aor)
+        let mut buf = [0u8; AOR_INLINE];
+        let mut at = 0;
+        for p in parts {
+            buf[at..at + p.len()].copy_from_slice(p.as_bytes());
+            at += p.len();
+        }
+        if lower {
+            buf[..at].make_ascii_lowercase();
+        }
+        AorKey::Inline { buf, len: at as u8 }
+    }
+
+    /// The AoR.
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Whole `&str` pieces, ASCII-lowercased: always UTF-8.
+            AorKey::Inline { buf, len } => {
+                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or_default()
+            }
+            AorKey::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for AorKey {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
     }
 }
 
@@ -341,5 +403,29 @@ pub(crate) fn table_of(
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AorKey;
+
+    #[test]
+    fn aor_key_inline_and_heap() {
+        let k = AorKey::new(&["Alice", "@", "Example.COM"], true);
+        assert!(matches!(k, AorKey::Inline { .. }));
+        assert_eq!(&*k, "alice@example.com");
+        assert_eq!(&*AorKey::new(&["Bob"], false), "Bob");
+        assert_eq!(&*AorKey::new(&[], true), "");
+        let long = "ü".repeat(100);
+        let k = AorKey::new(&[&long, "@", "X"], true);
+        assert!(matches!(k, AorKey::Heap(_)));
+        assert_eq!(&*k, format!("{long}@x"));
+        let edge = "a".repeat(128);
+        assert!(matches!(
+            AorKey::new(&[&edge], false),
+            AorKey::Inline { .. }
+        ));
+        assert_eq!(&*AorKey::new(&[&edge], false), edge);
     }
 }

@@ -235,8 +235,8 @@ fn save_impl(msg: &mut SipMsg, table: &str, flags: i32, uri: Option<&str>) -> i3
 struct Common {
     callid: Box<str>,
     cseq: i32,
-    user_agent: Box<str>,
-    socket: Box<str>,
+    user_agent: std::sync::Arc<str>,
+    socket: std::sync::Arc<str>,
     path: Box<str>,
     received: Option<String>,
     cflags: i32,

@@ -1,15 +1,16 @@
 //! The location service (Kamailio's usrloc): in-memory tables ("domains", e.g. `location`) of
 //! address-of-record to contacts, shared by every worker.
 //!
-//! A table is split into shards, each a `RwLock<HashMap<aor, Vec<Contact>>>`: a lookup hashes
-//! the AoR, read-locks one shard for one map access and never touches the store. Changes are
+//! A table is split into shards, each a `RwLock` over a hash table of (aor, contacts): a lookup
+//! hashes the borrowed AoR once (foldhash, seeded per table), the hash picks the shard and the
+//! bucket, one shard is read-locked for one probe, and the store is never touched. A record's
+//! contact vector holds exactly its contacts (no spare capacity), and the socket and
+//! User-Agent strings, which few bindings differ in, are shared per shard. Changes are
 //! written through to the store by the [`Writer`] (write-behind), and the tables are loaded from
 //! the store at setup, so a restart loses no binding. Expired contacts are ignored by every read
 //! and removed (from memory and store) by a periodic [`Usrloc::sweep`].
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -18,7 +19,9 @@ use crate::store::{LocationRow, StoreError, Writer};
 /// Shards per table.
 const SHARDS: usize = 128;
 
-/// One registered contact (a binding). Strings are boxed slices to keep a binding small.
+/// One registered contact (a binding). Strings are boxed slices to keep a binding small (an
+/// empty one allocates nothing); `user_agent` and `socket` are shared by the bindings of a
+/// shard that have the same value.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Contact {
     /// Unique id (Kamailio's `ruid`).
@@ -44,9 +47,9 @@ pub struct Contact {
     /// Branch flags saved with the contact.
     pub cflags: i32,
     /// User-Agent.
-    pub user_agent: Box<str>,
+    pub user_agent: Arc<str>,
     /// Receiving socket (`udp:127.0.0.1:5060`).
-    pub socket: Box<str>,
+    pub socket: Arc<str>,
     /// Methods bit mask (-1: all).
     pub methods: i32,
     /// `+sip.instance`.
@@ -141,13 +144,54 @@ pub struct UlConfig {
     pub cseq_delay: i64,
 }
 
-/// One shard of a table: AoR to its contacts.
-type Shard = RwLock<HashMap<Box<str>, Vec<Contact>>>;
+/// One record: an AoR and its contacts.
+type Record = (Box<str>, Vec<Contact>);
+
+/// One shard of a table: its records, and the shared `user_agent`/`socket` strings.
+#[derive(Debug, Default)]
+struct ShardData {
+    records: hashbrown::HashTable<Record>,
+    strings: hashbrown::HashTable<Arc<str>>,
+}
+
+/// Point the `user_agent` and `socket` of `rec` at the shard's copies of their values (adding
+/// the new ones).
+fn share_strings(
+    strings: &mut hashbrown::HashTable<Arc<str>>,
+    hasher: &hashbrown::DefaultHashBuilder,
+    rec: &mut [Contact],
+) {
+    for c in rec.iter_mut() {
+        for s in [&mut c.user_agent, &mut c.socket] {
+            if s.is_empty() {
+                continue;
+            }
+            let h = hasher.hash_one(&**s);
+            match strings.find(h, |x| **x == **s) {
+                Some(x) if Arc::ptr_eq(x, s) => {}
+                Some(x) => *s = Arc::clone(x),
+                None => {
+                    strings.insert_unique(h, Arc::clone(s), |x| hasher.hash_one(&**x));
+                }
+            }
+        }
+    }
+}
+
+impl ShardData {
+    /// Forget shared strings no binding uses any more.
+    fn prune_strings(&mut self) {
+        self.strings.retain(|x| Arc::strong_count(x) > 1);
+    }
+}
+
+type Shard = RwLock<ShardData>;
 
 /// One location table.
 #[derive(Debug)]
 pub struct Table {
     name: Arc<str>,
+    hasher: hashbrown::DefaultHashBuilder,
     shards: Box<[Shard]>,
 }
 
@@ -155,6 +199,7 @@ impl Table {
     fn new(name: &str) -> Table {
         Table {
             name: name.into(),
+            hasher: hashbrown::DefaultHashBuilder::default(),
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
         }
     }
@@ -164,20 +209,22 @@ impl Table {
         &self.name
     }
 
-    fn shard(&self, aor: &str) -> &Shard {
-        let mut h = DefaultHasher::new();
-        aor.hash(&mut h);
-        let i = (h.finish() as usize) % self.shards.len();
-        &self.shards[i]
+    /// The hash of `aor` and its shard: the shard comes from bits 32..39, the bucket inside
+    /// the shard from the low bits and the control byte from the top 7, so they do not
+    /// correlate.
+    fn locate(&self, aor: &str) -> (u64, &Shard) {
+        let h = self.hasher.hash_one(aor);
+        (h, &self.shards[((h >> 32) as usize) % SHARDS])
     }
 
     /// Run `f` on the contacts of `aor` (None when there is no record), under a read lock.
     pub fn read<R>(&self, aor: &str, f: impl FnOnce(Option<&[Contact]>) -> R) -> R {
-        let shard = self
-            .shard(aor)
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        f(shard.get(aor).map(Vec::as_slice))
+        let (h, shard) = self.locate(aor);
+        let shard = shard.read().unwrap_or_else(PoisonError::into_inner);
+        f(shard
+            .records
+            .find(h, |r| &*r.0 == aor)
+            .map(|r| r.1.as_slice()))
     }
 
     /// The contacts of `aor` valid at `now`, in table order.
@@ -189,25 +236,33 @@ impl Table {
     }
 
     /// Run `f` on the record of `aor` under the shard's write lock; an empty record is then
-    /// removed.
+    /// removed, a non-empty one trimmed to its length and its strings shared.
     pub fn write<R>(&self, aor: &str, f: impl FnOnce(&mut Vec<Contact>) -> R) -> R {
-        let mut shard = self
-            .shard(aor)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        match shard.get_mut(aor) {
-            Some(rec) => {
+        let (h, shard) = self.locate(aor);
+        let mut shard = shard.write().unwrap_or_else(PoisonError::into_inner);
+        let shard = &mut *shard;
+        let hasher = &self.hasher;
+        match shard.records.find_entry(h, |r| &*r.0 == aor) {
+            Ok(mut e) => {
+                let rec = &mut e.get_mut().1;
                 let r = f(rec);
                 if rec.is_empty() {
-                    shard.remove(aor);
+                    e.remove();
+                } else {
+                    rec.shrink_to_fit();
+                    share_strings(&mut shard.strings, hasher, rec);
                 }
                 r
             }
-            None => {
+            Err(_) => {
                 let mut rec = Vec::new();
                 let r = f(&mut rec);
                 if !rec.is_empty() {
-                    shard.insert(aor.into(), rec);
+                    rec.shrink_to_fit();
+                    share_strings(&mut shard.strings, hasher, &mut rec);
+                    shard
+                        .records
+                        .insert_unique(h, (aor.into(), rec), |r| hasher.hash_one(&*r.0));
                 }
                 r
             }
@@ -219,7 +274,7 @@ impl Table {
         let mut out = Vec::new();
         for s in self.shards.iter() {
             let s = s.read().unwrap_or_else(PoisonError::into_inner);
-            out.extend(s.iter().map(|(k, v)| (k.to_string(), v.clone())));
+            out.extend(s.records.iter().map(|(k, v)| (k.to_string(), v.clone())));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
@@ -230,8 +285,8 @@ impl Table {
         let mut r = (0, 0);
         for s in self.shards.iter() {
             let s = s.read().unwrap_or_else(PoisonError::into_inner);
-            r.0 += s.len();
-            r.1 += s.values().map(Vec::len).sum::<usize>();
+            r.0 += s.records.len();
+            r.1 += s.records.iter().map(|r| r.1.len()).sum::<usize>();
         }
         r
     }
@@ -241,7 +296,7 @@ impl Table {
         let mut gone = Vec::new();
         for s in self.shards.iter() {
             let mut s = s.write().unwrap_or_else(PoisonError::into_inner);
-            s.retain(|_, rec| {
+            s.records.retain(|(_, rec)| {
                 rec.retain(|c| {
                     let keep = c.valid(now);
                     if !keep {
@@ -251,6 +306,7 @@ impl Table {
                 });
                 !rec.is_empty()
             });
+            s.prune_strings();
         }
         gone
     }
@@ -259,10 +315,11 @@ impl Table {
         let mut gone = Vec::new();
         for s in self.shards.iter() {
             let mut s = s.write().unwrap_or_else(PoisonError::into_inner);
-            for rec in s.values() {
+            for (_, rec) in s.records.iter() {
                 gone.extend(rec.iter().map(|c| c.ruid.to_string()));
             }
-            s.clear();
+            s.records.clear();
+            s.strings.clear();
         }
         gone
     }
@@ -276,6 +333,8 @@ pub fn insert_ordered(rec: &mut Vec<Contact>, c: Contact, desc_time_order: bool)
     } else {
         rec.iter().position(|p| p.q < c.q).unwrap_or(rec.len())
     };
+    // Records are kept at their exact length: most hold one contact.
+    rec.reserve_exact(1);
     rec.insert(at, c);
     at
 }
@@ -500,5 +559,62 @@ mod tests {
         assert!(ul.remove_contact(&t, "u98", "sip:x", false));
         assert_eq!(t.counts(), (48, 48));
         assert_eq!(split_aor("a@b@c", true), ("a@b", "c"));
+    }
+
+    /// A record used to keep room for 4 contacts (672 B for one 168 B binding) and a copy of
+    /// the socket and User-Agent per binding.
+    #[test]
+    fn records_are_exact_and_share_strings() {
+        let ul = Usrloc::new(
+            UlConfig {
+                use_domain: false,
+                db_mode: 0,
+                desc_time_order: false,
+                nat_bflag: -1,
+                cseq_delay: 20,
+            },
+            None,
+        );
+        let t = ul.table("location").unwrap();
+        let with = |uri: &str| Contact {
+            socket: "udp:127.0.0.1:5060".into(),
+            user_agent: String::from("phone 1.0").into(),
+            ..c(uri, -1, 0)
+        };
+        for i in 0..300 {
+            t.write(&format!("u{i}"), |rec| {
+                insert_ordered(rec, with("sip:x"), false)
+            });
+        }
+        t.write("u1", |rec| insert_ordered(rec, with("sip:y"), false));
+        t.read("u1", |rec| {
+            let rec = rec.unwrap();
+            assert_eq!(rec.len(), 2);
+            assert!(Arc::ptr_eq(&rec[0].socket, &rec[1].socket));
+            assert!(Arc::ptr_eq(&rec[0].user_agent, &rec[1].user_agent));
+        });
+        for s in t.shards.iter() {
+            let s = s.read().unwrap();
+            for (_, rec) in s.records.iter() {
+                assert_eq!(rec.capacity(), rec.len());
+            }
+            assert!(s.strings.len() <= 2);
+        }
+        // Two AoRs of one shard share the one copy.
+        let same = (1..300)
+            .map(|j| format!("u{j}"))
+            .find(|k| std::ptr::eq(t.locate("u0").1, t.locate(k).1))
+            .unwrap();
+        let (a, b) = (t.valid("u0", 1), t.valid(&same, 1));
+        assert!(Arc::ptr_eq(&a[0].socket, &b[0].socket));
+        assert!(Arc::ptr_eq(&a[0].user_agent, &b[0].user_agent));
+        // Once no binding uses them, the shared strings go at the next sweep.
+        assert_eq!(ul.clear(&t), 301);
+        t.write("u1", |rec| insert_ordered(rec, c("sip:z", -1, 5), false));
+        ul.sweep(10);
+        assert!(t
+            .shards
+            .iter()
+            .all(|s| s.read().unwrap().strings.is_empty()));
     }
 }

@@ -7,14 +7,11 @@
 //! (5 s), or at once with `sipd rpc permissions.addressReload`.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use modules::store::{self, AddressRow, StoreRef};
-
-use crate::config::{Config, RunArgs};
+use modules::store::{AddressRow, StoreRef};
 
 /// `sipd address ...`.
 #[derive(Debug, Args)]
@@ -22,12 +19,9 @@ pub struct AddressArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: AddressCommand,
-    /// Use the store (and address table) of this configuration file.
-    #[arg(long, global = true)]
-    pub config: Option<PathBuf>,
-    /// Use this store URL (`sqlite:///path/sipd.db`) and the table `address`.
-    #[arg(long, global = true, conflicts_with = "config")]
-    pub db: Option<String>,
+    /// Where the store is (the table is the permissions `address_table` modparam, else `address`).
+    #[command(flatten)]
+    pub store: super::StoreArgs,
 }
 
 /// The address subcommands.
@@ -105,26 +99,13 @@ pub fn parse_row(group: &str, address: &str, port: Option<&str>, tag: &str) -> R
 
 /// The store and address table the arguments name.
 fn open(args: &AddressArgs) -> Result<(StoreRef, String)> {
-    match (&args.config, &args.db) {
-        (Some(cfg), _) => {
-            let config = Config::load(&RunArgs {
-                config: Some(cfg.clone()),
-                ..RunArgs::default()
-            })?;
-            let perm = config.modparams.get("permissions");
-            let get = |k: &str| perm.and_then(|t| t.get(k)).and_then(|v| v.as_str());
-            let url = get("db_url").unwrap_or(&config.db_url).to_string();
-            let table = get("address_table").unwrap_or("address").to_string();
-            let st = store::open(&url, &config.base_dir)
-                .with_context(|| format!("opening the store of {}", cfg.display()))?;
-            Ok((st, table))
-        }
-        (None, Some(url)) => {
-            let st = store::open(url, Path::new(".")).context("opening the store")?;
-            Ok((st, "address".into()))
-        }
-        (None, None) => bail!("give --config FILE or --db URL"),
-    }
+    let (st, params) = args.store.open("permissions")?;
+    let table = params
+        .get("address_table")
+        .and_then(|v| v.as_str())
+        .unwrap_or("address")
+        .to_string();
+    Ok((st, table))
 }
 
 /// Run `sipd address ...`.

@@ -14,15 +14,12 @@
 //! exit status 1.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use modules::auth::digest::{ha1, Algorithm};
 use modules::store::{self, StoreRef, Subscriber};
-
-use crate::config::{Config, RunArgs};
 
 /// The subscriber table (Kamailio's default, which auth_db scripts name).
 pub const TABLE: &str = "subscriber";
@@ -33,12 +30,9 @@ pub struct UserArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: UserCommand,
-    /// Use the store of this configuration file.
-    #[arg(long, global = true)]
-    pub config: Option<PathBuf>,
-    /// Use this store URL (`sqlite:///path/sipd.db`).
-    #[arg(long, global = true, conflicts_with = "config")]
-    pub db: Option<String>,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: super::StoreArgs,
 }
 
 /// The user subcommands.
@@ -105,27 +99,9 @@ pub fn subscriber(user: &str, domain: &str, password: &str) -> Subscriber {
     }
 }
 
-/// The store the arguments name.
+/// The store the arguments name: auth_db's.
 fn open(args: &UserArgs) -> Result<StoreRef> {
-    match (&args.config, &args.db) {
-        (Some(cfg), _) => {
-            let config = Config::load(&RunArgs {
-                config: Some(cfg.clone()),
-                ..RunArgs::default()
-            })?;
-            let url = config
-                .modparams
-                .get("auth_db")
-                .and_then(|t| t.get("db_url"))
-                .and_then(|v| v.as_str())
-                .unwrap_or(&config.db_url)
-                .to_string();
-            store::open(&url, &config.base_dir)
-                .with_context(|| format!("opening the store of {}", cfg.display()))
-        }
-        (None, Some(url)) => store::open(url, Path::new(".")).context("opening the store"),
-        (None, None) => bail!("give --config FILE or --db URL"),
-    }
+    Ok(args.store.open("auth_db")?.0)
 }
 
 /// Carry out `cmd` on `st`, writing the result lines to `out`.
