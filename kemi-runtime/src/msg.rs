@@ -446,7 +446,8 @@ impl SipMsg {
 
     /// The wire form of a reply generated here to this request (RFC 3261 §8.2.6): the script's
     /// `hdr.append_to_reply` lines and the host's `Server` header are added. Callers check
-    /// that the message is a request other than ACK and that `code` is valid.
+    /// that the message is a request other than ACK and that `code` is valid. After
+    /// `force_rport()` the top Via gets `rport=<source port>` (RFC 3581).
     pub fn local_reply_wire(&self, code: u16, reason: &str) -> Vec<u8> {
         let server;
         let extra: std::borrow::Cow<'_, [String]> = match &self.env.server_header {
@@ -465,7 +466,10 @@ impl SipMsg {
             reason,
             None,
             &extra,
-            self.rcv.src,
+            crate::sip::reply::ReplySource {
+                addr: self.rcv.src,
+                force_rport: self.route.force_rport,
+            },
             &mut wire,
         );
         wire

@@ -132,6 +132,9 @@ const STATEFUL: &[(&str, SetupFn)] = &[
     ("registrar", crate::registrar::setup),
     ("auth", crate::auth::setup),
     ("auth_db", crate::auth_db::setup),
+    ("rr", crate::rr::config::setup),
+    ("maxfwd", crate::maxfwd::setup),
+    ("sanity", crate::sanity::setup),
 ];
 
 /// Modules that take modparams but export nothing to scripts, and the KSR module they serve.
@@ -149,9 +152,28 @@ pub fn setup(input: &SetupInput<'_>) -> Result<Services, SetupError> {
             f(&mut ctx)?;
         }
     }
+    refuse_unread(input.params)?;
     let mut services = ctx.services;
     services.insert(Arc::new(StoreWriters(ctx.writers)));
     Ok(services)
+}
+
+/// Refuse the parameters of a module that reads none (no setup fn, not param-only): sipd
+/// never accepts a modparam it would silently ignore.
+fn refuse_unread(params: &BTreeMap<String, ModParams>) -> Result<(), SetupError> {
+    let read = |m: &str| {
+        STATEFUL.iter().any(|(name, _)| *name == m) || PARAM_ONLY.iter().any(|(name, _)| *name == m)
+    };
+    for (module, p) in params {
+        if read(module) {
+            continue;
+        }
+        if let Err(e) = p.check_known(&[]) {
+            let message = format!("sipd implements no parameters of module `{module}`");
+            return Err(p.error(&e.param, message).into());
+        }
+    }
+    Ok(())
 }
 
 /// The default store URL for a server configured from `dir`: `sqlite://<dir>/sipd.db`.

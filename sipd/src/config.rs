@@ -660,6 +660,34 @@ impl Config {
                 *slot = Duration::from_millis(*ms.get_ref());
             }
         }
+        let modparam_lines = modparam_lines(text);
+        // Kamailio's tm modparams map onto `[tm]` (the host's transaction layer has no setup fn).
+        if let Some(table) = modparams.remove("tm") {
+            let in_section: Vec<&str> = [
+                ("t1", raw.tm.t1.is_some()),
+                ("t2", raw.tm.t2.is_some()),
+                ("t4", raw.tm.t4.is_some()),
+                ("fr_timer", raw.tm.fr_timer.is_some()),
+                ("fr_inv_timer", raw.tm.fr_inv_timer.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(name, set)| set.then_some(name))
+            .collect();
+            crate::modsetup::table_params("tm", &table)
+                .and_then(|p| tm.apply_modparams(&p, &in_section))
+                .map_err(|e| {
+                    let line = modparam_lines
+                        .get(&(e.module.clone(), e.param.clone()))
+                        .or_else(|| modparam_lines.get(&(e.module.clone(), String::new())))
+                        .copied()
+                        .unwrap_or(0);
+                    ConfigError::Invalid {
+                        file: origin.file.clone(),
+                        line,
+                        message: e.to_string(),
+                    }
+                })?;
+        }
 
         let base_dir = match path {
             Some(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
@@ -693,7 +721,7 @@ impl Config {
             modparams,
             db_url,
             base_dir,
-            modparam_lines: modparam_lines(text),
+            modparam_lines,
             tcp_idle_timeout,
             udp_buffers,
             max_message_size,
@@ -899,5 +927,31 @@ mod tests {
             "{text}"
         );
         assert_eq!(c.modparam_origin("pike", "absent"), format!("{file}:4"));
+    }
+
+    #[test]
+    fn tm_modparams_map_onto_the_tm_section() {
+        let d = Dir::new("tm-modparam");
+        let c = d
+            .cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\n[modparam.tm]\nfr_timer = 20000\nwt_timer = 3000\nauto_inv_100 = 0\nfailure_reply_mode = 0\n")
+            .unwrap();
+        assert_eq!(c.tm.fr, Duration::from_secs(20));
+        assert_eq!(c.tm.t4, Duration::from_secs(3));
+        assert!(!c.tm.auto_inv_100);
+        assert!(!c.modparams.contains_key("tm"), "consumed by the host");
+        let file = d.0.join("sipd.toml").display().to_string();
+        let e = d
+            .cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\n[tm]\nfr_timer = 1000\n[modparam.tm]\nnoisy_ctimer = 1\n")
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "{file}:6: modparam tm.noisy_ctimer: unknown parameter"
+            )),
+            "{e}"
+        );
+        let e = d
+            .cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\n[tm]\nfr_timer = 1000\n[modparam.tm]\nfr_timer = 1000\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("also set as [tm] fr_timer"), "{e}");
     }
 }

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kemi_runtime::services::Services;
-use modules::modparam::{ModParams, ParamValue};
+use modules::modparam::{ModParams, ModparamError, ParamValue};
 use modules::setup::{SetupError, SetupInput, StoreWriters};
 use tokio::sync::watch;
 
@@ -29,17 +29,22 @@ fn param_value(v: &toml::Value) -> Option<ParamValue> {
     }
 }
 
+/// One `[modparam.<module>]` table as [`ModParams`].
+pub fn table_params(module: &str, table: &toml::Table) -> Result<ModParams, ModparamError> {
+    let mut p = ModParams::new(module);
+    for (name, value) in table {
+        let v = param_value(value)
+            .ok_or_else(|| p.error(name, "expected an integer, a string or a list of them"))?;
+        p.set(name, v);
+    }
+    Ok(p)
+}
+
 /// The `[modparam.*]` tables of `config` as [`ModParams`].
 pub fn modparams(config: &Config) -> Result<BTreeMap<String, ModParams>, SetupError> {
     let mut out = BTreeMap::new();
     for (module, table) in &config.modparams {
-        let mut p = ModParams::new(module);
-        for (name, value) in table {
-            let v = param_value(value)
-                .ok_or_else(|| p.error(name, "expected an integer, a string or a list of them"))?;
-            p.set(name, v);
-        }
-        out.insert(module.clone(), p);
+        out.insert(module.clone(), table_params(module, table)?);
     }
     Ok(out)
 }

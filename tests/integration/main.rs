@@ -7,6 +7,7 @@ mod support;
 
 mod ops;
 mod registrar;
+mod rport;
 mod server;
 mod sipp;
 mod tm;

@@ -20,12 +20,17 @@ use super::via::Via;
 /// host, or always when it carries an empty `rport` (RFC 3581 4), which is filled with the
 /// source port. CR and LF are removed from `reason`.
 ///
+/// `rcv_src` is the source address, or a [`ReplySource`] saying that the script called
+/// `force_rport()`: then a top Via without `rport` gets `;rport=<source port>` (and `received`
+/// only when the source address differs from the sent-by host), as Kamailio does.
+///
 /// ```
 /// use kemi_runtime::sip::{reply, Message};
 /// let req = Message::parse("OPTIONS sip:b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;rport;branch=z9hG4bK1\r\n\
 ///     From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n".into()).unwrap();
 /// let mut out = Vec::new();
-/// reply::build(&req, 200, "OK", Some("t"), &[], "192.0.2.1:5062".parse().unwrap(), &mut out);
+/// let src: std::net::SocketAddr = "192.0.2.1:5062".parse().unwrap();
+/// reply::build(&req, 200, "OK", Some("t"), &[], src, &mut out);
 /// assert_eq!(String::from_utf8(out).unwrap(), "SIP/2.0 200 OK\r\n\
 ///     Via: SIP/2.0/UDP 10.0.0.1;rport=5062;branch=z9hG4bK1;received=192.0.2.1\r\n\
 ///     From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=t\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
@@ -36,9 +41,10 @@ pub fn build(
     reason: &str,
     to_tag: Option<&str>,
     extra_headers: &[String],
-    rcv_src: SocketAddr,
+    rcv_src: impl Into<ReplySource>,
     out: &mut Vec<u8>,
 ) {
+    let rcv_src = rcv_src.into();
     out.reserve(512);
     out.extend_from_slice(b"SIP/2.0 ");
     out.extend_from_slice(Decimal::new(u64::from(code)).as_bytes());
@@ -130,6 +136,24 @@ pub fn build(
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
 }
 
+/// Where a request came from, as a reply's top Via stamp needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplySource {
+    /// The source address of the request.
+    pub addr: SocketAddr,
+    /// `force_rport()` was called: add `rport=<source port>` even when the Via has no `rport`.
+    pub force_rport: bool,
+}
+
+impl From<SocketAddr> for ReplySource {
+    fn from(addr: SocketAddr) -> ReplySource {
+        ReplySource {
+            addr,
+            force_rport: false,
+        }
+    }
+}
+
 /// The message's cached top Via when it is exactly what parsing `top.trim_end()` gives: it
 /// parsed, and `top` ends with its value plus LWS only (and the value does not end with other
 /// white space, which `trim_end` would also remove).
@@ -145,7 +169,7 @@ fn cached_top_via<'m>(req: &'m Message, top: &str) -> Option<(Via<'m>, ViaReplyP
 
 /// The top Via value with `rport` filled in and `received` added as RFC 3261 18.2.1 and
 /// RFC 3581 4 ask. A Via that does not parse is copied unchanged.
-fn write_top_via(out: &mut Vec<u8>, top: &str, src: SocketAddr) {
+fn write_top_via(out: &mut Vec<u8>, top: &str, src: ReplySource) {
     let Ok(via) = Via::parse(top) else {
         out.extend_from_slice(top.trim_start().as_bytes());
         return;
@@ -173,11 +197,17 @@ fn write_top_via(out: &mut Vec<u8>, top: &str, src: SocketAddr) {
 }
 
 /// A parsed top Via with `rport` filled in and `received` added, given what its params say.
-fn write_via(out: &mut Vec<u8>, via: &Via<'_>, params: ViaReplyParams, src: SocketAddr) {
+/// With `force_rport` and no `rport` param, `;rport=<port>` is appended (before `received`).
+fn write_via(out: &mut Vec<u8>, via: &Via<'_>, params: ViaReplyParams, src: ReplySource) {
+    let ReplySource {
+        addr: src,
+        force_rport,
+    } = src;
     let raw = via.raw;
     let ip = IpText::new(src.ip());
     let add_received = !params.has_received
         && (params.empty_rport_end.is_some() || !ip.is_host(src.ip(), via.host_unbracketed()));
+    let append_rport = force_rport && params.empty_rport_end.is_none() && via.rport().is_none();
     match params.empty_rport_end {
         Some(at) => {
             let (head, tail) = (
@@ -190,6 +220,10 @@ fn write_via(out: &mut Vec<u8>, via: &Via<'_>, params: ViaReplyParams, src: Sock
             out.extend_from_slice(tail.as_bytes());
         }
         None => out.extend_from_slice(raw.as_bytes()),
+    }
+    if append_rport {
+        out.extend_from_slice(b";rport=");
+        out.extend_from_slice(Decimal::new(u64::from(src.port())).as_bytes());
     }
     if add_received {
         out.extend_from_slice(b";received=");
@@ -259,4 +293,80 @@ impl ToTag {
 fn mix(h: u64, w: u64) -> u64 {
     let m = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     m ^ (m >> 29)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(via: &str, src: &str, force_rport: bool) -> String {
+        let text = format!(
+            "OPTIONS sip:b SIP/2.0\r\nVia: {via}\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\n\
+             Call-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n"
+        );
+        let req = Message::parse(text.into_bytes().into()).unwrap();
+        let src = ReplySource {
+            addr: src.parse().unwrap(),
+            force_rport,
+        };
+        let mut out = Vec::new();
+        build(&req, 299, "x", Some("t"), &[], src, &mut out);
+        let out = String::from_utf8(out).unwrap();
+        out.lines()
+            .find(|l| l.starts_with("Via: "))
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn force_rport_adds_rport_with_the_source_port() {
+        // Same IP as sent-by: rport only (Kamailio adds received only when the IP differs).
+        assert_eq!(
+            reply(
+                "SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK1",
+                "127.0.0.1:4000",
+                true
+            ),
+            "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK1;rport=4000"
+        );
+        // Another IP: rport, then received.
+        assert_eq!(
+            reply(
+                "SIP/2.0/UDP 10.0.0.1:5999;branch=z9hG4bK1",
+                "127.0.0.8:4000",
+                true
+            ),
+            "Via: SIP/2.0/UDP 10.0.0.1:5999;branch=z9hG4bK1;rport=4000;received=127.0.0.8"
+        );
+        // An empty rport is filled in place, never twice.
+        assert_eq!(
+            reply(
+                "SIP/2.0/UDP 127.0.0.1;rport;branch=z9hG4bK1",
+                "127.0.0.1:4000",
+                true
+            ),
+            "Via: SIP/2.0/UDP 127.0.0.1;rport=4000;branch=z9hG4bK1;received=127.0.0.1"
+        );
+        // Second Via values are left alone.
+        assert_eq!(
+            reply(
+                "SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK1, SIP/2.0/UDP h",
+                "127.0.0.1:4000",
+                true
+            ),
+            "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK1;rport=4000, SIP/2.0/UDP h"
+        );
+    }
+
+    #[test]
+    fn without_force_rport_nothing_is_added() {
+        assert_eq!(
+            reply(
+                "SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK1",
+                "127.0.0.1:4000",
+                false
+            ),
+            "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK1"
+        );
+    }
 }

@@ -18,12 +18,14 @@ mod checks;
 mod digest;
 
 use std::cell::RefCell;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use kemi_runtime::msg::LogLevel;
 use kemi_runtime::{kemi, SipMsg};
 
 pub use checks::{run, Check, Failure};
+
+use crate::setup::{SetupCtx, SetupError};
 
 /// Kamailio's `default_checks` modparam default: 1+2+4+32+64+128+256+512+2048.
 pub const DEFAULT_CHECKS: i32 = 3047;
@@ -75,6 +77,67 @@ fn config() -> &'static SanityConfig {
     CONFIG.get_or_init(SanityConfig::default)
 }
 
+/// Setup of `sanity`: `[modparam.sanity]` with Kamailio's names (`default_checks`,
+/// `uri_checks`, `proxy_require` as a comma-separated list, `noreply` 0/1) into the server's
+/// services. `autodrop` is refused: a failed check returns -1 and the script ends the route.
+pub fn setup(ctx: &mut SetupCtx<'_>) -> Result<(), SetupError> {
+    let p = ctx.params("sanity");
+    if p.str("autodrop")?.is_some() {
+        return Err(p
+            .error(
+                "autodrop",
+                "not implemented in sipd: a failed check returns -1 and the script ends the route",
+            )
+            .into());
+    }
+    p.check_known(&["default_checks", "uri_checks", "proxy_require", "noreply"])?;
+    let mask = |name: &str, default: i32| -> Result<i32, SetupError> {
+        let v = p.int(name, i64::from(default))?;
+        i32::try_from(v)
+            .ok()
+            .filter(|v| *v >= 0)
+            .ok_or_else(|| p.error(name, format!("not a check mask: {v}")).into())
+    };
+    let noreply = match p.int("noreply", 0)? {
+        0 => false,
+        1 => true,
+        v => {
+            return Err(p
+                .error("noreply", format!("expected 0 or 1, got {v}"))
+                .into())
+        }
+    };
+    let cfg = SanityConfig {
+        default_checks: mask("default_checks", DEFAULT_CHECKS)?,
+        default_uri_checks: mask("uri_checks", DEFAULT_URI_CHECKS)?,
+        proxy_require: p
+            .str("proxy_require")?
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
+        noreply,
+    };
+    ctx.services.insert(Arc::new(cfg));
+    Ok(())
+}
+
+/// The configuration of the server `msg` belongs to: its `[modparam.sanity]`, else the one
+/// given to [`configure`], else Kamailio's defaults.
+fn config_of(msg: &SipMsg) -> Arc<kemi_runtime::msg::RouteEnv> {
+    Arc::clone(&msg.env)
+}
+
+/// The sanity configuration in `env`'s services, or the process-wide one.
+fn env_config(env: &kemi_runtime::msg::RouteEnv) -> &SanityConfig {
+    match env.services.get::<SanityConfig>() {
+        Some(c) => c,
+        None => config(),
+    }
+}
+
 /// A reply recorded in `noreply` mode, and the message it belongs to (the address and length of
 /// its buffer, which identify it while it is being routed on this worker).
 #[derive(Clone, Copy)]
@@ -101,7 +164,8 @@ fn answerable(msg: &SipMsg) -> bool {
 /// Run the checks with the module configuration and act on a failure: send (or record) the reply
 /// and log why. Returns 1 or -1 as the KEMI wrapper does.
 fn check_and_reply(msg: &mut SipMsg, msg_checks: i32, uri_checks: i32) -> i32 {
-    let cfg = config();
+    let env = config_of(msg);
+    let cfg = env_config(&env);
     if cfg.noreply {
         PENDING.with(|p| p.borrow_mut().take());
     }
@@ -160,7 +224,8 @@ pub fn sanity_check(msg: &mut SipMsg, msg_checks: i32, uri_checks: i32) -> i32 {
 /// Returns 1 when all pass, -1 on failure (the reply has been sent).
 #[kemi(module = "sanity")]
 pub fn sanity_check_defaults(msg: &mut SipMsg) -> i32 {
-    let cfg = config();
+    let env = config_of(msg);
+    let cfg = env_config(&env);
     check_and_reply(msg, cfg.default_checks, cfg.default_uri_checks)
 }
 
@@ -169,7 +234,7 @@ pub fn sanity_check_defaults(msg: &mut SipMsg) -> i32 {
 /// replies, ACKs, or when `noreply` is off. Returns 1, or -1 when the reply cannot be sent.
 #[kemi(module = "sanity")]
 pub fn sanity_reply(msg: &mut SipMsg) -> i32 {
-    if !answerable(msg) || !config().noreply {
+    if !answerable(msg) || !env_config(&msg.env).noreply {
         return 1;
     }
     let key = msg_key(msg);

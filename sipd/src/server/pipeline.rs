@@ -439,15 +439,15 @@ fn cseq_method(m: &Message) -> &str {
 }
 
 /// Queue a reply to the request in `msg`: over its connection for streams; for UDP to the
-/// source address when the top Via asks for `rport`, else to the source IP at the sent-by
-/// port (RFC 3261 18.2.2, RFC 3581 4).
+/// source address when the top Via asks for `rport` or the script called `force_rport()`,
+/// else to the source IP at the sent-by port (RFC 3261 18.2.2, RFC 3581 4).
 fn push_reply(msg: &SipMsg, wire: Vec<u8>, out: &mut Vec<Outgoing>) {
     let rcv = &msg.rcv;
     let dest = match rcv.proto {
         Proto::Udp => {
             let top = msg.message.top_via().and_then(Result::ok);
             match top {
-                Some(v) if msg.message.top_via_rport().is_none() => {
+                Some(v) if !msg.route.force_rport && msg.message.top_via_rport().is_none() => {
                     Dest::Addr(SocketAddr::new(rcv.src.ip(), v.port.unwrap_or(SIP_PORT)))
                 }
                 _ => Dest::Addr(rcv.src),

@@ -99,14 +99,24 @@ pub fn write_line(out: &mut String, transport: &str, sent_by: &str, branch: &Bra
 
 /// The top Via header line with `received` and `rport` filled in for a request from `src`, or
 /// `None` when nothing needs to change: `received` is added when the sent-by host is not the
-/// source address or an empty `rport` is present; an empty `rport` gets the source port.
-pub fn stamp_received(header: &HeaderRef<'_>, top: &Via<'_>, src: SocketAddr) -> Option<String> {
+/// source address or an empty `rport` is present; an empty `rport` gets the source port. With
+/// `force_rport` (the script called `force_rport()`) a Via without `rport` gets
+/// `;rport=<source port>`, so the reply relayed back goes to the source port as well.
+pub fn stamp_received(
+    header: &HeaderRef<'_>,
+    top: &Via<'_>,
+    src: SocketAddr,
+    force_rport: bool,
+) -> Option<String> {
     let raw = top.raw;
-    // One pass over the params: the first `rport` without a value, and any `received`.
-    let (mut empty_rport, mut has_received) = (None, false);
+    // One pass over the params: the first `rport` without a value, any `rport`, any `received`.
+    let (mut empty_rport, mut has_rport, mut has_received) = (None, false, false);
     for p in top.params.iter() {
-        if empty_rport.is_none() && p.value.is_none() && p.name.eq_ignore_ascii_case("rport") {
-            empty_rport = Some(p);
+        if p.name.eq_ignore_ascii_case("rport") {
+            has_rport = true;
+            if empty_rport.is_none() && p.value.is_none() {
+                empty_rport = Some(p);
+            }
         } else if !has_received && p.name.eq_ignore_ascii_case("received") {
             has_received = true;
         }
@@ -114,7 +124,8 @@ pub fn stamp_received(header: &HeaderRef<'_>, top: &Via<'_>, src: SocketAddr) ->
     let ip = IpText::new(src.ip());
     let same_ip = ip.is_host(src.ip(), top.host_unbracketed());
     let add_received = !has_received && (empty_rport.is_some() || !same_ip);
-    if !add_received && empty_rport.is_none() {
+    let append_rport = force_rport && !has_rport;
+    if !add_received && empty_rport.is_none() && !append_rport {
         return None;
     }
     // `raw` and the param names borrow from the header value: offsets by pointer difference.
@@ -134,6 +145,10 @@ pub fn stamp_received(header: &HeaderRef<'_>, top: &Via<'_>, src: SocketAddr) ->
             line.push_str(raw.get(end..)?);
         }
         None => line.push_str(raw),
+    }
+    if append_rport {
+        line.push_str(";rport=");
+        line.push_str(Decimal::new(u64::from(src.port())).as_str());
     }
     if add_received {
         line.push_str(";received=");
@@ -192,20 +207,42 @@ mod tests {
     fn stamps_received_and_rport() {
         let m = req("SIP/2.0/UDP host.example;rport;branch=z9hG4bK1, SIP/2.0/UDP x");
         let (h, v) = top(&m).unwrap();
-        let line = stamp_received(&h, &v, "192.0.2.1:5062".parse().unwrap()).unwrap();
+        let line = stamp_received(&h, &v, "192.0.2.1:5062".parse().unwrap(), false).unwrap();
         assert_eq!(line, "Via: SIP/2.0/UDP host.example;rport=5062;branch=z9hG4bK1;received=192.0.2.1, SIP/2.0/UDP x\r\n");
         let m = req("SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bK1");
         let (h, v) = top(&m).unwrap();
         assert_eq!(
-            stamp_received(&h, &v, "192.0.2.1:5062".parse().unwrap()),
+            stamp_received(&h, &v, "192.0.2.1:5062".parse().unwrap(), false),
             None
         );
         let m = req("SIP/2.0/UDP [::1]:5062;branch=z9hG4bK1");
         let (h, v) = top(&m).unwrap();
-        let line = stamp_received(&h, &v, "[::2]:5062".parse().unwrap()).unwrap();
+        let line = stamp_received(&h, &v, "[::2]:5062".parse().unwrap(), false).unwrap();
         assert_eq!(
             line,
             "Via: SIP/2.0/UDP [::1]:5062;branch=z9hG4bK1;received=::2\r\n"
         );
+    }
+
+    #[test]
+    fn force_rport_stamps_the_source_port() {
+        let src: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let m = req("SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK1");
+        let (h, v) = top(&m).unwrap();
+        assert_eq!(stamp_received(&h, &v, src, false), None);
+        assert_eq!(
+            stamp_received(&h, &v, src, true).unwrap(),
+            "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK1;rport=4000\r\n"
+        );
+        let m = req("SIP/2.0/UDP 10.0.0.1:5999;branch=z9hG4bK1, SIP/2.0/UDP x");
+        let (h, v) = top(&m).unwrap();
+        assert_eq!(
+            stamp_received(&h, &v, src, true).unwrap(),
+            "Via: SIP/2.0/UDP 10.0.0.1:5999;branch=z9hG4bK1;rport=4000;received=127.0.0.1, SIP/2.0/UDP x\r\n"
+        );
+        // A Via that already has rport keeps its own.
+        let m = req("SIP/2.0/UDP 127.0.0.1:5999;rport=5999;branch=z9hG4bK1");
+        let (h, v) = top(&m).unwrap();
+        assert_eq!(stamp_received(&h, &v, src, true), None);
     }
 }

@@ -7,9 +7,9 @@
 use std::fmt::Write as _;
 
 use kemi_runtime::msg::Proto;
-use kemi_runtime::sip::{HeaderEdit, HeaderKind};
+use kemi_runtime::sip::{HeaderEdit, HeaderKind, Uri};
 use kemi_runtime::SipMsg;
-use modules::rr::{self, RrSocket};
+use modules::rr::{self, RrConfig, RrSocket};
 use tracing::warn;
 
 use super::txn::Hop;
@@ -108,8 +108,15 @@ fn add_edits(
             .iter()
             .find(|s| s.addr == msg.rcv.dst && s.proto == msg.rcv.proto)
             .map_or(out_sent_by, |s| s.sent_by.as_str());
+        let cfg = RrConfig::of(&msg.env.services);
+        let user = msg
+            .ruri()
+            .and_then(|u| Uri::parse(u).ok())
+            .and_then(|u| u.user)
+            .filter(|_| cfg.add_username);
         let lines = rr::header_lines(
             rr,
+            &cfg,
             RrSocket {
                 sent_by: inbound,
                 proto: msg.rcv.proto,
@@ -119,6 +126,7 @@ fn add_edits(
                 proto,
             },
             msg.message.from_tag(),
+            user,
         );
         match msg.message.first_kind(HeaderKind::RecordRoute) {
             Some(h) => msg

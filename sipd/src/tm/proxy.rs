@@ -23,11 +23,13 @@ use bytes::Bytes;
 use kemi_runtime::msg::{
     BranchTarget, Forward, Proto, RecvInfo, RouteEnv, SendFlags, TmCtx, TmRoute, TxnMatch,
 };
+use kemi_runtime::sip::reply::ReplySource;
 use kemi_runtime::sip::Message;
 use kemi_runtime::SipMsg;
 use tracing::{debug, info, warn};
 
 use super::client::{ClientTimer, ClientTxn, ReplyAction, TimerAction};
+use super::config::FailureReplyMode;
 use super::key::{self, ServerKey};
 use super::outbound::{build_request, OutboundCtx, OutboundError};
 use super::server::{SendOutcome, ServerTimer, ServerTxn};
@@ -68,11 +70,12 @@ pub enum ReplyHandling {
     Stateless(Message),
 }
 
-/// Where replies to a request received as `rcv` go (RFC 3261 18.2.2, RFC 3581 4).
-fn upstream_hop(req: &Message, rcv: &RecvInfo, flags: SendFlags) -> Hop {
+/// Where replies to a request received as `rcv` go (RFC 3261 18.2.2, RFC 3581 4): the source
+/// address when the top Via has `rport` or the script called `force_rport()`.
+fn upstream_hop(req: &Message, rcv: &RecvInfo, flags: SendFlags, force_rport: bool) -> Hop {
     let peer = match rcv.proto {
         Proto::Udp => match req.top_via().and_then(Result::ok) {
-            Some(v) if v.rport().is_none() => {
+            Some(v) if !force_rport && v.rport().is_none() => {
                 SocketAddr::new(rcv.src.ip(), v.port.unwrap_or(SIP_PORT))
             }
             _ => rcv.src,
@@ -162,7 +165,10 @@ impl TmHost<'_> {
             code,
             wire::reason(code),
             self.env,
-            txn.rcv.src,
+            ReplySource {
+                addr: txn.rcv.src,
+                force_rport: txn.force_rport,
+            },
         );
         self.reply_upstream(cell, txn, code, wire);
     }
@@ -243,8 +249,22 @@ impl TmHost<'_> {
 
     /// Answer a CANCEL 200 and cancel the pending branches of its INVITE.
     fn cancel_request(&mut self, msg: &SipMsg, cell: &Arc<TxnCell>) {
-        let ok = wire::local_reply(&msg.message, 200, "canceling", self.env, msg.rcv.src);
-        let hop = upstream_hop(&msg.message, &msg.rcv, msg.route.reply_send);
+        let ok = wire::local_reply(
+            &msg.message,
+            200,
+            "canceling",
+            self.env,
+            ReplySource {
+                addr: msg.rcv.src,
+                force_rport: msg.route.force_rport,
+            },
+        );
+        let hop = upstream_hop(
+            &msg.message,
+            &msg.rcv,
+            msg.route.reply_send,
+            msg.route.force_rport,
+        );
         self.send(hop, ok);
         let mut txn = lock(cell);
         txn.canceled = true;
@@ -314,7 +334,14 @@ impl TmHost<'_> {
             invite,
             request: msg.message.clone(),
             rcv: msg.rcv,
-            upstream: upstream_hop(&msg.message, &msg.rcv, msg.route.reply_send),
+            force_rport: msg.route.force_rport,
+            leg_start: 0,
+            upstream: upstream_hop(
+                &msg.message,
+                &msg.rcv,
+                msg.route.reply_send,
+                msg.route.force_rport,
+            ),
             server: ServerTxn::new(invite, msg.rcv.proto != Proto::Udp),
             branches: Vec::new(),
             route: callbacks.failure.is_some().then(|| msg.route.clone()),
@@ -334,7 +361,7 @@ impl TmHost<'_> {
             }
             return;
         }
-        if invite && relay.is_some() && msg.tm.replies.is_empty() {
+        if invite && relay.is_some() && msg.tm.replies.is_empty() && self.tm.config.auto_inv_100 {
             self.local_reply(&cell, &mut txn, 100);
         }
         for r in std::mem::take(&mut msg.tm.replies) {
@@ -657,7 +684,9 @@ impl TmHost<'_> {
             if let Some(first) = fmsg.tm.relay.take() {
                 if !txn.server.is_final() && !txn.canceled {
                     let extra = std::mem::take(&mut fmsg.tm.branches);
+                    let before = txn.branches.len();
                     if self.relay_all(cell, txn, &mut fmsg, first, extra) > 0 {
+                        self.new_leg(txn, before);
                         return;
                     }
                 }
@@ -683,6 +712,20 @@ impl TmHost<'_> {
             None if txn.canceled => self.local_reply(cell, txn, 487),
             None => self.local_reply(cell, txn, 408),
         }
+    }
+
+    /// A failure callback started a new serial-forking leg at branch `start`: drop the earlier
+    /// replies `failure_reply_mode` says to drop.
+    fn new_leg(&self, txn: &mut Txn, start: usize) {
+        let dropped = match self.tm.config.failure_reply_mode {
+            FailureReplyMode::KeepAll => 0..0,
+            FailureReplyMode::DropLastLeg => txn.leg_start..start,
+            FailureReplyMode::DropAll | FailureReplyMode::DropPrevious => 0..start,
+        };
+        for b in txn.branches.get_mut(dropped).into_iter().flatten() {
+            b.dropped = true;
+        }
+        txn.leg_start = start;
     }
 
     /// A timer armed earlier expired.

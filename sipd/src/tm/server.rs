@@ -189,6 +189,7 @@ mod tests {
             t4: Duration::from_millis(50),
             fr: Duration::from_millis(100),
             fr_inv: Duration::from_millis(200),
+            ..TmConfig::default()
         }
     }
 

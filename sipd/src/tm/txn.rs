@@ -120,6 +120,12 @@ pub struct Txn {
     pub request: Message,
     /// Where it came from.
     pub rcv: RecvInfo,
+    /// The script called `force_rport()` on the request: replies generated here get
+    /// `rport=<source port>` on the top Via.
+    pub force_rport: bool,
+    /// The first branch of the current serial-forking leg (branches a failure callback
+    /// added start a new one), for `failure_reply_mode` 2.
+    pub leg_start: usize,
     /// Where replies go upstream.
     pub upstream: Hop,
     /// The server transaction.
@@ -208,6 +214,8 @@ mod tests {
             invite: true,
             request: m,
             rcv: RecvInfo::default(),
+            force_rport: false,
+            leg_start: 0,
             upstream: Hop {
                 proto: Proto::Udp,
                 local: a,

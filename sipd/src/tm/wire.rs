@@ -58,7 +58,7 @@ pub fn local_reply(
     code: u16,
     reason: &str,
     env: &RouteEnv,
-    src: std::net::SocketAddr,
+    src: reply::ReplySource,
 ) -> Vec<u8> {
     let extra: Vec<String> = env
         .server_header
