@@ -82,14 +82,51 @@ impl Algorithm {
 
     /// The lowercase hex hash of `parts` joined by `:`.
     pub fn hash(self, parts: &[&[u8]]) -> String {
+        self.hex_hash(parts).as_str().to_string()
+    }
+
+    /// [`Algorithm::hash`] on the stack.
+    fn hex_hash(self, parts: &[&[u8]]) -> HexHash {
+        let mut out = HexHash {
+            buf: [0; 64],
+            len: 0,
+        };
         match self {
-            Algorithm::Md5 => hex(&joined::<Md5>(parts)),
-            Algorithm::Sha256 => hex(&joined::<Sha256>(parts)),
+            Algorithm::Md5 => out.set(&joined::<Md5>(parts)),
+            Algorithm::Sha256 => out.set(&joined::<Sha256>(parts)),
         }
+        out
     }
 }
 
-fn joined<D: sha2::Digest>(parts: &[&[u8]]) -> Vec<u8> {
+/// A hash in lowercase hex, on the stack (64 digits at most: SHA-256).
+struct HexHash {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl HexHash {
+    fn set(&mut self, bytes: &[u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        self.len = 0;
+        for (b, o) in bytes.iter().zip(self.buf.chunks_exact_mut(2)) {
+            o[0] = DIGITS[usize::from(b >> 4)];
+            o[1] = DIGITS[usize::from(b & 15)];
+            self.len += 2;
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+}
+
+fn joined<D: sha2::Digest>(parts: &[&[u8]]) -> sha2::digest::Output<D> {
     let mut d = D::new();
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {
@@ -97,7 +134,7 @@ fn joined<D: sha2::Digest>(parts: &[&[u8]]) -> Vec<u8> {
         }
         d.update(p);
     }
-    d.finalize().to_vec()
+    d.finalize()
 }
 
 /// Lowercase hex of `bytes`.
@@ -166,107 +203,171 @@ pub type Params<'a> = (&'a str, Vec<(&'a str, Cow<'a, str>)>);
 
 /// Split a credentials (or challenge) value into its scheme and its `(name, value)` params.
 pub fn params(value: &str) -> Result<Params<'_>, DigestError> {
-    let bytes = value.as_bytes();
-    let lws = |i: &mut usize| {
-        while *i < bytes.len() && matches!(bytes[*i], b' ' | b'\t' | b'\r' | b'\n') {
-            *i += 1;
-        }
-    };
-    let token = |i: &mut usize| -> usize {
-        let start = *i;
-        while *i < bytes.len() && is_token(bytes[*i]) {
-            *i += 1;
-        }
-        start
-    };
-    let mut i = 0;
-    lws(&mut i);
-    let start = token(&mut i);
-    let scheme = value.get(start..i).ok_or(DigestError::Syntax(i))?;
-    if scheme.is_empty() {
-        return Err(DigestError::Syntax(i));
-    }
+    let mut it = Scanner::new(value)?;
     let mut out = Vec::new();
-    loop {
-        lws(&mut i);
-        while i < bytes.len() && bytes[i] == b',' {
-            i += 1;
-            lws(&mut i);
-        }
-        if i >= bytes.len() {
-            return Ok((scheme, out));
-        }
-        let start = token(&mut i);
-        let name = value.get(start..i).ok_or(DigestError::Syntax(i))?;
-        if name.is_empty() {
-            return Err(DigestError::Syntax(i));
-        }
-        lws(&mut i);
-        if bytes.get(i) != Some(&b'=') {
-            return Err(DigestError::Syntax(i));
-        }
-        i += 1;
-        lws(&mut i);
-        let val: Cow<'_, str> = if bytes.get(i) == Some(&b'"') {
-            i += 1;
-            let start = i;
-            let mut escaped = false;
-            let mut owned: Option<String> = None;
-            loop {
-                let Some(&b) = bytes.get(i) else {
-                    return Err(DigestError::Syntax(i));
-                };
-                if !escaped && b == b'"' {
-                    break;
-                }
-                if !escaped && b == b'\\' {
-                    escaped = true;
-                    if owned.is_none() {
-                        owned = Some(value.get(start..i).ok_or(DigestError::Syntax(i))?.into());
-                    }
-                    i += 1;
-                    continue;
-                }
-                escaped = false;
-                // Copy the whole UTF-8 character.
-                let ch_len = value
-                    .get(i..)
-                    .and_then(|r| r.chars().next())
-                    .map_or(1, char::len_utf8);
-                if let Some(o) = owned.as_mut() {
-                    o.push_str(value.get(i..i + ch_len).ok_or(DigestError::Syntax(i))?);
-                }
-                i += ch_len;
-            }
-            let v = match owned {
-                Some(o) => Cow::Owned(o),
-                None => Cow::Borrowed(value.get(start..i).ok_or(DigestError::Syntax(i))?),
-            };
-            i += 1;
-            v
-        } else {
-            let start = token(&mut i);
-            Cow::Borrowed(value.get(start..i).ok_or(DigestError::Syntax(i))?)
+    while let Some(p) = it.next_param()? {
+        out.push(p);
+    }
+    Ok((it.scheme, out))
+}
+
+/// One pass over a credentials value: the scheme, then one parameter at a time. Values borrow
+/// from the input unless a quoted string has `\x` escapes.
+struct Scanner<'a> {
+    value: &'a str,
+    bytes: &'a [u8],
+    i: usize,
+    scheme: &'a str,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(value: &'a str) -> Result<Scanner<'a>, DigestError> {
+        let mut s = Scanner {
+            value,
+            bytes: value.as_bytes(),
+            i: 0,
+            scheme: "",
         };
-        out.push((name, val));
-        lws(&mut i);
-        match bytes.get(i) {
-            None => return Ok((scheme, out)),
-            Some(b',') => i += 1,
-            Some(_) => return Err(DigestError::Syntax(i)),
+        s.lws();
+        let start = s.i;
+        s.token();
+        s.scheme = s.slice(start, s.i)?;
+        if s.scheme.is_empty() {
+            return Err(DigestError::Syntax(s.i));
+        }
+        Ok(s)
+    }
+
+    fn lws(&mut self) {
+        while self
+            .bytes
+            .get(self.i)
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        {
+            self.i += 1;
+        }
+    }
+
+    fn token(&mut self) {
+        while self.bytes.get(self.i).is_some_and(|&b| is_token(b)) {
+            self.i += 1;
+        }
+    }
+
+    fn slice(&self, start: usize, end: usize) -> Result<&'a str, DigestError> {
+        self.value.get(start..end).ok_or(DigestError::Syntax(start))
+    }
+
+    /// The next `(name, value)`, `None` at the end.
+    fn next_param(&mut self) -> Result<Option<(&'a str, Cow<'a, str>)>, DigestError> {
+        self.lws();
+        while self.bytes.get(self.i) == Some(&b',') {
+            self.i += 1;
+            self.lws();
+        }
+        if self.i >= self.bytes.len() {
+            return Ok(None);
+        }
+        let start = self.i;
+        self.token();
+        let name = self.slice(start, self.i)?;
+        if name.is_empty() {
+            return Err(DigestError::Syntax(self.i));
+        }
+        self.lws();
+        if self.bytes.get(self.i) != Some(&b'=') {
+            return Err(DigestError::Syntax(self.i));
+        }
+        self.i += 1;
+        self.lws();
+        let val = if self.bytes.get(self.i) == Some(&b'"') {
+            self.i += 1;
+            self.quoted()?
+        } else {
+            let start = self.i;
+            self.token();
+            Cow::Borrowed(self.slice(start, self.i)?)
+        };
+        self.lws();
+        match self.bytes.get(self.i) {
+            None => {}
+            Some(b',') => self.i += 1,
+            Some(_) => return Err(DigestError::Syntax(self.i)),
+        }
+        Ok(Some((name, val)))
+    }
+
+    /// The rest of a quoted string (after its opening quote), unescaped; `"` and `\\` are
+    /// ASCII, so they never occur inside a multi-byte UTF-8 character.
+    fn quoted(&mut self) -> Result<Cow<'a, str>, DigestError> {
+        let start = self.i;
+        let mut owned: Option<String> = None;
+        let mut seg = start;
+        loop {
+            let rest = self.bytes.get(self.i..).unwrap_or(&[]);
+            let Some(off) = memchr::memchr2(b'"', b'\\', rest) else {
+                return Err(DigestError::Syntax(self.bytes.len()));
+            };
+            self.i += off;
+            if self.bytes.get(self.i) == Some(&b'"') {
+                let end = self.i;
+                self.i += 1;
+                return Ok(match owned {
+                    None => Cow::Borrowed(self.slice(start, end)?),
+                    Some(mut o) => {
+                        o.push_str(self.slice(seg, end)?);
+                        Cow::Owned(o)
+                    }
+                });
+            }
+            // A backslash: keep what precedes it, then the escaped character, whole.
+            let o = owned.get_or_insert_with(String::new);
+            o.push_str(self.slice(seg, self.i)?);
+            let next = self.i + 1;
+            let Some(&lead) = self.bytes.get(next) else {
+                return Err(DigestError::Syntax(next));
+            };
+            let len = match lead {
+                0xF0.. => 4,
+                0xE0.. => 3,
+                0xC0.. => 2,
+                _ => 1,
+            };
+            o.push_str(self.slice(next, next + len)?);
+            self.i = next + len;
+            seg = self.i;
         }
     }
 }
 
-/// RFC 7230 tchar.
+/// RFC 7230 tchar (plus `/:@[]?`, seen unquoted in the wild), as a table.
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let extra = b"!#$%&'*+-.^_`|~/:@[]?";
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric();
+        i += 1;
+    }
+    let mut j = 0;
+    while j < extra.len() {
+        t[extra[j] as usize] = true;
+        j += 1;
+    }
+    t
+};
+
 fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/:@[]?".contains(&b)
+    TOKEN[usize::from(b)]
 }
 
-/// Parse a Digest credentials value (`Digest username="..", realm="..", ...`).
+/// Parse a Digest credentials value (`Digest username="..", realm="..", ...`) in one pass,
+/// borrowing every value that has no escapes. Another scheme is [`DigestError::NotDigest`]
+/// whatever follows it.
 pub fn parse(value: &str) -> Result<Credentials<'_>, DigestError> {
-    let (scheme, ps) = params(value)?;
-    if !scheme.eq_ignore_ascii_case("Digest") {
+    let mut sc = Scanner::new(value)?;
+    if !sc.scheme.eq_ignore_ascii_case("Digest") {
         return Err(DigestError::NotDigest);
     }
     const KNOWN: [&str; 10] = [
@@ -282,7 +383,7 @@ pub fn parse(value: &str) -> Result<Credentials<'_>, DigestError> {
         "nc",
     ];
     let mut vals: [Option<Cow<'_, str>>; 10] = Default::default();
-    for (name, v) in ps {
+    while let Some((name, v)) = sc.next_param()? {
         if let Some(k) = KNOWN.iter().position(|k| k.eq_ignore_ascii_case(name)) {
             if vals[k].is_some() {
                 return Err(DigestError::Duplicate(KNOWN[k].to_string()));
@@ -336,25 +437,48 @@ pub fn ha1(alg: Algorithm, username: &str, realm: &str, password: &str) -> Strin
 /// The expected `response` for credentials `c`, with `ha1` (for the base algorithm, hex),
 /// the request `method` and `body` (for auth-int).
 pub fn expected_response(c: &Credentials<'_>, ha1: &str, method: &str, body: &[u8]) -> String {
+    expected(c, ha1, method, body).as_str().to_string()
+}
+
+/// Whether credentials `c` carry the right `response` for `ha1` (hex, of the credentials'
+/// base algorithm), `method` and `body` ([`expected_response`] compared in constant time,
+/// without allocating).
+pub fn response_ok(c: &Credentials<'_>, ha1: &str, method: &str, body: &[u8]) -> bool {
+    ha1.len() == c.algorithm.0.hex_len()
+        && response_matches_bytes(
+            c.response.as_bytes(),
+            expected(c, ha1, method, body).as_bytes(),
+        )
+}
+
+fn expected(c: &Credentials<'_>, ha1: &str, method: &str, body: &[u8]) -> HexHash {
     let (alg, sess) = c.algorithm;
     let cnonce = c.cnonce.as_deref().unwrap_or("");
     let ha1 = if sess {
-        alg.hash(&[ha1.as_bytes(), c.nonce.as_bytes(), cnonce.as_bytes()])
+        alg.hex_hash(&[ha1.as_bytes(), c.nonce.as_bytes(), cnonce.as_bytes()])
     } else {
-        ha1.to_ascii_lowercase()
+        let mut h = HexHash {
+            buf: [0; 64],
+            len: 0,
+        };
+        for (o, b) in h.buf.iter_mut().zip(ha1.bytes()) {
+            *o = b.to_ascii_lowercase();
+            h.len += 1;
+        }
+        h
     };
     let ha2 = match c.qop {
         Qop::AuthInt => {
-            let hbody = alg.hash(&[body]);
-            alg.hash(&[method.as_bytes(), c.uri.as_bytes(), hbody.as_bytes()])
+            let hbody = alg.hex_hash(&[body]);
+            alg.hex_hash(&[method.as_bytes(), c.uri.as_bytes(), hbody.as_bytes()])
         }
-        _ => alg.hash(&[method.as_bytes(), c.uri.as_bytes()]),
+        _ => alg.hex_hash(&[method.as_bytes(), c.uri.as_bytes()]),
     };
     match (c.qop, &c.nc) {
         (Qop::None, _) | (_, None) => {
-            alg.hash(&[ha1.as_bytes(), c.nonce.as_bytes(), ha2.as_bytes()])
+            alg.hex_hash(&[ha1.as_bytes(), c.nonce.as_bytes(), ha2.as_bytes()])
         }
-        (q, Some((nc, _))) => alg.hash(&[
+        (q, Some((nc, _))) => alg.hex_hash(&[
             ha1.as_bytes(),
             c.nonce.as_bytes(),
             nc.as_bytes(),
@@ -372,16 +496,16 @@ pub fn expected_response(c: &Credentials<'_>, ha1: &str, method: &str, body: &[u
 /// Whether `response` matches `expected` (hex, case-insensitive), in time independent of
 /// where they differ.
 pub fn response_matches(response: &str, expected: &str) -> bool {
+    response_matches_bytes(response.as_bytes(), expected.as_bytes())
+}
+
+fn response_matches_bytes(response: &[u8], expected: &[u8]) -> bool {
     if response.len() != expected.len() {
         return false;
     }
-    response
-        .bytes()
-        .zip(expected.bytes())
-        .fold(0u8, |acc, (a, b)| {
-            acc | (a.to_ascii_lowercase() ^ b.to_ascii_lowercase())
-        })
-        == 0
+    response.iter().zip(expected).fold(0u8, |acc, (a, b)| {
+        acc | (a.to_ascii_lowercase() ^ b.to_ascii_lowercase())
+    }) == 0
 }
 
 #[cfg(test)]
@@ -501,6 +625,20 @@ mod tests {
                 assert!(r.is_err(), "{bad}: {r:?}");
             }
         }
+        // Another scheme is not ours, whatever its syntax (a Basic header is skipped, not a 400).
+        assert_eq!(parse("Basic dXNlcjpwdw=="), Err(DigestError::NotDigest));
+        // Escaped multi-byte characters, escapes next to each other, values borrowed otherwise.
+        let c =
+            parse("Digest username=\"\\é\\\\x\", realm=r, nonce=\"n\", uri=u, response=x").unwrap();
+        assert_eq!(c.username, "é\\x");
+        assert!(matches!(c.nonce, Cow::Borrowed("n")));
+        assert_eq!(
+            params("Digest a=1,, b=\"2\"").unwrap(),
+            (
+                "Digest",
+                vec![("a", Cow::Borrowed("1")), ("b", Cow::Borrowed("2"))]
+            )
+        );
         assert_eq!(
             Algorithm::parse("sha-256-sess"),
             Some((Algorithm::Sha256, true))

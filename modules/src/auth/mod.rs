@@ -113,8 +113,14 @@ impl AuthState {
     /// The `WWW-Authenticate`/`Proxy-Authenticate` value for `realm` with challenge `flags`
     /// (1 qop=auth, 2 qop=auth-int, 16 stale=true); `stale` forces stale=true.
     pub fn challenge_value(&self, realm: &str, flags: i32, stale: bool) -> String {
-        let realm = self.strip_realm(realm);
         let mut v = String::with_capacity(128);
+        self.challenge_into(&mut v, realm, flags, stale);
+        v
+    }
+
+    /// [`AuthState::challenge_value`] appended to `v`.
+    fn challenge_into(&self, v: &mut String, realm: &str, flags: i32, stale: bool) {
+        let realm = self.strip_realm(realm);
         v.push_str("Digest realm=\"");
         for c in realm.chars() {
             if c == '"' || c == '\\' {
@@ -144,7 +150,6 @@ impl AuthState {
         } else if qflags & 1 != 0 {
             v.push_str(", qop=\"auth\"");
         }
-        v
     }
 }
 
@@ -348,35 +353,31 @@ pub fn authenticate(
         return code::ERROR;
     };
     let state = &*env;
-    let realm = state.strip_realm(realm).to_string();
-    let mut found = None;
-    let mut bad = None;
+    let realm = state.strip_realm(realm);
+    // One parse per header; the credentials borrow the message (only `msg.route` and the
+    // error paths need it mutably, after the last use of the credentials).
+    let mut found = Err(None);
     for h in msg.message.find_kind(hf.kind()) {
         match digest::parse(h.value) {
-            Ok(c) if c.realm.eq_ignore_ascii_case(&realm) => {
-                found = Some((h.index, h.value));
+            Ok(c) if c.realm.eq_ignore_ascii_case(realm) => {
+                found = Ok((h.index, c));
                 break;
             }
-            Ok(_) => {}
-            Err(digest::DigestError::NotDigest) => {}
+            Ok(_) | Err(digest::DigestError::NotDigest) => {}
             Err(e) => {
-                bad = Some(e);
+                found = Err(Some(e));
                 break;
             }
         }
     }
-    if let Some(e) = bad {
-        msg.log(LogLevel::Err, &format!("auth: bad credentials: {e}"));
-        crate::sl::sl_send_reply(msg, 400, "Bad Request");
-        return code::ERROR;
-    }
-    let Some((index, value)) = found else {
-        return code::NO_CREDENTIALS;
-    };
-    // Re-parse from an owned copy so `msg` can be borrowed mutably below.
-    let value = value.to_string();
-    let Ok(c) = digest::parse(&value) else {
-        return code::ERROR;
+    let (index, c) = match found {
+        Ok(f) => f,
+        Err(None) => return code::NO_CREDENTIALS,
+        Err(Some(e)) => {
+            msg.log(LogLevel::Err, &format!("auth: bad credentials: {e}"));
+            crate::sl::sl_send_reply(msg, 400, "Bad Request");
+            return code::ERROR;
+        }
     };
     if c.username.is_empty() {
         msg.log(LogLevel::Err, "auth: empty username in credentials");
@@ -401,14 +402,10 @@ pub fn authenticate(
         Secret::Error => return code::ERROR,
     };
     let method = match method {
-        Some(m) if !m.is_empty() => m.to_string(),
-        _ => view::method(&msg.message).unwrap_or("").to_string(),
+        Some(m) if !m.is_empty() => m,
+        _ => view::method(&msg.message).unwrap_or(""),
     };
-    let right = ha1.len() == alg.hex_len()
-        && digest::response_matches(
-            &c.response,
-            &digest::expected_response(&c, &ha1, &method, msg.message.body()),
-        );
+    let right = digest::response_ok(&c, &ha1, method, msg.message.body());
     let Some(seq) = seq else {
         if right {
             msg.route.auth_stale = true;
@@ -500,12 +497,15 @@ fn challenge(msg: &mut SipMsg, realm: &str, flags: i32, hf: Hf) -> i32 {
         }
         return -1;
     }
-    let value = state.challenge_value(realm, flags, msg.route.auth_stale);
     let (name, code, reason) = match hf {
-        Hf::Www => ("WWW-Authenticate", 401, "Unauthorized"),
-        Hf::Proxy => ("Proxy-Authenticate", 407, "Proxy Authentication Required"),
+        Hf::Www => ("WWW-Authenticate: ", 401, "Unauthorized"),
+        Hf::Proxy => ("Proxy-Authenticate: ", 407, "Proxy Authentication Required"),
     };
-    if send_with(msg, code, reason, Some(format!("{name}: {value}\r\n"))) < 0 {
+    let mut header = String::with_capacity(192);
+    header.push_str(name);
+    state.challenge_into(&mut header, realm, flags, msg.route.auth_stale);
+    header.push_str("\r\n");
+    if send_with(msg, code, reason, Some(header)) < 0 {
         return -3;
     }
     1

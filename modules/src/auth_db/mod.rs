@@ -14,11 +14,11 @@
 //! (accepted, no effect); sipd's own: `cache_ttl`. Column parameters must name columns of the
 //! subscriber shape.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use hashbrown::{DefaultHashBuilder, HashTable};
 use kemi_runtime::msg::LogLevel;
 use kemi_runtime::{kemi, SipMsg};
 
@@ -61,8 +61,27 @@ impl Column {
 const SHARDS: usize = 16;
 const SHARD_CAP: usize = 256;
 
-type Key = (String, String, String);
-type Shard = Mutex<HashMap<Key, (Instant, Option<Subscriber>)>>;
+/// A cached answer: (table, user, domain), when it was read, the row (`None`: no such user).
+struct Entry {
+    table: Box<str>,
+    user: Box<str>,
+    domain: Box<str>,
+    at: Instant,
+    row: Option<Arc<Subscriber>>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the credentials.
+        f.debug_struct("Entry")
+            .field("table", &self.table)
+            .field("user", &self.user)
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
+}
+
+type Shard = Mutex<HashTable<Entry>>;
 
 /// The auth_db state of one server.
 #[derive(Debug)]
@@ -73,7 +92,8 @@ pub struct AuthDbState {
     password_column: Column,
     password_column_2: Column,
     ttl: Duration,
-    hasher: RandomState,
+    /// One hash per lookup picks the shard and the bucket.
+    hasher: DefaultHashBuilder,
     cache: Box<[Shard]>,
 }
 
@@ -84,32 +104,60 @@ impl AuthDbState {
         table: &str,
         user: &str,
         domain: &str,
-    ) -> Result<Option<Subscriber>, crate::store::StoreError> {
+    ) -> Result<Option<Arc<Subscriber>>, crate::store::StoreError> {
         if self.ttl.is_zero() {
-            return self.writer.store().subscriber(table, user, domain);
+            return Ok(self
+                .writer
+                .store()
+                .subscriber(table, user, domain)?
+                .map(Arc::new));
         }
-        let key = (table.to_string(), user.to_string(), domain.to_string());
-        let shard = &self.cache[self.hasher.hash_one(&key) as usize % SHARDS];
+        let hash = self.hasher.hash_one((table, user, domain));
+        // Bits that neither the bucket index (low) nor the control byte (top 7) uses.
+        let shard = &self.cache[(hash >> 32) as usize % SHARDS];
+        let is = |e: &Entry| &*e.user == user && &*e.domain == domain && &*e.table == table;
         let now = Instant::now();
-        if let Some((at, v)) = shard
+        if let Some(e) = shard
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
+            .find(hash, is)
         {
-            if now.duration_since(*at) < self.ttl {
-                return Ok(v.clone());
+            if now.duration_since(e.at) < self.ttl {
+                return Ok(e.row.clone());
             }
         }
-        let v = self.writer.store().subscriber(table, user, domain)?;
+        let row = self
+            .writer
+            .store()
+            .subscriber(table, user, domain)?
+            .map(Arc::new);
         let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= SHARD_CAP {
-            map.retain(|_, (at, _)| now.duration_since(*at) < self.ttl);
-            if map.len() >= SHARD_CAP {
-                map.clear();
+        match map.find_mut(hash, is) {
+            Some(e) => {
+                e.at = now;
+                e.row = row.clone();
+            }
+            None => {
+                if map.len() >= SHARD_CAP {
+                    map.retain(|e| now.duration_since(e.at) < self.ttl);
+                    if map.len() >= SHARD_CAP {
+                        map.clear();
+                    }
+                }
+                let entry = Entry {
+                    table: table.into(),
+                    user: user.into(),
+                    domain: domain.into(),
+                    at: now,
+                    row: row.clone(),
+                };
+                let hasher = &self.hasher;
+                map.insert_unique(hash, entry, |e| {
+                    hasher.hash_one((&*e.table, &*e.user, &*e.domain))
+                });
             }
         }
-        map.insert(key, (now, v.clone()));
-        Ok(v)
+        Ok(row)
     }
 }
 
@@ -180,8 +228,8 @@ pub fn setup(ctx: &mut SetupCtx<'_>) -> Result<(), SetupError> {
         password_column,
         password_column_2,
         ttl: Duration::from_secs(ttl),
-        hasher: RandomState::new(),
-        cache: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        hasher: DefaultHashBuilder::default(),
+        cache: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
     };
     ctx.services.insert(Arc::new(state));
     Ok(())
@@ -207,7 +255,16 @@ fn lookup(st: &AuthDbState, table: &str, realm: &str, c: &Credentials<'_>) -> Se
     }
 }
 
-fn db_auth(msg: &mut SipMsg, realm: &str, table: &str, hf: Hf, method: Option<&str>) -> i32 {
+/// Authenticate against `table`; `user` receives the user part of the credentials that were
+/// checked (the authenticated user when the result is 1).
+fn db_auth(
+    msg: &mut SipMsg,
+    realm: &str,
+    table: &str,
+    hf: Hf,
+    method: Option<&str>,
+    user: Option<&mut String>,
+) -> i32 {
     let Some(st) = msg.env.services.get_arc::<AuthDbState>() else {
         msg.log(
             LogLevel::Err,
@@ -222,7 +279,11 @@ fn db_auth(msg: &mut SipMsg, realm: &str, table: &str, hf: Hf, method: Option<&s
         );
         return code::ERROR;
     }
+    let mut user = user;
     auth::authenticate(msg, realm, hf, method, &mut |c| {
+        if let Some(u) = user.as_deref_mut() {
+            u.push_str(c.user());
+        }
         lookup(&st, table, realm, c)
     })
 }
@@ -232,13 +293,13 @@ fn db_auth(msg: &mut SipMsg, realm: &str, table: &str, hf: Hf, method: Option<&s
 /// nonce, -5 no credentials, -6 nonce reused).
 #[kemi(module = "auth_db")]
 pub fn www_authenticate(msg: &mut SipMsg, realm: &str, table: &str) -> i32 {
-    db_auth(msg, realm, table, Hf::Www, None)
+    db_auth(msg, realm, table, Hf::Www, None, None)
 }
 
 /// `www_authenticate` with `method` instead of the request's method in the digest.
 #[kemi(module = "auth_db")]
 pub fn www_authenticate_method(msg: &mut SipMsg, realm: &str, table: &str, method: &str) -> i32 {
-    db_auth(msg, realm, table, Hf::Www, Some(method))
+    db_auth(msg, realm, table, Hf::Www, Some(method), None)
 }
 
 /// The user and host of `uri`.
@@ -254,42 +315,40 @@ fn user_host(uri: &str) -> Option<(String, String)> {
 #[kemi(module = "auth_db")]
 pub fn auth_check(msg: &mut SipMsg, realm: &str, table: &str, flags: i32) -> i32 {
     let hf = Hf::for_method(msg);
-    let r = db_auth(msg, realm, table, hf, None);
+    let mut user = String::new();
+    let r = db_auth(msg, realm, table, hf, None, Some(&mut user));
     if r != code::OK || flags & 1 == 0 || !msg.message.is_request() {
         return r;
     }
-    let method = view::method(&msg.message)
-        .unwrap_or("")
-        .to_ascii_uppercase();
-    if matches!(method.as_str(), "ACK" | "CANCEL") {
+    let m = &msg.message;
+    let method = view::method(m).unwrap_or("");
+    let is = |name: &str| method.eq_ignore_ascii_case(name);
+    if is("ACK") || is("CANCEL") {
         return r;
     }
     if flags & 2 != 0
-        && matches!(
-            method.as_str(),
-            "INVITE" | "BYE" | "PRACK" | "UPDATE" | "MESSAGE"
-        )
+        && ["INVITE", "BYE", "PRACK", "UPDATE", "MESSAGE"]
+            .into_iter()
+            .any(is)
     {
         return r;
     }
-    let Some(username) = auth::authorized_username(msg) else {
-        return code::USER_MISMATCH;
+    let user = user.as_str();
+    let matches = |uri: Option<&str>| {
+        uri.and_then(|u| kemi_runtime::sip::Uri::parse(u).ok())
+            .is_some_and(|u| {
+                u.user == Some(user) && u.host_unbracketed().eq_ignore_ascii_case(realm)
+            })
     };
-    let (user, _) = crate::pv::auth::split_username(&username);
-    let mut uris: Vec<String> = Vec::new();
-    let from = view::from_hdr(&msg.message).map(|p| p.uri.to_string());
-    let to = view::to_hdr(&msg.message).map(|p| p.uri.to_string());
-    match method.as_str() {
-        "REGISTER" => uris.extend([to, from].into_iter().map(Option::unwrap_or_default)),
-        "PUBLISH" => {
-            uris.extend([to, from].into_iter().map(Option::unwrap_or_default));
-            uris.push(view::current_ruri(msg).unwrap_or("").to_string());
-        }
-        _ => uris.push(from.unwrap_or_default()),
-    }
-    let ok = uris.iter().all(|u| {
-        user_host(u).is_some_and(|(uu, host)| uu == user && host.eq_ignore_ascii_case(realm))
-    });
+    let from = || matches(view::from_hdr(m).map(|p| p.uri));
+    let to = || matches(view::to_hdr(m).map(|p| p.uri));
+    let ok = if is("REGISTER") {
+        to() && from()
+    } else if is("PUBLISH") {
+        to() && from() && matches(view::current_ruri(msg))
+    } else {
+        from()
+    };
     if ok {
         r
     } else {

@@ -250,9 +250,8 @@ impl Store for SqliteStore {
             } else {
                 f64::from(row.q) / 1000.0
             };
-            c.execute(
-                &format!(
-                    "INSERT INTO {t} (ruid, username, domain, contact, received, path, expires,
+            c.prepare_cached(&format!(
+                "INSERT INTO {t} (ruid, username, domain, contact, received, path, expires,
                         q, callid, cseq, last_modified, flags, cflags, user_agent, socket,
                         methods, instance, reg_id)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, datetime(?7, 'unixepoch'), ?8, ?9, ?10,
@@ -266,35 +265,35 @@ impl Store for SqliteStore {
                         user_agent=excluded.user_agent, socket=excluded.socket,
                         methods=excluded.methods, instance=excluded.instance,
                         reg_id=excluded.reg_id"
-                ),
-                params![
-                    row.ruid,
-                    row.username,
-                    row.domain,
-                    row.contact,
-                    row.received,
-                    row.path,
-                    row.expires,
-                    q,
-                    row.callid,
-                    row.cseq,
-                    row.last_modified,
-                    row.flags,
-                    row.cflags,
-                    row.user_agent,
-                    row.socket,
-                    row.methods,
-                    row.instance,
-                    row.reg_id
-                ],
-            )
+            ))?
+            .execute(params![
+                row.ruid,
+                row.username,
+                row.domain,
+                row.contact,
+                row.received,
+                row.path,
+                row.expires,
+                q,
+                row.callid,
+                row.cseq,
+                row.last_modified,
+                row.flags,
+                row.cflags,
+                row.user_agent,
+                row.socket,
+                row.methods,
+                row.instance,
+                row.reg_id
+            ])
             .map(drop)
         })
     }
 
     fn delete_location(&self, table: &str, ruid: &str) -> Result<(), StoreError> {
         self.with(table, Kind::Location, |c, t| {
-            c.execute(&format!("DELETE FROM {t} WHERE ruid = ?1"), [ruid])
+            c.prepare_cached(&format!("DELETE FROM {t} WHERE ruid = ?1"))?
+                .execute([ruid])
                 .map(drop)
         })
     }
@@ -306,21 +305,21 @@ impl Store for SqliteStore {
         domain: &str,
     ) -> Result<Option<Subscriber>, StoreError> {
         self.with(table, Kind::Subscriber, |c, t| {
-            let cols = "username, domain, password, ha1, ha1b";
+            // The one read on the message path (auth_db): cached statements, parsed once (the
+            // SQL text is only the cache's key; built without `format!`).
+            let mut sql = String::with_capacity(128);
+            sql.push_str("SELECT username, domain, password, ha1, ha1b FROM ");
+            sql.push_str(t);
             if domain.is_empty() {
-                c.query_row(
-                    &format!("SELECT {cols} FROM {t} WHERE username = ?1 LIMIT 1"),
-                    [username],
-                    subscriber_of,
-                )
-                .optional()
+                sql.push_str(" WHERE username = ?1 LIMIT 1");
+                c.prepare_cached(&sql)?
+                    .query_row([username], subscriber_of)
+                    .optional()
             } else {
-                c.query_row(
-                    &format!("SELECT {cols} FROM {t} WHERE username = ?1 AND domain = ?2"),
-                    [username, domain],
-                    subscriber_of,
-                )
-                .optional()
+                sql.push_str(" WHERE username = ?1 AND domain = ?2");
+                c.prepare_cached(&sql)?
+                    .query_row([username, domain], subscriber_of)
+                    .optional()
             }
         })
     }
