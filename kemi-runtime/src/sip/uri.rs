@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use super::error::UriError;
 use super::params::Params;
+use super::via::split_byte;
 
 /// The scheme family of a [`Uri`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +63,7 @@ impl<'a> Uri<'a> {
         {
             return Err(UriError("whitespace or control character in URI"));
         }
-        let (scheme, opaque) = raw.split_once(':').ok_or(UriError("no scheme"))?;
+        let (scheme, opaque) = split_byte(raw, b':').ok_or(UriError("no scheme"))?;
         if !is_scheme(scheme) {
             return Err(UriError("bad scheme"));
         }
@@ -80,7 +81,7 @@ impl<'a> Uri<'a> {
         match scheme_kind(scheme) {
             Scheme::Sip | Scheme::Sips => parse_sip(&mut uri, opaque)?,
             Scheme::Tel => {
-                let (number, params) = opaque.split_once(';').unwrap_or((opaque, ""));
+                let (number, params) = split_byte(opaque, b';').unwrap_or((opaque, ""));
                 if number.is_empty() {
                     return Err(UriError("empty telephone number"));
                 }
@@ -113,9 +114,9 @@ impl<'a> Uri<'a> {
 }
 
 fn parse_sip<'a>(uri: &mut Uri<'a>, rest: &'a str) -> Result<(), UriError> {
-    let hostpart = match rest.split_once('@') {
+    let hostpart = match split_byte(rest, b'@') {
         Some((userinfo, hostpart)) => {
-            let (user, password) = match userinfo.split_once(':') {
+            let (user, password) = match split_byte(userinfo, b':') {
                 Some((u, p)) => (u, Some(p)),
                 None => (userinfo, None),
             };
@@ -132,14 +133,17 @@ fn parse_sip<'a>(uri: &mut Uri<'a>, rest: &'a str) -> Result<(), UriError> {
     uri.host = host;
     let after = match after.strip_prefix(':') {
         Some(p) => {
-            let end = p.find([';', '?']).unwrap_or(p.len());
+            let end = p
+                .bytes()
+                .position(|c| c == b';' || c == b'?')
+                .unwrap_or(p.len());
             let (port, after) = p.split_at(end);
             uri.port = Some(parse_port(port).ok_or(UriError("bad port"))?);
             after
         }
         None => after,
     };
-    let (params, headers) = match after.split_once('?') {
+    let (params, headers) = match split_byte(after, b'?') {
         Some((p, h)) => (p, Some(h)),
         None => (after, None),
     };

@@ -165,13 +165,30 @@ pub fn parse_q(s: &str) -> Option<i32> {
 
 /// Write a q-value as Kamailio does (`0.5`, `1`, `0.125`).
 pub fn q_text(q: i32) -> String {
+    let mut s = String::new();
+    push_q(&mut s, q);
+    s
+}
+
+/// Append a q-value as [`q_text`] writes it (nothing for a negative one).
+pub fn push_q(out: &mut String, q: i32) {
     match q {
-        1000.. => "1".into(),
-        0 => "0".into(),
-        q if q < 0 => String::new(),
+        1000.. => out.push('1'),
+        0 => out.push('0'),
+        q if q < 0 => {}
         q => {
-            let s = format!("0.{q:03}");
-            s.trim_end_matches('0').to_string()
+            out.push_str("0.");
+            let digits = [q / 100, q / 10 % 10, q % 10];
+            let used = if digits[2] != 0 {
+                3
+            } else if digits[1] != 0 {
+                2
+            } else {
+                1
+            };
+            for d in &digits[..used] {
+                out.push(char::from(b'0' + *d as u8));
+            }
         }
     }
 }
@@ -242,30 +259,45 @@ pub fn contacts(m: &Message, max_size: usize) -> Result<Contacts<'_>, RegError> 
         if c.uri.len() > max_size {
             return Err(RegError::ContactLen);
         }
-        let expires = match c.param("expires") {
+        // One pass over the params; the first of each name counts.
+        let (mut expires_p, mut q_p, mut received, mut instance_p, mut reg_id_p, mut methods_p) =
+            (None, None, None, None, None, None);
+        for p in c.params.iter() {
+            let v = p.value.unwrap_or("");
+            let slot = match p.name.len() {
+                1 if p.name.eq_ignore_ascii_case("q") => &mut q_p,
+                6 if p.name.eq_ignore_ascii_case("reg-id") => &mut reg_id_p,
+                7 if p.name.eq_ignore_ascii_case("expires") => &mut expires_p,
+                7 if p.name.eq_ignore_ascii_case("methods") => &mut methods_p,
+                8 if p.name.eq_ignore_ascii_case("received") => &mut received,
+                13 if p.name.eq_ignore_ascii_case("+sip.instance") => &mut instance_p,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(v);
+            }
+        }
+        let expires = match expires_p {
             None => None,
             Some(v) => Some(parse_delta(unquote(v.trim())).ok_or(RegError::InvalidExpiresParam)?),
         };
-        let q = match c.param("q") {
+        let q = match q_p {
             None => None,
             Some(v) => Some(parse_q(v).ok_or(RegError::InvalidQ)?),
         };
-        let received = c.param("received").map(unquote);
+        let received = received.map(unquote);
         if received.is_some_and(|r| r.len() > RECEIVED_MAX) {
             return Err(RegError::ContactLen);
         }
-        let instance = c
-            .param("+sip.instance")
-            .map(unquote)
-            .filter(|s| !s.is_empty());
-        let reg_id = match c.param("reg-id") {
+        let instance = instance_p.map(unquote).filter(|s| !s.is_empty());
+        let reg_id = match reg_id_p {
             None => None,
             Some(v) => match v.trim().parse::<i32>() {
                 Ok(n) if n > 0 => Some(n),
                 _ => return Err(RegError::InvalidRegId),
             },
         };
-        let methods = c.param("methods").map(|v| methods_mask(unquote(v)));
+        let methods = methods_p.map(|v| methods_mask(unquote(v)));
         list.push(ReqContact {
             uri: c.uri,
             expires,
@@ -331,6 +363,10 @@ mod tests {
         assert_eq!(q_text(1000), "1");
         assert_eq!(q_text(125), "0.125");
         assert_eq!(q_text(-1), "");
+        assert_eq!(q_text(10), "0.01");
+        assert_eq!(q_text(1), "0.001");
+        assert_eq!(q_text(100), "0.1");
+        assert_eq!(q_text(999), "0.999");
     }
 
     #[test]

@@ -271,6 +271,16 @@ fn avp_name(spec: &str) -> Option<String> {
     Some(name.to_string())
 }
 
+/// Table slots for usrloc's `hash_size`: `2^hash_size`, 512 for 1 or less (as Kamailio);
+/// capped at `2^20`.
+fn hash_slots(hash_size: i64) -> usize {
+    if hash_size <= 1 {
+        512
+    } else {
+        1 << hash_size.min(20)
+    }
+}
+
 /// Read the registrar's configuration from the `usrloc` and `registrar` modparams.
 pub fn config(ul: &ModParams, reg: &ModParams) -> Result<(UlConfig, RegConfig), SetupError> {
     ul.check_known(USRLOC_PARAMS)?;
@@ -294,6 +304,7 @@ pub fn config(ul: &ModParams, reg: &ModParams) -> Result<(UlConfig, RegConfig), 
         desc_time_order: ul.int("desc_time_order", 0)? != 0,
         nat_bflag: ul.int("nat_bflag", -1)?,
         cseq_delay: nonneg(ul, "cseq_delay", 20)?,
+        slots: hash_slots(ul.int("hash_size", 10)?),
     };
     let path_mode = match reg.int("path_mode", 2)? {
         0 => PathMode::Off,
@@ -409,6 +420,14 @@ pub(crate) fn table_of(
 #[cfg(test)]
 mod tests {
     use super::AorKey;
+
+    #[test]
+    fn hash_size_slots() {
+        assert_eq!(super::hash_slots(10), 1024);
+        assert_eq!(super::hash_slots(12), 4096);
+        assert_eq!(super::hash_slots(0), 512);
+        assert_eq!(super::hash_slots(64), 1 << 20);
+    }
 
     #[test]
     fn aor_key_inline_and_heap() {

@@ -3,8 +3,11 @@
 //! sends (400 with `P-Registrar-Error`, 423 with `Min-Expires`, 500, 503).
 
 use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
-use kemi_runtime::msg::{Action, Avp, LogLevel, Reply, VarValue};
+use kemi_runtime::msg::{Action, Avp, LogLevel, Proto, Reply, VarValue};
+use kemi_runtime::sip::text::Decimal;
 use kemi_runtime::sip::HeaderEdit;
 use kemi_runtime::sip::HeaderKind;
 use kemi_runtime::{kemi, SipMsg};
@@ -39,7 +42,8 @@ thread_local! {
 /// What a successful save did, for the reply.
 struct Outcome {
     ret: i32,
-    bindings: Vec<Contact>,
+    /// The 200's `Contact` line (every valid binding), if any.
+    contact: Option<String>,
     path: Option<String>,
 }
 
@@ -123,7 +127,46 @@ pub(crate) fn socket_of(msg: &SipMsg) -> String {
     format!("{}:{}", msg.rcv.proto.as_str(), msg.rcv.dst)
 }
 
-fn send(msg: &mut SipMsg, code: u16, reason: &str, headers: Vec<String>) {
+thread_local! {
+    /// The last receiving socket's text: a worker serves a socket or two, so this is nearly
+    /// always a hit (no formatting, no allocation).
+    static SOCKET: RefCell<Option<(Proto, SocketAddr, Arc<str>)>> = const { RefCell::new(None) };
+    /// The last User-Agent (or `n/a`) stored: most REGISTERs of a worker carry the same one.
+    static USER_AGENT: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+}
+
+/// [`socket_of`] as a shared string, reused while the socket stays the same.
+fn socket_arc(msg: &SipMsg) -> Arc<str> {
+    let (proto, dst) = (msg.rcv.proto, msg.rcv.dst);
+    SOCKET.with(|c| {
+        let mut c = c.borrow_mut();
+        match &*c {
+            Some((p, d, s)) if *p == proto && *d == dst => Arc::clone(s),
+            _ => {
+                let s: Arc<str> = socket_of(msg).into();
+                *c = Some((proto, dst, Arc::clone(&s)));
+                s
+            }
+        }
+    })
+}
+
+/// `ua` as a shared string, reused while it stays the same.
+fn user_agent_arc(ua: &str) -> Arc<str> {
+    USER_AGENT.with(|c| {
+        let mut c = c.borrow_mut();
+        match &*c {
+            Some(s) if **s == *ua => Arc::clone(s),
+            _ => {
+                let s: Arc<str> = ua.into();
+                *c = Some(Arc::clone(&s));
+                s
+            }
+        }
+    })
+}
+
+fn send(msg: &mut SipMsg, code: u16, reason: &str, headers: impl IntoIterator<Item = String>) {
     if !msg.message.is_request() || crate::view::method(&msg.message) == Some("ACK") {
         return;
     }
@@ -139,33 +182,32 @@ fn send(msg: &mut SipMsg, code: u16, reason: &str, headers: Vec<String>) {
 }
 
 /// Reply (or prepare the reply) for `result`.
-fn respond(msg: &mut SipMsg, reg: &Registrar, flags: i32, result: &Result<Outcome, RegError>) {
-    let now = crate::store::now_unix();
+fn respond(msg: &mut SipMsg, reg: &Registrar, flags: i32, result: Result<Outcome, RegError>) {
     let (code, reason, headers) = match result {
         Ok(out) => {
-            let mut headers = Vec::new();
-            if let Some(line) = contact_line(reg, &out.bindings, now) {
-                headers.push(line);
-            }
-            if let Some(path) = &out.path {
-                if reg.cfg.path_mode != PathMode::Off && contact::supports(&msg.message, "path") {
-                    headers.push(format!("Path: {path}\r\n"));
-                }
-            }
-            (200, "OK", headers)
+            let path = out.path.filter(|_| {
+                reg.cfg.path_mode != PathMode::Off && contact::supports(&msg.message, "path")
+            });
+            (
+                200,
+                "OK",
+                [out.contact, path.map(|p| format!("Path: {p}\r\n")), None],
+            )
         }
         Err(e) => {
             let (code, reason) = e.reply();
-            let mut headers = vec![format!("P-Registrar-Error: {e}\r\n")];
-            if *e == RegError::LowExpires {
-                headers.push(format!("Min-Expires: {}\r\n", reg.cfg.min_expires));
-            }
-            if code >= 500 && reg.cfg.retry_after > 0 {
-                headers.push(format!("Retry-After: {}\r\n", reg.cfg.retry_after));
-            }
-            (code, reason, headers)
+            let min = (e == RegError::LowExpires)
+                .then(|| format!("Min-Expires: {}\r\n", reg.cfg.min_expires));
+            let retry = (code >= 500 && reg.cfg.retry_after > 0)
+                .then(|| format!("Retry-After: {}\r\n", reg.cfg.retry_after));
+            (
+                code,
+                reason,
+                [Some(format!("P-Registrar-Error: {e}\r\n")), min, retry],
+            )
         }
     };
+    let headers = headers.into_iter().flatten();
     if flags & SAVE_NOREPLY == 0 {
         send(msg, code, reason, headers);
     } else {
@@ -173,6 +215,7 @@ fn respond(msg: &mut SipMsg, reg: &Registrar, flags: i32, result: &Result<Outcom
         let cseq = crate::view::cseq_number(&msg.message)
             .unwrap_or("")
             .to_string();
+        let headers = headers.collect();
         PREPARED.with(|p| {
             *p.borrow_mut() = Some(Prepared {
                 callid,
@@ -189,27 +232,52 @@ fn respond(msg: &mut SipMsg, reg: &Registrar, flags: i32, result: &Result<Outcom
 pub(crate) fn contact_line(reg: &Registrar, bindings: &[Contact], now: i64) -> Option<String> {
     let mut line = String::new();
     for c in bindings.iter().filter(|c| c.valid(now)) {
-        line.push_str(if line.is_empty() { "Contact: " } else { ", " });
+        if line.is_empty() {
+            line.reserve(64 + c.uri.len());
+            line.push_str("Contact: ");
+        } else {
+            line.push_str(", ");
+        }
         line.push('<');
         line.push_str(&c.uri);
         line.push('>');
         if c.q >= 0 {
             line.push_str(";q=");
-            line.push_str(&contact::q_text(c.q));
+            contact::push_q(&mut line, c.q);
         }
+        line.push_str(";expires=");
         let left = if c.expires == 0 { 0 } else { c.expires - now };
-        line.push_str(&format!(";expires={left}"));
+        push_int(&mut line, left);
         if !reg.cfg.received_param.is_empty() && !c.received.is_empty() {
-            line.push_str(&format!(";{}=\"{}\"", reg.cfg.received_param, c.received));
+            line.push(';');
+            line.push_str(&reg.cfg.received_param);
+            line.push_str("=\"");
+            line.push_str(&c.received);
+            line.push('"');
         }
         if !c.instance.is_empty() {
-            line.push_str(&format!(";+sip.instance=\"{}\"", c.instance));
+            line.push_str(";+sip.instance=\"");
+            line.push_str(&c.instance);
+            line.push('"');
         }
         if c.reg_id > 0 {
-            line.push_str(&format!(";reg-id={}", c.reg_id));
+            line.push_str(";reg-id=");
+            push_int(&mut line, i64::from(c.reg_id));
         }
     }
-    (!line.is_empty()).then(|| line + "\r\n")
+    if line.is_empty() {
+        return None;
+    }
+    line.push_str("\r\n");
+    Some(line)
+}
+
+/// Append `n` in decimal without `core::fmt`.
+fn push_int(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    out.push_str(Decimal::new(n.unsigned_abs()).as_str());
 }
 
 fn save_impl(msg: &mut SipMsg, table: &str, flags: i32, uri: Option<&str>) -> i32 {
@@ -220,31 +288,35 @@ fn save_impl(msg: &mut SipMsg, table: &str, flags: i32, uri: Option<&str>) -> i3
         return -1;
     }
     let result = apply(msg, &reg, &t, flags, uri);
-    if let Err(e) = &result {
-        msg.log(LogLevel::Info, &format!("registrar: save refused: {e}"));
-    }
-    respond(msg, &reg, flags, &result);
-    match result {
+    let rc = match &result {
         Ok(out) => out.ret,
-        Err(RegError::TooMany) => -2,
-        Err(_) => -1,
-    }
+        Err(e) => {
+            msg.log(LogLevel::Info, &format!("registrar: save refused: {e}"));
+            if *e == RegError::TooMany {
+                -2
+            } else {
+                -1
+            }
+        }
+    };
+    respond(msg, &reg, flags, result);
+    rc
 }
 
-/// The per-message facts every stored contact shares.
-struct Common {
-    callid: Box<str>,
+/// The per-message facts every stored contact shares (borrowed from the request).
+struct Common<'a> {
+    callid: &'a str,
     cseq: i32,
-    user_agent: std::sync::Arc<str>,
-    socket: std::sync::Arc<str>,
-    path: Box<str>,
+    user_agent: Arc<str>,
+    socket: Arc<str>,
+    path: &'a str,
     received: Option<String>,
     cflags: i32,
     methods: i32,
     q_override: Option<i32>,
 }
 
-fn common(msg: &SipMsg, reg: &Registrar, path: &str) -> Result<Common, RegError> {
+fn common<'a>(msg: &'a SipMsg, reg: &Registrar, path: &'a str) -> Result<Common<'a>, RegError> {
     let m = &msg.message;
     let callid = m.call_id().ok_or(RegError::CallIdMissing)?.trim();
     if callid.len() > CALLID_MAX {
@@ -289,11 +361,11 @@ fn common(msg: &SipMsg, reg: &Registrar, path: &str) -> Result<Common, RegError>
             VarValue::Str(_) => None,
         });
     Ok(Common {
-        callid: callid.into(),
+        callid,
         cseq,
-        user_agent: user_agent.into(),
-        socket: socket_of(msg).into(),
-        path: path.into(),
+        user_agent: user_agent_arc(user_agent),
+        socket: socket_arc(msg),
+        path,
         received,
         cflags,
         methods,
@@ -355,21 +427,56 @@ fn contact_expires(reg: &Registrar, c: &ReqContact<'_>, hdr: Option<u32>) -> Res
     Ok(e)
 }
 
+/// What one REGISTER contact becomes: expiry (seconds), q and `received`.
+struct Binding<'a> {
+    expires: u32,
+    q: i32,
+    received: &'a str,
+}
+
+/// The expiry, q and `received` of contact `c` (checked: a `received` past
+/// [`contact::RECEIVED_MAX`] is refused).
+fn binding<'a>(
+    reg: &Registrar,
+    com: &'a Common<'_>,
+    c: &ReqContact<'a>,
+    hdr: Option<u32>,
+    avp_received: Option<&'a str>,
+) -> Result<Binding<'a>, RegError> {
+    let expires = contact_expires(reg, c, hdr)?;
+    let q = com.q_override.or(c.q).unwrap_or(reg.cfg.default_q);
+    let received = com
+        .received
+        .as_deref()
+        .or(c.received)
+        .or(avp_received)
+        .unwrap_or("");
+    if received.len() > contact::RECEIVED_MAX {
+        return Err(RegError::ContactLen);
+    }
+    Ok(Binding {
+        expires,
+        q,
+        received,
+    })
+}
+
+/// An instance id without its `<>`.
+fn strip_instance(s: &str) -> &str {
+    s.strip_prefix('<')
+        .and_then(|s| s.strip_suffix('>'))
+        .unwrap_or(s)
+}
+
 /// Where a REGISTER contact matches a stored one: by `+sip.instance` and `reg-id` when it has
 /// an instance, else by the exact contact URI.
 fn find(rec: &[Contact], c: &ReqContact<'_>) -> Option<usize> {
     match c.instance {
         Some(inst) => {
-            let strip = |s: &str| {
-                s.strip_prefix('<')
-                    .and_then(|s| s.strip_suffix('>'))
-                    .map(str::to_string)
-                    .unwrap_or_else(|| s.to_string())
-            };
-            let want = strip(inst);
+            let want = strip_instance(inst);
             let reg_id = c.reg_id.unwrap_or(0);
             rec.iter().position(|p| {
-                !p.instance.is_empty() && p.reg_id == reg_id && strip(&p.instance) == want
+                !p.instance.is_empty() && p.reg_id == reg_id && strip_instance(&p.instance) == want
             })
         }
         None => rec.iter().position(|p| *p.uri == *c.uri),
@@ -384,7 +491,7 @@ enum Seq {
     Skip,
 }
 
-fn check_seq(reg: &Registrar, old: &Contact, com: &Common, now: i64) -> Result<Seq, RegError> {
+fn check_seq(reg: &Registrar, old: &Contact, com: &Common<'_>, now: i64) -> Result<Seq, RegError> {
     if *old.callid != *com.callid {
         return Ok(Seq::Apply);
     }
@@ -401,22 +508,36 @@ fn check_seq(reg: &Registrar, old: &Contact, com: &Common, now: i64) -> Result<S
     Ok(Seq::Apply)
 }
 
+/// With flag 4: drop every contact of `rec` but the one at `keep`.
+fn keep_only(rec: &mut Vec<Contact>, keep: usize, ops: &mut Vec<Persist>, db: bool) {
+    let mut i = 0;
+    rec.retain(|p| {
+        let k = i == keep;
+        i += 1;
+        if !k && db {
+            ops.push(Persist::Delete(p.ruid.to_string()));
+        }
+        k
+    });
+}
+
 fn apply(
-    msg: &mut SipMsg,
+    msg: &SipMsg,
     reg: &Registrar,
     t: &super::usrloc::Table,
     flags: i32,
     uri: Option<&str>,
 ) -> Result<Outcome, RegError> {
     let m = &msg.message;
-    let aor_uri = match uri.filter(|u| !u.is_empty()) {
-        Some(u) => u.to_string(),
+    let aor = match uri.filter(|u| !u.is_empty()) {
+        Some(u) => reg.aor_key(u),
         None => {
             let to = m.to_hdr().ok_or(RegError::ToMissing)?;
-            to.map_err(|_| RegError::AorParse)?.uri.to_string()
+            reg.aor_key(to.map_err(|_| RegError::AorParse)?.uri)
         }
-    };
-    let aor = reg.aor_of(&aor_uri).ok_or(RegError::AorParse)?;
+    }
+    .ok_or(RegError::AorParse)?;
+    let aor: &str = &aor;
     if aor.is_empty() || (!reg.ul.cfg.use_domain && aor.contains('@')) {
         return Err(RegError::ToUser);
     }
@@ -441,53 +562,49 @@ fn apply(
     }
     let com = common(msg, reg, &path)?;
     let avp_received = received_avp(msg, reg);
+    let avp_received = avp_received.as_deref();
     let now = crate::store::now_unix();
 
     // Everything that can fail on input is checked before the record is touched.
-    let list = match &contacts {
+    let list: &[ReqContact<'_>] = match &contacts {
         Contacts::List(list) => {
-            let mut out = Vec::with_capacity(list.len());
             for c in list {
-                let e = contact_expires(reg, c, hdr_expires)?;
-                let q = com.q_override.or(c.q).unwrap_or(reg.cfg.default_q);
-                let received = com
-                    .received
-                    .clone()
-                    .or_else(|| c.received.map(str::to_string))
-                    .or_else(|| avp_received.clone())
-                    .unwrap_or_default();
-                if received.len() > contact::RECEIVED_MAX {
-                    return Err(RegError::ContactLen);
-                }
-                out.push((c, e, q, received));
+                binding(reg, &com, c, hdr_expires, avp_received)?;
             }
-            out
+            list
         }
-        _ => Vec::new(),
+        _ => &[],
     };
 
+    // Store operations are only built when they will be written.
+    let db = flags & SAVE_MEM == 0 && reg.ul.persists();
     let desc = reg.ul.cfg.desc_time_order;
     let max = reg.cfg.max_contacts;
-    let (ret, bindings, ops) = t.write(&aor, |rec| -> Result<_, RegError> {
+    let (ret, line, ops) = t.write(aor, |rec| -> Result<_, RegError> {
         let mut ops = Vec::new();
         let ret = match &contacts {
             Contacts::None => 4,
             Contacts::Star => {
-                ops.extend(rec.drain(..).map(|c| Persist::Delete(c.ruid.into())));
+                if db {
+                    ops.extend(rec.drain(..).map(|c| Persist::Delete(c.ruid.into())));
+                } else {
+                    rec.clear();
+                }
                 3
             }
             Contacts::List(_) => {
                 // Pass 1: CSeq ordering and max_contacts, without changing anything.
                 let mut count = rec.iter().filter(|c| c.valid(now)).count();
-                for (c, e, ..) in &list {
+                for c in list {
+                    let e = contact_expires(reg, c, hdr_expires)?;
                     match find(rec, c) {
                         Some(i) => {
                             check_seq(reg, &rec[i], &com, now)?;
-                            if *e == 0 {
+                            if e == 0 {
                                 count = count.saturating_sub(1);
                             }
                         }
-                        None if *e != 0 => count += 1,
+                        None if e != 0 => count += 1,
                         None => {}
                     }
                 }
@@ -497,28 +614,32 @@ fn apply(
                 // Pass 2: apply.
                 let fresh = rec.is_empty();
                 let mut rc = 0;
-                for (c, e, q, received) in &list {
+                for c in list {
+                    let b = binding(reg, &com, c, hdr_expires, avp_received)?;
                     let existing = find(rec, c);
                     if let Some(i) = existing {
                         if matches!(check_seq(reg, &rec[i], &com, now)?, Seq::Skip) {
                             continue;
                         }
                     }
-                    let expires = if *e == 0 { 0 } else { now + i64::from(*e) };
-                    let mut new = Contact {
-                        ruid: Box::default(),
+                    let new = |ruid: Box<str>, flags: i32| Contact {
+                        ruid,
                         uri: c.uri.into(),
-                        received: received.as_str().into(),
-                        path: com.path.clone(),
-                        expires,
-                        q: *q,
-                        callid: com.callid.clone(),
+                        received: b.received.into(),
+                        path: com.path.into(),
+                        expires: if b.expires == 0 {
+                            0
+                        } else {
+                            now + i64::from(b.expires)
+                        },
+                        q: b.q,
+                        callid: com.callid.into(),
                         cseq: com.cseq,
                         last_modified: now,
-                        flags: 0,
+                        flags,
                         cflags: com.cflags,
-                        user_agent: com.user_agent.clone(),
-                        socket: com.socket.clone(),
+                        user_agent: Arc::clone(&com.user_agent),
+                        socket: Arc::clone(&com.socket),
                         methods: c.methods.unwrap_or(com.methods),
                         instance: c.instance.unwrap_or("").into(),
                         reg_id: if c.instance.is_some() {
@@ -528,60 +649,52 @@ fn apply(
                         },
                     };
                     match existing {
-                        None if *e == 0 => continue,
+                        None if b.expires == 0 => continue,
                         None => {
-                            new.ruid = reg.ul.next_ruid();
-                            ops.push(reg.ul.put(&aor, &new));
-                            let keep = new.ruid.clone();
-                            insert_ordered(rec, new, desc);
+                            let new = new(reg.ul.next_ruid(), 0);
+                            if db {
+                                ops.push(reg.ul.put(aor, &new));
+                            }
+                            let at = insert_ordered(rec, new, desc);
                             rc = 1;
                             if flags & SAVE_REPLACE != 0 {
-                                rec.retain(|p| {
-                                    let k = p.ruid == keep;
-                                    if !k {
-                                        ops.push(Persist::Delete(p.ruid.to_string()));
-                                    }
-                                    k
-                                });
+                                keep_only(rec, at, &mut ops, db);
                                 break;
                             }
                         }
-                        Some(i) if *e == 0 => {
+                        Some(i) if b.expires == 0 => {
                             let old = rec.remove(i);
-                            ops.push(Persist::Delete(old.ruid.into()));
+                            if db {
+                                ops.push(Persist::Delete(old.ruid.into()));
+                            }
                             rc = 3;
                         }
                         Some(i) => {
                             let old = rec.remove(i);
-                            new.ruid = old.ruid.clone();
-                            new.flags = old.flags;
-                            if !new.instance.is_empty() && old.callid != new.callid {
+                            let new = new(old.ruid, old.flags);
+                            if !new.instance.is_empty() && *old.callid != *new.callid {
                                 // A new Call-ID for this instance: its other bindings go.
-                                let inst = new.instance.clone();
                                 rec.retain(|p| {
-                                    let k = p.instance != inst;
-                                    if !k {
+                                    let k = p.instance != new.instance;
+                                    if !k && db {
                                         ops.push(Persist::Delete(p.ruid.to_string()));
                                     }
                                     k
                                 });
                             }
-                            ops.push(reg.ul.put(&aor, &new));
-                            let keep = new.ruid.clone();
-                            if old.q == new.q && !desc {
-                                rec.insert(i.min(rec.len()), new);
-                            } else {
-                                insert_ordered(rec, new, desc);
+                            if db {
+                                ops.push(reg.ul.put(aor, &new));
                             }
+                            let at = if old.q == new.q && !desc {
+                                let at = i.min(rec.len());
+                                rec.insert(at, new);
+                                at
+                            } else {
+                                insert_ordered(rec, new, desc)
+                            };
                             rc = 2;
                             if flags & SAVE_REPLACE != 0 {
-                                rec.retain(|p| {
-                                    let k = p.ruid == keep;
-                                    if !k {
-                                        ops.push(Persist::Delete(p.ruid.to_string()));
-                                    }
-                                    k
-                                });
+                                keep_only(rec, at, &mut ops, db);
                                 break;
                             }
                         }
@@ -594,14 +707,15 @@ fn apply(
                 }
             }
         };
-        Ok((ret, rec.clone(), ops))
+        // The 200 lists every binding: written here, without copying the record out.
+        Ok((ret, contact_line(reg, rec, now), ops))
     })?;
-    if flags & SAVE_MEM == 0 {
+    if db {
         reg.ul.persist(t, ops);
     }
     Ok(Outcome {
         ret,
-        bindings,
+        contact: line,
         path: (!path.is_empty()).then_some(path),
     })
 }

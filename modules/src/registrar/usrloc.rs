@@ -122,8 +122,9 @@ fn split_aor(aor: &str, use_domain: bool) -> (&str, &str) {
 /// A store write to do once the shard lock is released.
 #[derive(Debug)]
 pub enum Persist {
-    /// Insert or replace this binding.
-    Put(Box<LocationRow>),
+    /// Insert or replace this binding of this AoR (made a store row on the writer thread,
+    /// not on the worker).
+    Put(Box<(Box<str>, Contact)>),
     /// Delete the binding with this ruid.
     Delete(String),
 }
@@ -142,6 +143,9 @@ pub struct UlConfig {
     /// `cseq_delay`: seconds during which a REGISTER with the same Call-ID and CSeq counts as
     /// a retransmission.
     pub cseq_delay: i64,
+    /// Slots of a table (`2^hash_size`, Kamailio's `hash_size` 10 gives 1024): reserved when
+    /// the table is created, so a table of up to that many AoRs never rehashes.
+    pub slots: usize,
 }
 
 /// One record: an AoR and its contacts.
@@ -196,11 +200,20 @@ pub struct Table {
 }
 
 impl Table {
-    fn new(name: &str) -> Table {
+    /// A table with room for `slots` AoRs (spread over the shards).
+    fn new(name: &str, slots: usize) -> Table {
+        let per_shard = slots.div_ceil(SHARDS);
         Table {
             name: name.into(),
             hasher: hashbrown::DefaultHashBuilder::default(),
-            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    RwLock::new(ShardData {
+                        records: hashbrown::HashTable::with_capacity(per_shard),
+                        strings: hashbrown::HashTable::new(),
+                    })
+                })
+                .collect(),
         }
     }
 
@@ -363,10 +376,21 @@ impl Usrloc {
         }
     }
 
-    /// A fresh unique record id.
+    /// A fresh unique record id (`uloc-<start>-<pid>-<n>`).
     pub fn next_ruid(&self) -> Box<str> {
         let n = self.ruid_seq.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n}", self.ruid_prefix).into()
+        let n = kemi_runtime::sip::text::Decimal::new(n);
+        let mut s = String::with_capacity(self.ruid_prefix.len() + 1 + n.as_str().len());
+        s.push_str(&self.ruid_prefix);
+        s.push('-');
+        s.push_str(n.as_str());
+        s.into_boxed_str()
+    }
+
+    /// Whether changes are written to the store (`db_mode` other than 0): when not, callers
+    /// need not build [`Persist`] operations at all.
+    pub fn persists(&self) -> bool {
+        self.writer.is_some()
     }
 
     /// The table `name`, if it exists.
@@ -386,7 +410,7 @@ impl Usrloc {
         if let Some(t) = tables.iter().find(|t| &*t.name == name) {
             return Ok(Arc::clone(t));
         }
-        let t = Arc::new(Table::new(name));
+        let t = Arc::new(Table::new(name, self.cfg.slots));
         if let Some(w) = &self.writer {
             self.load(&t, w)?;
         }
@@ -430,20 +454,23 @@ impl Usrloc {
 
     /// The store write for contact `c` of `aor` being added or updated.
     pub fn put(&self, aor: &str, c: &Contact) -> Persist {
-        Persist::Put(Box::new(c.to_row(aor, self.cfg.use_domain)))
+        Persist::Put(Box::new((aor.into(), c.clone())))
     }
 
-    /// Hand store writes to the writer (nothing with `db_mode` 0).
+    /// Hand store writes to the writer (nothing with `db_mode` 0); the rows are built there.
     pub fn persist(&self, table: &Table, ops: Vec<Persist>) {
         let Some(w) = &self.writer else { return };
         if ops.is_empty() {
             return;
         }
         let name = Arc::clone(&table.name);
+        let use_domain = self.cfg.use_domain;
         w.submit("usrloc", move |s| {
             for op in ops {
                 match op {
-                    Persist::Put(row) => s.put_location(&name, &row)?,
+                    Persist::Put(put) => {
+                        s.put_location(&name, &put.1.to_row(&put.0, use_domain))?
+                    }
                     Persist::Delete(ruid) => s.delete_location(&name, &ruid)?,
                 }
             }
@@ -541,6 +568,7 @@ mod tests {
                 desc_time_order: false,
                 nat_bflag: -1,
                 cseq_delay: 20,
+                slots: 1024,
             },
             None,
         );
@@ -572,6 +600,7 @@ mod tests {
                 desc_time_order: false,
                 nat_bflag: -1,
                 cseq_delay: 20,
+                slots: 1024,
             },
             None,
         );
@@ -581,7 +610,9 @@ mod tests {
             user_agent: String::from("phone 1.0").into(),
             ..c(uri, -1, 0)
         };
-        for i in 0..300 {
+        // 3,000 AoRs: some other one shares u0's shard (with 300 there was a 10% chance
+        // that none did, and the test failed).
+        for i in 0..3000 {
             t.write(&format!("u{i}"), |rec| {
                 insert_ordered(rec, with("sip:x"), false)
             });
@@ -601,7 +632,7 @@ mod tests {
             assert!(s.strings.len() <= 2);
         }
         // Two AoRs of one shard share the one copy.
-        let same = (1..300)
+        let same = (1..3000)
             .map(|j| format!("u{j}"))
             .find(|k| std::ptr::eq(t.locate("u0").1, t.locate(k).1))
             .unwrap();
@@ -609,7 +640,7 @@ mod tests {
         assert!(Arc::ptr_eq(&a[0].socket, &b[0].socket));
         assert!(Arc::ptr_eq(&a[0].user_agent, &b[0].user_agent));
         // Once no binding uses them, the shared strings go at the next sweep.
-        assert_eq!(ul.clear(&t), 301);
+        assert_eq!(ul.clear(&t), 3001);
         t.write("u1", |rec| insert_ordered(rec, c("sip:z", -1, 5), false));
         ul.sweep(10);
         assert!(t
