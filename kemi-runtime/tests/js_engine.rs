@@ -416,3 +416,47 @@ fn engine_kind_names() {
     assert!(EngineKind::ALL.contains(&EngineKind::Jsdt));
     assert_eq!(load("semantics.js").kind(), EngineKind::Jsdt);
 }
+
+// --- companion files: what the engine can load (see the README) --------------------------------
+
+/// The script is a global script with no module loader: `require` is not defined, a static
+/// `import` does not parse, and a dynamic `import()` gives a promise that never settles (no module
+/// is ever read). Both load errors name the script's file and line.
+#[test]
+fn no_require_and_no_import_of_files_beside_the_script() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("js_companions");
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    std::fs::write(dir.join("helper.js"), "export const reason = 'helper';\n").expect("helper");
+    let with = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write script");
+        (load_path(&path), path)
+    };
+
+    let (loaded, path) = with(
+        "require.js",
+        "// a companion\nrequire('./helper.js');\nfunction ksr_request_route() {}\n",
+    );
+    let err = loaded.expect_err("require");
+    assert_eq!((err.file.as_path(), err.line), (path.as_path(), Some(2)));
+    assert!(err.cause.contains("require is not defined"), "{err}");
+
+    let (loaded, path) = with(
+        "import.js",
+        "import helper from './helper.js';\nfunction ksr_request_route() {}\n",
+    );
+    let err = loaded.expect_err("static import");
+    assert_eq!((err.file.as_path(), err.line), (path.as_path(), Some(1)));
+    assert!(err.cause.contains("SyntaxError"), "{err}");
+
+    let (loaded, _) = with(
+        "dynamic.js",
+        "var state = 'pending';\n\
+         import('./helper.js').then(function (m) { state = m.reason; }, function (e) { state = 'failed: ' + e; });\n\
+         function ksr_request_route() { KSR.info(state); }\n",
+    );
+    let mut engine = loaded.expect("a dynamic import() loads");
+    for _ in 0..2 {
+        assert_eq!(logs(&run_ok(&mut *engine, REQUEST_ROUTE)), ["pending"]);
+    }
+}

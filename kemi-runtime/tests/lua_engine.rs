@@ -306,3 +306,140 @@ fn engine_kind_names() {
     assert_eq!(EngineKind::from_path(Path::new("/x/route.cfg")), None);
     assert_eq!(load("semantics.lua").kind(), EngineKind::Lua);
 }
+
+// --- companion files: the script's folder on package.path -----------------------------------
+
+/// A fresh folder `name` under the test temp dir, holding `files` (name, text).
+fn companion_dir(name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    for (file, text) in files {
+        let path = dir.join(file);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, text).expect("write");
+    }
+    dir
+}
+
+#[test]
+fn package_path_puts_the_script_folder_first() {
+    use kemi_runtime::engine::lua::companion_path;
+    assert_eq!(
+        companion_path(Path::new("/etc/sipd/route.lua")).as_deref(),
+        Some(&b"/etc/sipd/?.lua;/etc/sipd/?/init.lua;"[..])
+    );
+    assert_eq!(
+        companion_path(Path::new("route.lua")).as_deref(),
+        Some(&b"./?.lua;./?/init.lua;"[..])
+    );
+    assert_eq!(companion_path(Path::new("/odd;dir/route.lua")), None);
+    assert_eq!(companion_path(Path::new("/odd?dir/route.lua")), None);
+
+    let dir = companion_dir(
+        "lua_companion_path",
+        &[(
+            "route.lua",
+            "function ksr_request_route() KSR.info(package.path) end\n",
+        )],
+    );
+    let mut engine = load_path(&dir.join("route.lua")).expect("load");
+    let path = logs(&run_ok(&mut *engine, REQUEST_ROUTE)).remove(0);
+    let d = dir.display();
+    let first = format!("{d}/?.lua;{d}/?/init.lua;");
+    assert!(path.starts_with(&first), "{path}");
+    assert!(path.len() > first.len(), "the default path follows: {path}");
+}
+
+#[test]
+fn require_finds_companions_beside_the_script() {
+    let dir = companion_dir(
+        "lua_companion_require",
+        &[
+            ("helper.lua", "return { answer = 'from helper' }\n"),
+            ("pkg/init.lua", "return { answer = 'from pkg' }\n"),
+            (
+                "route.lua",
+                "local helper = require('helper')\nlocal pkg = require('pkg')\n\
+                 function ksr_request_route() KSR.info(helper.answer) KSR.info(pkg.answer) end\n",
+            ),
+        ],
+    );
+    let mut engine = load_path(&dir.join("route.lua")).expect("load");
+    assert_eq!(
+        logs(&run_ok(&mut *engine, REQUEST_ROUTE)),
+        ["from helper", "from pkg"]
+    );
+
+    // A new interpreter (what a server reload builds) reads the changed companion.
+    std::fs::write(dir.join("helper.lua"), "return { answer = 'changed' }\n").expect("write");
+    let mut engine = load_path(&dir.join("route.lua")).expect("reload");
+    assert_eq!(
+        logs(&run_ok(&mut *engine, REQUEST_ROUTE)),
+        ["changed", "from pkg"]
+    );
+}
+
+#[test]
+fn companion_syntax_error_names_the_companion_file_and_line() {
+    let dir = companion_dir(
+        "lua_companion_syntax",
+        &[
+            ("helper.lua", "local M = {}\nM.answer = = 1\nreturn M\n"),
+            (
+                "route.lua",
+                "-- uses a companion\nlocal helper = require('helper')\n\
+                 function ksr_request_route() end\n",
+            ),
+        ],
+    );
+    let err = load_path(&dir.join("route.lua")).expect_err("syntax error");
+    assert_eq!(err.file, dir.join("helper.lua"), "{err}");
+    assert_eq!(err.line, Some(2), "{err}");
+    assert!(err.cause.contains("unexpected symbol"), "{err}");
+    assert!(err.cause.contains("module 'helper'"), "{err}");
+    assert!(
+        err.cause.contains(&format!(
+            "required at {}:2",
+            dir.join("route.lua").display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn companion_error_at_top_level_names_the_companion_file_and_line() {
+    let dir = companion_dir(
+        "lua_companion_toplevel",
+        &[
+            ("helper.lua", "local M = {}\n\nerror('helper is broken')\n"),
+            (
+                "route.lua",
+                "require('helper')\nfunction ksr_request_route() end\n",
+            ),
+        ],
+    );
+    let err = load_path(&dir.join("route.lua")).expect_err("error at top level");
+    assert_eq!(err.file, dir.join("helper.lua"), "{err}");
+    assert_eq!(err.line, Some(3), "{err}");
+    assert_eq!(err.cause, "helper is broken");
+}
+
+#[test]
+fn missing_companion_names_the_script_line_and_the_paths_searched() {
+    let dir = companion_dir(
+        "lua_companion_missing",
+        &[(
+            "route.lua",
+            "\nrequire('nowhere')\nfunction ksr_request_route() end\n",
+        )],
+    );
+    let err = load_path(&dir.join("route.lua")).expect_err("missing module");
+    assert_eq!(err.file, dir.join("route.lua"), "{err}");
+    assert_eq!(err.line, Some(2), "{err}");
+    assert!(err.cause.contains("module 'nowhere' not found"), "{err}");
+    assert!(
+        err.cause
+            .contains(&dir.join("nowhere.lua").display().to_string()),
+        "{err}"
+    );
+}

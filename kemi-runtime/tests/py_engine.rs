@@ -468,6 +468,34 @@ fn reload_reexecutes_and_calls_mod_init_again() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+// --- companion modules ------------------------------------------------------------------------
+
+/// A module beside the script is importable (the script's folder goes first on `sys.path`, as in
+/// `app_python3`). Python keeps an imported module in `sys.modules` for the whole process, so a
+/// new engine (a server reload) does not read a changed companion again: see the README.
+#[test]
+fn route_imports_a_helper_module_beside_the_script() {
+    let _one_at_a_time = serial();
+    let dir = std::env::temp_dir().join(format!("sipd-py-companion-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    // A name no other test (or installed package) uses, as sys.modules is process-wide.
+    std::fs::write(
+        dir.join("sipd_companion_helper.py"),
+        "REASON = 'from helper'\n\ndef reason():\n    return REASON\n",
+    )
+    .expect("write helper");
+    let path = dir.join("route.py");
+    std::fs::write(
+        &path,
+        "import KSR\nimport sipd_companion_helper as helper\n\n\
+         def ksr_request_route():\n    KSR.info(helper.reason())\n",
+    )
+    .expect("write route");
+    let mut engine = load_path(&path).expect("load");
+    assert_eq!(logs(&run_ok(&mut *engine, REQUEST_ROUTE)), ["from helper"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // --- threads ----------------------------------------------------------------------------------
 
 /// Two engines on two threads at once: both finish (no deadlock), each sees its own messages.

@@ -52,8 +52,22 @@ impl Live {
     /// `source` saved as `file` (its extension picks the engine), the script limited to
     /// 200,000 instructions a message, `on_limit` when it hits that.
     fn launch(file: &str, source: &str, workers: usize, on_limit: OnLimit) -> Live {
+        Live::launch_with(file, source, &[], workers, on_limit)
+    }
+
+    /// [`Live::launch`], with `companions` (file name, text) written beside the script first.
+    fn launch_with(
+        file: &str,
+        source: &str,
+        companions: &[(&str, &str)],
+        workers: usize,
+        on_limit: OnLimit,
+    ) -> Live {
         let listen = listen_on(LOOPBACK, &[Proto::Udp]);
         let sipd = Sipd::launch(file, source, listen, workers, |config, dir| {
+            for (name, text) in companions {
+                std::fs::write(dir.join(name), text).expect("write companion");
+            }
             config.rpc = Some(RpcConfig {
                 socket: dir.join("ctl.sock"),
                 http: Some(SocketAddr::new(LOOPBACK, 0)),
@@ -85,6 +99,12 @@ impl Live {
 
     fn write_script(&self, text: &str) {
         std::fs::write(self.sipd.script_path(), text).expect("write script");
+    }
+
+    /// Write `text` as the file `name` beside the script.
+    fn write_companion(&self, name: &str, text: &str) {
+        let dir = self.sipd.script_path().parent().expect("script folder");
+        std::fs::write(dir.join(name), text).expect("write companion");
     }
 
     fn scrape(&self) -> String {
@@ -245,6 +265,77 @@ fn reload_under_sipp_traffic_switches_with_no_failed_call_and_rejects_a_broken_s
         2
     );
     assert_eq!(series(&after, "sipd_script_generation"), 2, "{after}");
+}
+
+/// Answers OPTIONS `200 <reason>` with the reason taken from the companion `helper.lua`.
+const COMPANION_ROUTE: &str = r#"local helper = require("helper")
+
+function ksr_request_route()
+    KSR.sl.sl_send_reply(200, helper.reason)
+    KSR.x.exit()
+end
+"#;
+
+#[test]
+fn lua_companion_beside_the_script_is_reloaded_and_a_broken_one_is_rejected() {
+    let live = Live::launch_with(
+        "route.lua",
+        COMPANION_ROUTE,
+        &[("helper.lua", "return { reason = \"One\" }\n")],
+        2,
+        OnLimit::Reply,
+    );
+    let sip = live.sip();
+    assert_eq!(probe(sip, "", ANSWER).as_deref(), Some("SIP/2.0 200 One"));
+
+    // Only the companion changes: the reload reads it again.
+    live.write_companion("helper.lua", "return { reason = \"Two\" }\n");
+    let r = live.rpc("app_lua.reload", &[]).expect("reload");
+    assert_eq!(r, json!({"old": 1, "new": 2}));
+    for _ in 0..4 {
+        assert_eq!(probe(sip, "", ANSWER).as_deref(), Some("SIP/2.0 200 Two"));
+    }
+
+    // A companion that does not compile rejects the reload with its own file and line.
+    live.write_companion(
+        "helper.lua",
+        "local M = {}\nM.reason = = \"Three\"\nreturn M\n",
+    );
+    match live.rpc("app_lua.reload", &[]) {
+        Err(ClientError::Rpc {
+            code: 500,
+            message,
+            data: Some(d),
+        }) => {
+            assert_eq!(message, "Reload Failed");
+            assert!(
+                d["file"]
+                    .as_str()
+                    .is_some_and(|f| f.ends_with("helper.lua")),
+                "{d}"
+            );
+            assert_eq!(d["line"], json!(2), "{d}");
+            assert!(
+                d["cause"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("unexpected symbol") && c.contains("'helper'")),
+                "{d}"
+            );
+        }
+        other => panic!("broken companion: {other:?}"),
+    }
+    for _ in 0..4 {
+        assert_eq!(probe(sip, "", ANSWER).as_deref(), Some("SIP/2.0 200 Two"));
+    }
+    // No generation 3 was published.
+    let ps = live.rpc("core.ps", &[]).expect("core.ps");
+    assert!(
+        ps.as_array()
+            .expect("array")
+            .iter()
+            .all(|w| w["generation"].as_u64().is_some_and(|g| g <= 2)),
+        "{ps}"
+    );
 }
 
 #[test]

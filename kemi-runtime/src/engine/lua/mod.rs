@@ -10,6 +10,12 @@
 //!   never stop the proxy.
 //! - The interpreter is mlua's safe one: the `debug` library and C modules are not available,
 //!   and only text chunks load, so a script cannot break memory safety.
+//! - The script's own folder comes first on `package.path` (`<dir>/?.lua;<dir>/?/init.lua;`
+//!   before the default), so `require("helper")` finds a pure-Lua `helper.lua` beside the script
+//!   ([`companion_path`]). Each interpreter reads its companions afresh, so a reload through a
+//!   new interpreter (what the server does) picks up changed companions; a companion that fails
+//!   to load is reported with its own file and line. Companions go through Lua's own searcher,
+//!   which (like the `load` function scripts already have) does not refuse precompiled chunks.
 //! - [`LuaEngine::load_with`] can bound each run's instructions and the interpreter's memory
 //!   ([`ScriptLimits`]); a run over either fails with a [`ScriptError`] that
 //!   [`LimitKind::of`](super::limits::LimitKind::of) recognizes, and the next run starts afresh.
@@ -109,7 +115,8 @@ impl LuaEngine {
             .load(PRELUDE)
             .set_name("=sipd")
             .exec()
-            .and_then(|()| ksr::install(&lua, &ctx));
+            .and_then(|()| ksr::install(&lua, &ctx))
+            .and_then(|()| set_package_path(&lua, path));
         if let Err(e) = setup {
             return Err(LoadError::new(
                 path,
@@ -294,16 +301,99 @@ fn script_error(text: String, traceback: String) -> ScriptError {
     }
 }
 
-/// A load error, with the line when the message points into `path` itself.
+/// The `package.path` entries that put the folder of `script` first: `<dir>/?.lua;<dir>/?/init.lua;`
+/// (`.` for a script named without a folder). `None` when the folder's name holds `;` or `?`,
+/// which `package.path` cannot carry.
+pub fn companion_path(script: &Path) -> Option<Vec<u8>> {
+    let dir = match script.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.as_os_str().as_encoded_bytes(),
+        _ => b".",
+    };
+    if dir.iter().any(|b| matches!(b, b';' | b'?')) {
+        return None;
+    }
+    let mut entries = Vec::with_capacity(2 * dir.len() + 20);
+    for template in [&b"/?.lua;"[..], b"/?/init.lua;"] {
+        entries.extend_from_slice(dir);
+        entries.extend_from_slice(template);
+    }
+    Some(entries)
+}
+
+/// Put the folder of `script` first on `package.path` (see [`companion_path`]), before the path
+/// the interpreter started with. Only the Lua searcher uses it: C modules stay refused.
+fn set_package_path(lua: &Lua, script: &Path) -> mlua::Result<()> {
+    let Some(mut path) = companion_path(script) else {
+        tracing::warn!(
+            target: "lua",
+            "{}: the script's folder is not on package.path: its name holds ';' or '?'",
+            script.display()
+        );
+        return Ok(());
+    };
+    let Value::Table(package) = lua.globals().raw_get::<Value>("package")? else {
+        return Ok(());
+    };
+    if let Value::String(default) = package.raw_get::<Value>("path")? {
+        path.extend_from_slice(&default.as_bytes());
+    }
+    package.raw_set("path", lua.create_string(&path)?)
+}
+
+/// The module name, file and message of the error Lua's searcher raises when a module file does
+/// not compile: `error loading module 'NAME' from file 'FILE':\n\tMESSAGE` (the same text in Lua
+/// 5.1 to 5.4 and LuaJIT).
+fn module_load_failure(text: &str) -> Option<(&str, &str, &str)> {
+    let rest = text.strip_prefix("error loading module '")?;
+    let (name, rest) = rest.split_once("' from file '")?;
+    let (file, message) = rest.split_once("':\n\t")?;
+    Some((name, file, message))
+}
+
+/// The first Lua frame of a traceback (`file:line`), skipping the C ones.
+fn first_lua_frame(traceback: &str) -> Option<String> {
+    traceback
+        .lines()
+        .skip(1)
+        .map(str::trim_start)
+        .filter(|l| !l.starts_with("[C]"))
+        .find_map(|l| {
+            split_position(l)
+                .0
+                .map(|p| format!("{}:{}", p.source, p.line))
+        })
+}
+
+/// A load error: with the line when the message points into `path` itself, and naming the
+/// companion file (a module the script `require`d) with its line when the error is in one.
 fn load_error(path: &Path, e: &mlua::Error) -> LoadError {
-    let (text, _traceback) = error_text(e);
+    let (text, traceback) = error_text(e);
     if text == EXIT_MARKER {
         return LoadError::new(path, "KSR.x.exit() called while loading the script");
     }
+    if let Some((name, file, message)) = module_load_failure(&text) {
+        let (pos, rest) = split_position(message);
+        let required = match first_lua_frame(&traceback) {
+            Some(at) => format!(" (module '{name}', required at {at})"),
+            None => format!(" (module '{name}')"),
+        };
+        return LoadError {
+            file: PathBuf::from(file),
+            line: pos.map(|p| p.line),
+            cause: format!("{}{required}", if pos.is_some() { rest } else { message }),
+        };
+    }
+    let main = path.display().to_string();
     let (pos, rest) = split_position(&text);
     match pos {
-        Some(p) if source_matches(p.source, &path.display().to_string()) => LoadError {
+        Some(p) if source_matches(p.source, &main) => LoadError {
             file: path.to_path_buf(),
+            line: Some(p.line),
+            cause: rest.to_string(),
+        },
+        // An error raised at the top level of a companion, or in a function it defines.
+        Some(p) if Path::new(p.source).is_file() => LoadError {
+            file: PathBuf::from(p.source),
             line: Some(p.line),
             cause: rest.to_string(),
         },
