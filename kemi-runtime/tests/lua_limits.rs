@@ -259,3 +259,57 @@ fn measure_counting_and_budget_cost() {
         "ns per KSR call: plain {base:.2}, with call counts {counted:.2}, with instruction budget {budget:.2}"
     );
 }
+
+const JIT_SCRIPT: &str = r#"
+function ksr_request_route()
+    KSR.mark()
+end
+function jit_budgeted()
+    assert(jit.status() == false, "the JIT is off under a budget")
+    local ok, err = pcall(jit.on)
+    assert(not ok and err:find("jit.on is disabled in sipd", 1, true), tostring(err))
+    assert(jit.status() == false, "still off")
+    ok, err = pcall(jit.flush)
+    assert(not ok and err:find("jit.flush is disabled", 1, true), tostring(err))
+    assert(jit.opt == nil and jit.util == nil and jit.profile == nil, "jit submodules removed")
+    assert(not pcall(require, "jit.util"), "jit.util cannot be required")
+    assert(not pcall(require, "jit.profile"), "jit.profile cannot be required")
+    assert(ffi == nil and not pcall(require, "ffi"), "no ffi")
+    KSR.mark()
+end
+function jit_unlimited()
+    assert(jit.status() == true, "the JIT is on without a budget")
+    assert(ffi == nil and not pcall(require, "ffi"), "no ffi")
+    KSR.mark()
+end
+-- A loop LuaJIT would compile to a trace (hot, with a call), which a count hook would not see.
+function hot_loop()
+    local n = 0
+    local function inc(x) return x + 1 end
+    while true do n = inc(n) end
+end
+"#;
+
+fn run_marked(e: &mut LuaEngine, callback: &str) {
+    let mut m = msg();
+    assert_eq!(
+        e.run(callback, &mut m, None).expect(callback),
+        RunOutcome::Returned
+    );
+    assert_eq!(m.route.bflags & 2, 2, "{callback} ran to its end");
+}
+
+#[test]
+fn jit_is_off_and_stays_off_under_a_budget() {
+    let s = Script::new("jit", JIT_SCRIPT);
+    let mut e = LuaEngine::load_with(&s.0, None, table(), LIMITS).expect("load");
+    run_marked(&mut e, "jit_budgeted");
+    for _ in 0..3 {
+        let err = fail(&mut e, "hot_loop");
+        assert_eq!(LimitKind::of(&err), Some(LimitKind::Instructions), "{err}");
+        served(&mut e);
+    }
+    let mut unlimited =
+        LuaEngine::load_with(&s.0, None, table(), ScriptLimits::default()).expect("load");
+    run_marked(&mut unlimited, "jit_unlimited");
+}

@@ -65,7 +65,7 @@ pub const EXIT_MARKER: &str = "~~ksr~exit~~";
 /// The scripting languages sipd can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EngineKind {
-    /// Lua 5.4 (Kamailio's `app_lua`).
+    /// LuaJIT, Lua 5.1 semantics (Kamailio's `app_lua`).
     Lua,
     /// JavaScript (Kamailio's `app_jsdt`; QuickJS here), scripts ending in `.js`.
     Jsdt,

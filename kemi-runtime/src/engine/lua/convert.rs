@@ -58,8 +58,9 @@ pub(super) unsafe fn read_bytes<'a>(l: *mut ffi::lua_State, idx: c_int) -> &'a [
 
 /// Read stack value `idx` as a parameter of kind `ty`.
 ///
-/// `int`: `lua_tointeger` (numeric strings converted; floats with a fraction and non-numbers
-/// give 0), truncated to 32 bits as C does. `long`: integers exactly, other numbers truncated.
+/// `int`: `lua_tointeger` as `app_lua` on Lua 5.1 calls it (numeric strings converted, a
+/// fraction truncated toward zero, non-numbers 0), truncated to 32 bits as C does. `long`: the
+/// number truncated toward zero (saturating at the `i64` range).
 ///
 /// # Safety
 /// As [`read_bytes`].
@@ -69,14 +70,10 @@ pub(super) unsafe fn read_raw<'a>(l: *mut ffi::lua_State, idx: c_int, ty: ParamT
     unsafe {
         match ty {
             ParamType::Str => Raw::Bytes(read_bytes(l, idx)),
-            ParamType::Int => Raw::Int(ffi::lua_tointegerx(l, idx, ptr::null_mut()) as i32),
-            ParamType::Long => {
-                if ffi::lua_isinteger(l, idx) != 0 {
-                    Raw::Long(ffi::lua_tointegerx(l, idx, ptr::null_mut()))
-                } else {
-                    Raw::Long(ffi::lua_tonumberx(l, idx, ptr::null_mut()) as i64)
-                }
-            }
+            // The C API's own `lua_tointeger`, not mlua's 5.3-style compat wrapper (which
+            // gives 0 for a fraction): Lua 5.1 and LuaJIT truncate.
+            ParamType::Int => Raw::Int(ffi::lua_tointeger_(l, idx) as i32),
+            ParamType::Long => Raw::Long(ffi::lua_tonumber(l, idx) as i64),
         }
     }
 }
@@ -136,7 +133,8 @@ pub(super) unsafe fn push_ret(l: *mut ffi::lua_State, ret: KemiRet, zero_params:
     Pushed::Results(1)
 }
 
-/// Push an [`Xval`]: `None` pushes nothing, `Long` a float, `Null` nil, arrays and dicts tables.
+/// Push an [`Xval`]: `None` pushes nothing, `Null` nil, arrays and dicts tables. Lua 5.1 has
+/// one number type: `Int` and `Long` are both numbers (`5` concatenates as "5", not "5.0").
 ///
 /// # Safety
 /// As [`push_ret`].

@@ -16,7 +16,6 @@
 //! while nothing owned is alive).
 
 use std::ffi::{c_int, c_void};
-use std::ptr;
 use std::rc::Rc;
 
 use mlua::{ffi, Function, Lua, Table};
@@ -164,7 +163,7 @@ unsafe extern "C-unwind" fn ksr_call(l: *mut ffi::lua_State) -> c_int {
     // dropping what it owned, so `finish` may raise.
     unsafe {
         let ctx = ctx_of(l);
-        let slot = ffi::lua_tointegerx(l, ffi::lua_upvalueindex(2), ptr::null_mut());
+        let slot = ffi::lua_tointeger_(l, ffi::lua_upvalueindex(2));
         let step = match u16::try_from(slot).ok().and_then(|s| ctx.export(s)) {
             Some(export) => call_export(l, ctx, export),
             None => push_false(l),

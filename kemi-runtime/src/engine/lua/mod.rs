@@ -1,4 +1,5 @@
-//! The Lua engine (Kamailio's `app_lua`): Lua 5.4, one interpreter per [`LuaEngine`].
+//! The Lua engine (Kamailio's `app_lua`): LuaJIT (Lua 5.1 semantics and ABI, as Kamailio's
+//! `app_lua` on Lua 5.1), one interpreter per [`LuaEngine`].
 //!
 //! - [`ksr`]: the `KSR` table and the C functions behind it.
 //! - [`convert`]: argument and result conversions.
@@ -8,8 +9,11 @@
 //! Differences from `app_lua`, on purpose:
 //! - `os.exit` raises an error ("os.exit is disabled in sipd; use KSR.x.exit()") so a script can
 //!   never stop the proxy.
-//! - The interpreter is mlua's safe one: the `debug` library and C modules are not available,
-//!   and only text chunks load, so a script cannot break memory safety.
+//! - The interpreter is mlua's safe one unless `[lua] c_modules` allows C modules: the `debug`
+//!   and `ffi` libraries are never available, and only text chunks load.
+//! - While an instruction budget is set, LuaJIT runs interpreter-only (compiled traces would
+//!   not run the count hook) and `jit.on`, `jit.flush`, `jit.attach` raise an error; without a
+//!   budget the JIT compiles as usual.
 //! - The script's own folder comes first on `package.path` (`<dir>/?.lua;<dir>/?/init.lua;`
 //!   before the default), so `require("helper")` finds a pure-Lua `helper.lua` beside the script
 //!   ([`companion_path`]). Each interpreter reads its companions afresh, so a reload through a
@@ -38,11 +42,37 @@ use super::{Engine, EngineKind, LoadError, RunOutcome, ScriptError, EXIT_MARKER}
 use crate::{ExportTable, SipMsg};
 use ctx::Ctx;
 
-/// Replaces `os.exit` so that a script cannot end the process.
+/// Replaces `os.exit` so that a script cannot end the process, and adds the one Lua 5.1 global
+/// LuaJIT lacks (`string.gfind`, 5.0's name of `string.gmatch`).
 const PRELUDE: &str = r#"
 os.exit = function()
     error("os.exit is disabled in sipd; use KSR.x.exit()", 2)
 end
+string.gfind = string.gfind or string.gmatch
+"#;
+
+/// Run while an instruction budget is set: LuaJIT's compiled traces do not run count hooks, so
+/// the interpreter alone runs the script (`jit.off()`), and the script cannot compile again.
+/// `jit.off`, `jit.status` and the `jit.version`/`os`/`arch` fields stay for feature tests.
+const JIT_OFF: &str = r#"
+jit.off()
+jit.flush()
+local function disabled(name)
+    return function()
+        error("jit." .. name .. " is disabled in sipd while [limits] max_instructions is set", 2)
+    end
+end
+jit.on = disabled("on")
+jit.flush = disabled("flush")
+jit.attach = disabled("attach")
+jit.opt = nil
+jit.util = nil
+jit.profile = nil
+package.loaded["jit.opt"] = nil
+package.loaded["jit.util"] = nil
+package.loaded["jit.profile"] = nil
+package.preload["jit.util"] = nil
+package.preload["jit.profile"] = nil
 "#;
 
 /// A Lua interpreter with one routing script loaded. Create one per worker thread.
@@ -115,6 +145,10 @@ impl LuaEngine {
             .load(PRELUDE)
             .set_name("=sipd")
             .exec()
+            .and_then(|()| match limits.instructions {
+                Some(_) => lua.load(JIT_OFF).set_name("=sipd").exec(),
+                None => Ok(()),
+            })
             .and_then(|()| ksr::install(&lua, &ctx))
             .and_then(|()| set_package_path(&lua, path));
         if let Err(e) = setup {
