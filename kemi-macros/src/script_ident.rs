@@ -5,7 +5,7 @@
 //! in Python. JavaScript allows reserved words after a dot, but scripts are shared between
 //! languages, so its reserved words are refused too.
 
-/// Reserved words of Lua 5.4.
+/// Reserved words of Lua 5.4 (LuaJIT, the engine's Lua, reserves the same, `goto` included).
 const LUA: &[&str] = &[
     "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in",
     "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
