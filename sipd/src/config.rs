@@ -167,6 +167,8 @@ pub struct Config {
     pub metrics: Option<MetricsConfig>,
     /// Script limits.
     pub limits: LimitsConfig,
+    /// The Lua engine's options (`[lua]`).
+    pub lua: kemi_runtime::engine::lua::LuaOptions,
     /// Transaction timers (`[tm]`).
     pub tm: crate::tm::config::TmConfig,
 }
@@ -282,6 +284,13 @@ struct LimitsSection {
     on_limit: Option<OnLimit>,
 }
 
+/// The `[lua]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LuaSection {
+    c_modules: Option<bool>,
+}
+
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -308,6 +317,8 @@ struct RawConfig {
     metrics: Option<MetricsSection>,
     #[serde(default)]
     limits: LimitsSection,
+    #[serde(default)]
+    lua: LuaSection,
     #[serde(default)]
     tm: TmSection,
     #[serde(default)]
@@ -729,6 +740,9 @@ impl Config {
             rpc,
             metrics,
             limits,
+            lua: kemi_runtime::engine::lua::LuaOptions {
+                c_modules: raw.lua.c_modules.unwrap_or(true),
+            },
             tm,
         })
     }
@@ -846,6 +860,19 @@ mod tests {
         assert_eq!(c.tcp_idle_timeout, Duration::from_secs(30));
         assert!(c.modparams.contains_key("maxfwd"));
         assert!(matches!(c.modules, Enabled::Only(ref m) if m.len() == 2));
+    }
+
+    #[test]
+    fn lua_c_modules_default_on_and_can_be_turned_off() {
+        let d = Dir::new("lua");
+        let base = "listen = [\"udp:127.0.0.1:5060\"]\nscript = \"proxy.lua\"\n";
+        assert!(d.cfg(base).unwrap().lua.c_modules);
+        let off = d.cfg(&format!("{base}[lua]\nc_modules = false\n")).unwrap();
+        assert!(!off.lua.c_modules);
+        let e = d
+            .cfg(&format!("{base}[lua]\nc_module = false\n"))
+            .unwrap_err();
+        assert!(e.to_string().contains("c_module"), "{e}");
     }
 
     #[test]

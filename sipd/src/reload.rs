@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kemi_runtime::engine::limits::ScriptLimits;
+use kemi_runtime::engine::lua::LuaOptions;
 use kemi_runtime::engine::{self, Engine, EngineKind, LoadError, REQUEST_ROUTE};
 use kemi_runtime::ExportTable;
 
@@ -50,6 +51,7 @@ pub struct ScriptVersions {
     staging: Mutex<()>,
     table: Arc<ExportTable>,
     limits: ScriptLimits,
+    lua: LuaOptions,
 }
 
 fn read(path: &Path) -> Result<Arc<[u8]>, LoadError> {
@@ -78,7 +80,14 @@ impl ScriptVersions {
             staging: Mutex::new(()),
             table,
             limits,
+            lua: LuaOptions::default(),
         })
+    }
+
+    /// The same, with the Lua engine's `lua` options.
+    pub fn with_lua_options(mut self, lua: LuaOptions) -> ScriptVersions {
+        self.lua = lua;
+        self
     }
 
     /// The published generation (one atomic load).
@@ -103,12 +112,13 @@ impl ScriptVersions {
     /// A new engine running the text of `src`, bound to the table, with the limits (which the
     /// Python engine ignores, see [`engine::limits`]).
     pub fn build(&self, src: &ScriptSource) -> Result<Box<dyn Engine>, LoadError> {
-        let engine = engine::load_with(
+        let engine = engine::load_with_options(
             src.kind,
             &src.path,
             Some(&src.text),
             Arc::clone(&self.table),
             self.limits,
+            self.lua,
         )?;
         if !engine.has_callback(REQUEST_ROUTE) {
             return Err(LoadError::new(

@@ -203,9 +203,28 @@ pub fn load_with(
     table: Arc<ExportTable>,
     limits: ScriptLimits,
 ) -> Result<Box<dyn Engine>, LoadError> {
+    load_with_options(
+        kind,
+        path,
+        source,
+        table,
+        limits,
+        lua::LuaOptions::default(),
+    )
+}
+
+/// Like [`load_with`], with the Lua engine's `lua` options (ignored by the other engines).
+pub fn load_with_options(
+    kind: EngineKind,
+    path: &Path,
+    source: Option<&[u8]>,
+    table: Arc<ExportTable>,
+    limits: ScriptLimits,
+    lua: lua::LuaOptions,
+) -> Result<Box<dyn Engine>, LoadError> {
     match kind {
-        EngineKind::Lua => Ok(Box::new(lua::LuaEngine::load_with(
-            path, source, table, limits,
+        EngineKind::Lua => Ok(Box::new(lua::LuaEngine::load_with_options(
+            path, source, table, limits, lua,
         )?)),
         #[cfg(feature = "js")]
         EngineKind::Jsdt => Ok(Box::new(js::JsEngine::load_with(

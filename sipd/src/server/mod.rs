@@ -99,12 +99,15 @@ impl Server {
     /// script) and return once all are serving.
     pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
         let table = Arc::new(exports::build_table(&config.modules)?);
-        let versions = Arc::new(ScriptVersions::new(
-            config.engine,
-            &config.script,
-            Arc::clone(&table),
-            config.limits.script,
-        )?);
+        let versions = Arc::new(
+            ScriptVersions::new(
+                config.engine,
+                &config.script,
+                Arc::clone(&table),
+                config.limits.script,
+            )?
+            .with_lua_options(config.lua),
+        );
         let metrics = Arc::new(Metrics::new(Arc::clone(&table)));
         let services = crate::modsetup::services(&config)?;
         let mut udp_socks = Vec::new();

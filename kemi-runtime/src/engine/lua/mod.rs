@@ -9,8 +9,9 @@
 //! Differences from `app_lua`, on purpose:
 //! - `os.exit` raises an error ("os.exit is disabled in sipd; use KSR.x.exit()") so a script can
 //!   never stop the proxy.
-//! - The interpreter is mlua's safe one unless `[lua] c_modules` allows C modules: the `debug`
-//!   and `ffi` libraries are never available, and only text chunks load.
+//! - The `debug` and `ffi` libraries are not available, and only text chunks load. Lua C modules
+//!   load from Debian's 5.1 paths unless [`LuaOptions::c_modules`] is off; then the interpreter
+//!   is mlua's safe one, so a script cannot break memory safety.
 //! - While an instruction budget is set, LuaJIT runs interpreter-only (compiled traces would
 //!   not run the count hook) and `jit.on`, `jit.flush`, `jit.attach` raise an error; without a
 //!   budget the JIT compiles as usual.
@@ -33,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use mlua::{ChunkMode, Function, Lua, Value};
+use mlua::{ChunkMode, Function, Lua, StdLib, Value};
 
 use super::error::{source_matches, split_position};
 use super::limits::{ScriptLimits, MEMORY_LIMIT};
@@ -74,6 +75,30 @@ package.loaded["jit.profile"] = nil
 package.preload["jit.util"] = nil
 package.preload["jit.profile"] = nil
 "#;
+
+/// Run when C modules are off (`[lua] c_modules = false`): `require` of a C module and
+/// `package.loadlib` fail with a message that says why.
+const NO_C_MODULES: &str = r#"
+local why = "C modules are disabled in sipd ([lua] c_modules = false)"
+package.loaders[3] = function() return "\n\t" .. why end
+package.loaders[4] = nil
+package.loadlib = function() return nil, why, "absent" end
+"#;
+
+/// Options of the Lua engine besides its [`ScriptLimits`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LuaOptions {
+    /// Whether `require` loads Lua C modules (`.so`) from `package.cpath` (Debian's 5.1
+    /// directories), as Kamailio's `app_lua` does. On by default; off, the interpreter is
+    /// mlua's safe one and such a `require` fails with a message naming the setting.
+    pub c_modules: bool,
+}
+
+impl Default for LuaOptions {
+    fn default() -> Self {
+        LuaOptions { c_modules: true }
+    }
+}
 
 /// A Lua interpreter with one routing script loaded. Create one per worker thread.
 ///
@@ -139,12 +164,34 @@ impl LuaEngine {
         table: Arc<ExportTable>,
         limits: ScriptLimits,
     ) -> Result<Self, LoadError> {
-        let lua = Lua::new();
+        Self::load_with_options(path, source, table, limits, LuaOptions::default())
+    }
+
+    /// Like [`LuaEngine::load_with`], with `options`.
+    pub fn load_with_options(
+        path: &Path,
+        source: Option<&[u8]>,
+        table: Arc<ExportTable>,
+        limits: ScriptLimits,
+        options: LuaOptions,
+    ) -> Result<Self, LoadError> {
+        let lua = if options.c_modules {
+            // SAFETY: a C module runs native code in the process, beyond what mlua can check;
+            // the operator allows it (`[lua] c_modules`, on by default as in Kamailio). The
+            // `debug` and `ffi` libraries stay closed (`ALL_SAFE`).
+            unsafe { Lua::unsafe_new_with(StdLib::ALL_SAFE, mlua::LuaOptions::default()) }
+        } else {
+            Lua::new()
+        };
         let ctx = Rc::new(Ctx::new(EngineKind::Lua, table));
         let setup = lua
             .load(PRELUDE)
             .set_name("=sipd")
             .exec()
+            .and_then(|()| match options.c_modules {
+                false => lua.load(NO_C_MODULES).set_name("=sipd").exec(),
+                true => Ok(()),
+            })
             .and_then(|()| match limits.instructions {
                 Some(_) => lua.load(JIT_OFF).set_name("=sipd").exec(),
                 None => Ok(()),
