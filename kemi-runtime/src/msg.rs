@@ -56,6 +56,19 @@ impl Proto {
         .find(|p| p.as_str().eq_ignore_ascii_case(s))
     }
 
+    /// Kamailio's protocol number (`PROTO_UDP` = 1 ... `PROTO_WSS` = 6), as in `$proto` ids
+    /// and nathelper's `alias=ip~port~proto`.
+    pub const fn number(self) -> u8 {
+        match self {
+            Proto::Udp => 1,
+            Proto::Tcp => 2,
+            Proto::Tls => 3,
+            Proto::Sctp => 4,
+            Proto::Ws => 5,
+            Proto::Wss => 6,
+        }
+    }
+
     /// Upper-case name as written in a Via header (`SIP/2.0/UDP`).
     pub const fn via_name(self) -> &'static str {
         match self {

@@ -8,18 +8,6 @@ use std::net::{IpAddr, SocketAddr};
 use kemi_runtime::msg::Proto;
 use kemi_runtime::{kemi, SipMsg, Xval};
 
-/// Kamailio's protocol numbers (`PROTO_UDP` = 1 ... `PROTO_WSS` = 6).
-fn proto_id(proto: Proto) -> i32 {
-    match proto {
-        Proto::Udp => 1,
-        Proto::Tcp => 2,
-        Proto::Tls => 3,
-        Proto::Sctp => 4,
-        Proto::Ws => 5,
-        Proto::Wss => 6,
-    }
-}
-
 /// `host:port` with IPv6 addresses in brackets.
 fn push_hostport(out: &mut String, addr: SocketAddr) {
     let _ = match addr.ip() {
@@ -115,5 +103,5 @@ pub fn get_proto(msg: &mut SipMsg) -> Xval {
 /// The transport as Kamailio's number: 1 UDP, 2 TCP, 3 TLS, 4 SCTP, 5 WS, 6 WSS.
 #[kemi(module = "kx")]
 pub fn get_protoid(msg: &mut SipMsg) -> i32 {
-    proto_id(msg.rcv.proto)
+    i32::from(msg.rcv.proto.number())
 }

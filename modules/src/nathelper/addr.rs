@@ -51,18 +51,6 @@ pub fn parse_ip(host: &str) -> Option<IpAddr> {
     kemi_runtime::sip::uri::strip_brackets(host).parse().ok()
 }
 
-/// Kamailio's protocol number (`PROTO_UDP`=1 ... `PROTO_WSS`=6).
-pub fn proto_number(p: Proto) -> u8 {
-    match p {
-        Proto::Udp => 1,
-        Proto::Tcp => 2,
-        Proto::Tls => 3,
-        Proto::Sctp => 4,
-        Proto::Ws => 5,
-        Proto::Wss => 6,
-    }
-}
-
 /// The `transport=` value of Kamailio's protocol number (`proto_type_to_str`: WSS is `ws`);
 /// `None` for an unknown number.
 pub fn transport_of_number(n: u8) -> Option<&'static str> {

@@ -95,6 +95,22 @@ pub fn first_contact_logged(msg: &mut SipMsg, func: &str) -> Option<FirstContact
     }
 }
 
+/// The first Contact, or the code the alias functions return without one: 2 when there is no
+/// Contact, -1 (logged) when it does not parse.
+pub fn first_contact_or_code(msg: &mut SipMsg, func: &str) -> Result<FirstContact, i32> {
+    match first_contact(msg) {
+        Ok(c) => Ok(c),
+        Err(ContactError::Missing) => Err(2),
+        Err(ContactError::Bad) => {
+            msg.log(
+                LogLevel::Err,
+                &format!("{func}: failed to get the Contact URI"),
+            );
+            Err(-1)
+        }
+    }
+}
+
 /// Whether the script already rewrote header `index` (Kamailio refuses to change the Contact
 /// twice).
 pub fn already_edited(msg: &SipMsg, index: usize) -> bool {

@@ -24,7 +24,7 @@ use kemi_runtime::{kemi, SipMsg};
 
 use crate::uri_parts::UriParts;
 use crate::view;
-use addr::{host_of, is_private_ip, is_private_text, parse_ip, proto_number, src_uri};
+use addr::{host_of, is_private_ip, is_private_text, parse_ip, src_uri};
 use config::NathelperConfig;
 use contact::{first_contact_logged, offset_in};
 
@@ -49,7 +49,7 @@ fn src_alias(msg: &SipMsg, alias_name: &str) -> String {
         ";{alias_name}={}~{}~{}",
         host_of(msg.rcv.src.ip()),
         msg.rcv.src.port(),
-        proto_number(msg.rcv.proto)
+        msg.rcv.proto.number()
     )
 }
 
@@ -381,16 +381,9 @@ fn insert_alias(msg: &mut SipMsg, c: &contact::FirstContact, param: &str, func: 
 #[kemi(module = "nathelper")]
 pub fn add_contact_alias(msg: &mut SipMsg) -> i32 {
     const F: &str = "add_contact_alias";
-    let c = match contact::first_contact(msg) {
+    let c = match contact::first_contact_or_code(msg, F) {
         Ok(c) => c,
-        Err(contact::ContactError::Missing) => return 2,
-        Err(contact::ContactError::Bad) => {
-            msg.log(
-                LogLevel::Err,
-                &format!("{F}: failed to get the Contact URI"),
-            );
-            return -1;
-        }
+        Err(code) => return code,
     };
     if let Ok(u) = Uri::parse(c.uri()) {
         let same = parse_ip(u.host) == Some(msg.rcv.src.ip())
@@ -432,18 +425,11 @@ pub fn add_contact_alias_addr(msg: &mut SipMsg, ip: &str, port: &str, proto: &st
         );
         return -1;
     };
-    let c = match contact::first_contact(msg) {
+    let c = match contact::first_contact_or_code(msg, F) {
         Ok(c) => c,
-        Err(contact::ContactError::Missing) => return 2,
-        Err(contact::ContactError::Bad) => {
-            msg.log(
-                LogLevel::Err,
-                &format!("{F}: failed to get the Contact URI"),
-            );
-            return -1;
-        }
+        Err(code) => return code,
     };
-    let param = format!(";{}={ip}~{port}~{}", cfg(msg).alias_name, proto_number(p));
+    let param = format!(";{}={ip}~{port}~{}", cfg(msg).alias_name, p.number());
     insert_alias(msg, &c, &param, F)
 }
 
