@@ -26,7 +26,7 @@ use super::hop::{self, HopRefusal};
 use super::locals::Locals;
 use super::malformed;
 use super::script_log;
-use super::target::{Target, SIP_PORT};
+use super::target::Target;
 use super::via::{self, Branch, BRANCH_PREFIX};
 use crate::config::OnLimit;
 use crate::metrics::{Callback, WorkerStats};
@@ -444,15 +444,11 @@ fn cseq_method(m: &Message) -> &str {
 fn push_reply(msg: &SipMsg, wire: Vec<u8>, out: &mut Vec<Outgoing>) {
     let rcv = &msg.rcv;
     let dest = match rcv.proto {
-        Proto::Udp => {
-            let top = msg.message.top_via().and_then(Result::ok);
-            match top {
-                Some(v) if !msg.route.force_rport && msg.message.top_via_rport().is_none() => {
-                    Dest::Addr(SocketAddr::new(rcv.src.ip(), v.port.unwrap_or(SIP_PORT)))
-                }
-                _ => Dest::Addr(rcv.src),
-            }
-        }
+        Proto::Udp => Dest::Addr(via::udp_reply_addr(
+            &msg.message,
+            rcv.src,
+            msg.route.force_rport,
+        )),
         _ => Dest::Connection,
     };
     out.push(Outgoing {

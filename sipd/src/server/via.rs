@@ -159,6 +159,19 @@ pub fn stamp_received(
     Some(line)
 }
 
+/// Where a reply to `req`, received over UDP from `src`, goes (RFC 3261 18.2.2, RFC 3581 4):
+/// the source address when the top Via has `rport` or the script called `force_rport()`, else
+/// the source IP at the Via's sent-by port. Shared by stateless replies and tm's upstream hop.
+pub fn udp_reply_addr(req: &Message, src: SocketAddr, force_rport: bool) -> SocketAddr {
+    if force_rport || req.top_via_rport().is_some() {
+        return src;
+    }
+    match req.top_via().and_then(Result::ok) {
+        Some(v) => SocketAddr::new(src.ip(), v.port.unwrap_or(super::target::SIP_PORT)),
+        None => src,
+    }
+}
+
 /// The first Via header of `msg` and its first value, parsed.
 pub fn top(msg: &Message) -> Option<(HeaderRef<'_>, Via<'_>)> {
     let header = msg.first_kind(HeaderKind::Via)?;

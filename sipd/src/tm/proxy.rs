@@ -15,7 +15,6 @@
 //!   CANCEL when the branch had a provisional reply, then 408 as its result), and the waits
 //!   (D, H, I, J, K) after which the transaction leaves the table.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +38,6 @@ use crate::router::{Routed, Router};
 use crate::server::locals::Locals;
 use crate::server::pipeline::{Dest, Outgoing};
 use crate::server::script_log;
-use crate::server::target::SIP_PORT;
 use crate::server::via::Branch as StatelessBranch;
 
 /// One event's view of the worker: what the transaction layer may use and where its output
@@ -74,12 +72,7 @@ pub enum ReplyHandling {
 /// address when the top Via has `rport` or the script called `force_rport()`.
 fn upstream_hop(req: &Message, rcv: &RecvInfo, flags: SendFlags, force_rport: bool) -> Hop {
     let peer = match rcv.proto {
-        Proto::Udp => match req.top_via().and_then(Result::ok) {
-            Some(v) if !force_rport && v.rport().is_none() => {
-                SocketAddr::new(rcv.src.ip(), v.port.unwrap_or(SIP_PORT))
-            }
-            _ => rcv.src,
-        },
+        Proto::Udp => crate::server::via::udp_reply_addr(req, rcv.src, force_rport),
         _ => rcv.src,
     };
     Hop {
