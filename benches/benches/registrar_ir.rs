@@ -18,38 +18,19 @@
 //! Run natively (`cargo bench -p sipd-benches --bench registrar_ir`) it prints wall time
 //! per lookup.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use kemi_runtime::msg::{Proto, RecvInfo, RouteEnv};
+use kemi_runtime::msg::RouteEnv;
 use kemi_runtime::sip::Message;
 use kemi_runtime::SipMsg;
-use modules::modparam::{ModParams, ParamValue};
-use modules::registrar::usrloc::{insert_ordered, Contact};
-use modules::registrar::Registrar;
+
+#[path = "support/registrar.rs"]
+mod support;
+use support::{env, fill, invite, rcv, services};
 
 const ROUNDS: usize = 100_000;
-
-fn rcv() -> RecvInfo {
-    RecvInfo {
-        proto: Proto::Udp,
-        src: "127.0.0.1:5070".parse().expect("addr"),
-        dst: "127.0.0.1:5060".parse().expect("addr"),
-    }
-}
-
-fn invite(user: &str) -> Message {
-    Message::parse(Bytes::from(format!(
-        "INVITE sip:{user}@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
-         From: <sip:a@example.com>;tag=1\r\nTo: <sip:{user}@example.com>\r\nCall-ID: x\r\n\
-         CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
-    )))
-    .expect("parse")
-}
 
 /// The bench's per-iteration overhead without the lookup.
 #[inline(never)]
@@ -83,39 +64,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let mut params = BTreeMap::new();
-    params.insert(
-        "usrloc".to_string(),
-        ModParams::new("usrloc").with("db_mode", ParamValue::Int(0)),
-    );
-    let enabled = |m: &str| m == "registrar";
-    let sv = modules::setup::setup(&modules::setup::SetupInput {
-        params: &params,
-        enabled: &enabled,
-        db_url: "sqlite::memory:",
-        base_dir: Path::new("/tmp"),
-    })
-    .expect("registrar setup");
-    let reg = sv.get::<Registrar>().expect("registrar");
-    let t = reg.ul.table("location").expect("table");
-    let expires = modules::store::now_unix() + 3600;
-    for i in 0..n {
-        let c = Contact {
-            ruid: reg.ul.next_ruid(),
-            uri: format!("sip:u{i:07}@127.0.0.1:5070").into(),
-            expires,
-            q: -1,
-            callid: format!("c{i}").into(),
-            cseq: 1,
-            methods: -1,
-            ..Contact::default()
-        };
-        t.write(&format!("u{i:07}"), |rec| insert_ordered(rec, c, false));
-    }
-    let env = Arc::new(RouteEnv {
-        services: sv.clone(),
-        ..RouteEnv::default()
-    });
+    let sv = services();
+    fill(&sv, n);
+    let env = env(&sv);
     // 1024 messages for AoRs spread over the table (as the criterion bench).
     let msgs: Vec<Message> = (0..1024)
         .map(|i| invite(&format!("u{:07}", (i * 7919) % n)))

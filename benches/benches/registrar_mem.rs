@@ -6,17 +6,17 @@
 //! Run with `cargo bench -p sipd-benches --bench registrar_mem`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kemi_runtime::msg::{Proto, RecvInfo, RouteEnv};
 use kemi_runtime::sip::Message;
 use kemi_runtime::SipMsg;
-use modules::modparam::{ModParams, ParamValue};
 use modules::registrar::Registrar;
+
+#[path = "support/registrar.rs"]
+mod support;
+use support::{env, rcv, services};
 
 /// The system allocator, counting the bytes currently allocated.
 struct Counting;
@@ -83,28 +83,9 @@ fn register(i: usize) -> Message {
 }
 
 fn main() {
-    let mut params = BTreeMap::new();
-    params.insert(
-        "usrloc".to_string(),
-        ModParams::new("usrloc").with("db_mode", ParamValue::Int(0)),
-    );
-    let enabled = |m: &str| m == "registrar";
-    let sv = modules::setup::setup(&modules::setup::SetupInput {
-        params: &params,
-        enabled: &enabled,
-        db_url: "sqlite::memory:",
-        base_dir: Path::new("/tmp"),
-    })
-    .expect("registrar setup");
-    let env = Arc::new(RouteEnv {
-        services: sv.clone(),
-        ..RouteEnv::default()
-    });
-    let rcv = RecvInfo {
-        proto: Proto::Udp,
-        src: "127.0.0.1:5070".parse().expect("addr"),
-        dst: "127.0.0.1:5060".parse().expect("addr"),
-    };
+    let sv = services();
+    let env = env(&sv);
+    let rcv = rcv();
     let reg = sv.get::<Registrar>().expect("registrar");
     let table = reg.ul.table("location").expect("table");
     // One save first so that lazily built state (thread locals, the table) is not counted.

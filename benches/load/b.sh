@@ -95,17 +95,6 @@ for p in $PPORT $SPORT $UPORT; do port_busy $p && die "UDP port $p on this machi
 mkdir -p "$OUT/kamailio-run"
 
 
-# utime+stime ticks of the proxy process (all its threads) and its direct children
-proxy_ticks() {
-	local t=0 p line rest
-	for p in $(proxy_pids); do
-		read -r line 2>/dev/null < "/proc/$p/stat" || continue
-		rest=${line##*) }
-		set -- $rest
-		t=$((t + ${12} + ${13}))
-	done
-	echo $t
-}
 
 # nanoseconds on CPU of every thread of the proxy and its children (schedstat)
 
@@ -170,18 +159,6 @@ uac_run() {
 }
 
 
-# failures of one run, for the log: sipp error-log lines and the proxy's warnings/errors
-failure_note() {
-	local d=$1 f
-	for f in "$d"/*errors.log; do
-		[ -s "$f" ] && log "  $(basename "$f"): $(grep -c . "$f") lines; first: $(grep -m1 -v '^\s*$' "$f" | cut -c1-200)"
-	done
-	# sipd logs at $SIPD_LOG (warn): every line counts; Kamailio (debug=1) prints its
-	# "Listening on" banner, so only its ERROR/WARNING/CRITICAL lines count
-	f=$(grep -cE 'ERROR|WARN|CRIT|error|warn|panic' "$d/proxy.log" 2>/dev/null)
-	[ "${f:-0}" -gt 0 ] && log "  proxy.log: $f warning/error lines; first: $(grep -m1 -E 'ERROR|WARN|CRIT|error|warn|panic' "$d/proxy.log" | cut -c1-200)"
-	return 0
-}
 
 # throughput <proxy>: sets TP_* results
 throughput() {

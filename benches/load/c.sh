@@ -184,24 +184,7 @@ uac_run() {
 	( cd "$d" && timeout -k 5 $((t + 10)) sipp "127.0.0.1:$PPORT" "${args[@]}" > sipp.out 2>&1 )
 }
 
-failure_note() {
-	local d=$1 f
-	[ -s "$d/errors.log" ] && log "  errors.log: $(grep -c . "$d/errors.log") lines; first: $(grep -m1 -v '^\s*$' "$d/errors.log" | cut -c1-200)"
-	f=$(grep -cE 'ERROR|WARN|CRIT|error|warn|panic' "$d/proxy.log" 2>/dev/null)
-	[ "${f:-0}" -gt 0 ] && log "  proxy.log: $f warning/error lines; first: $(grep -m1 -E 'ERROR|WARN|CRIT|error|warn|panic' "$d/proxy.log" | cut -c1-200)"
-	return 0
-}
 
-proxy_ticks() {
-	local t=0 p line rest
-	for p in $(proxy_pids); do
-		read -r line 2>/dev/null < "/proc/$p/stat" || continue
-		rest=${line##*) }
-		set -- $rest
-		t=$((t + ${12} + ${13}))
-	done
-	echo $t
-}
 
 # throughput <proxy> <workload>: sets TP_*
 throughput() {

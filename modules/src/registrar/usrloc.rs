@@ -559,9 +559,9 @@ mod tests {
         assert_eq!(&*rec[0].uri, "e");
     }
 
-    #[test]
-    fn tables_shard_and_sweep() {
-        let ul = Usrloc::new(
+    /// A usrloc with no store and Kamailio's defaults.
+    fn memory_only() -> Usrloc {
+        Usrloc::new(
             UlConfig {
                 use_domain: false,
                 db_mode: 0,
@@ -571,7 +571,12 @@ mod tests {
                 slots: 1024,
             },
             None,
-        );
+        )
+    }
+
+    #[test]
+    fn tables_shard_and_sweep() {
+        let ul = memory_only();
         assert!(ul.table("bad name").is_err());
         let t = ul.table("location").unwrap();
         for i in 0..100 {
@@ -593,17 +598,7 @@ mod tests {
     /// the socket and User-Agent per binding.
     #[test]
     fn records_are_exact_and_share_strings() {
-        let ul = Usrloc::new(
-            UlConfig {
-                use_domain: false,
-                db_mode: 0,
-                desc_time_order: false,
-                nat_bflag: -1,
-                cseq_delay: 20,
-                slots: 1024,
-            },
-            None,
-        );
+        let ul = memory_only();
         let t = ul.table("location").unwrap();
         let with = |uri: &str| Contact {
             socket: "udp:127.0.0.1:5060".into(),
