@@ -18,7 +18,7 @@ mod checks;
 mod digest;
 
 use std::cell::RefCell;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock};
 
 use kemi_runtime::msg::LogLevel;
 use kemi_runtime::{kemi, SipMsg};
@@ -65,17 +65,8 @@ impl Default for SanityConfig {
     }
 }
 
-static CONFIG: OnceLock<SanityConfig> = OnceLock::new();
-
-/// Set the module parameters, once, before the first message. Gives the configuration back
-/// when one was already set.
-pub fn configure(config: SanityConfig) -> Result<(), SanityConfig> {
-    CONFIG.set(config)
-}
-
-fn config() -> &'static SanityConfig {
-    CONFIG.get_or_init(SanityConfig::default)
-}
+/// Kamailio's defaults, for a server that did not set `sanity` up (`route-test` without it).
+static DEFAULTS: LazyLock<SanityConfig> = LazyLock::new(SanityConfig::default);
 
 /// Setup of `sanity`: `[modparam.sanity]` with Kamailio's names (`default_checks`,
 /// `uri_checks`, `proxy_require` as a comma-separated list, `noreply` 0/1) into the server's
@@ -124,17 +115,17 @@ pub fn setup(ctx: &mut SetupCtx<'_>) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// The configuration of the server `msg` belongs to: its `[modparam.sanity]`, else the one
-/// given to [`configure`], else Kamailio's defaults.
+/// The environment of the server `msg` belongs to, whose services hold its
+/// `[modparam.sanity]` (else Kamailio's defaults apply).
 fn config_of(msg: &SipMsg) -> Arc<kemi_runtime::msg::RouteEnv> {
     Arc::clone(&msg.env)
 }
 
-/// The sanity configuration in `env`'s services, or the process-wide one.
+/// The sanity configuration in `env`'s services, or Kamailio's defaults.
 fn env_config(env: &kemi_runtime::msg::RouteEnv) -> &SanityConfig {
     match env.services.get::<SanityConfig>() {
         Some(c) => c,
-        None => config(),
+        None => &DEFAULTS,
     }
 }
 
