@@ -59,6 +59,7 @@ fn cjson_and_rex_pcre2_load_from_the_system_paths() {
     let mut e = LuaEngine::load_with_options(
         &s.0,
         None,
+        &[],
         table(Enabled::All),
         LIMITS,
         LuaOptions::default(),
@@ -84,6 +85,7 @@ fn c_modules_off_refuses_them_at_load() {
     let err = LuaEngine::load_with_options(
         &s.0,
         None,
+        &[],
         table(Enabled::All),
         LIMITS,
         LuaOptions { c_modules: false },
@@ -105,9 +107,15 @@ fn a_missing_c_module_names_the_paths_searched() {
         "require 'no_such_module_xyz'\nfunction ksr_request_route() end\n",
     )
     .unwrap();
-    let err =
-        LuaEngine::load_with_options(&p, None, table(Enabled::All), LIMITS, LuaOptions::default())
-            .expect_err("missing module");
+    let err = LuaEngine::load_with_options(
+        &p,
+        None,
+        &[],
+        table(Enabled::All),
+        LIMITS,
+        LuaOptions::default(),
+    )
+    .expect_err("missing module");
     let _ = std::fs::remove_file(&p);
     let text = err.to_string();
     assert!(

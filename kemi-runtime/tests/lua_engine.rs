@@ -431,6 +431,65 @@ fn companion_error_at_top_level_names_the_companion_file_and_line() {
 }
 
 #[test]
+fn companion_error_in_a_long_path_names_the_companion_file() {
+    // Lua shortens a file name over 60 bytes to `...` and its tail in messages.
+    let long = format!("lua_companion_{}", "long_folder_name_".repeat(5));
+    let dir = companion_dir(
+        &long,
+        &[
+            ("helper.lua", "local M = {}\n\nerror('helper is broken')\n"),
+            (
+                "route.lua",
+                "require('helper')\nfunction ksr_request_route() end\n",
+            ),
+        ],
+    );
+    assert!(dir.join("helper.lua").as_os_str().len() > 60);
+    let err = load_path(&dir.join("route.lua")).expect_err("error at top level");
+    assert_eq!(err.file, dir.join("helper.lua"), "{err}");
+    assert_eq!(err.line, Some(3), "{err}");
+    assert_eq!(err.cause, "helper is broken");
+}
+
+#[test]
+fn companions_run_from_the_recorded_text_not_the_file() {
+    let dir = companion_dir(
+        "lua_companion_snapshot",
+        &[
+            ("helper.lua", "return { word = 'first' }\n"),
+            (
+                "route.lua",
+                "local h = require('helper')\nfunction ksr_request_route() KSR.info(h.word) end\n",
+            ),
+        ],
+    );
+    let route = dir.join("route.lua");
+    let staging = load_path(&route).expect("load");
+    let recorded = staging.companions();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].name, "helper");
+    assert_eq!(recorded[0].path, dir.join("helper.lua"));
+    assert_eq!(&*recorded[0].text, b"return { word = 'first' }\n");
+
+    std::fs::write(dir.join("helper.lua"), "error('changed since')\n").expect("write");
+    let text = std::fs::read(&route).expect("read");
+    let mut worker = engine::load_with_options(
+        EngineKind::Lua,
+        &route,
+        Some(&text),
+        &recorded,
+        table(Enabled::All),
+        Default::default(),
+        Default::default(),
+    )
+    .expect("the recorded companion runs, not the changed file");
+    let lines = logs(&run_ok(&mut *worker, REQUEST_ROUTE));
+    assert!(lines.iter().any(|l| l.contains("first")), "{lines:?}");
+    // Without the record, the file as it is now is what loads.
+    assert!(load_path(&route).is_err());
+}
+
+#[test]
 fn missing_companion_names_the_script_line_and_the_paths_searched() {
     let dir = companion_dir(
         "lua_companion_missing",

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use kemi_runtime::engine::limits::ScriptLimits;
 use kemi_runtime::engine::lua::LuaOptions;
-use kemi_runtime::engine::{self, Engine, EngineKind, LoadError, REQUEST_ROUTE};
+use kemi_runtime::engine::{self, Companion, Engine, EngineKind, LoadError, REQUEST_ROUTE};
 use kemi_runtime::ExportTable;
 
 /// One version of the routing script.
@@ -32,6 +32,9 @@ pub struct ScriptSource {
     pub path: PathBuf,
     /// The text that was validated; every engine is built from exactly this text.
     pub text: Arc<[u8]>,
+    /// The companion files the validating interpreter loaded (Lua modules the script
+    /// `require`s), with their texts: engines built from this version run these, not the files.
+    pub companions: Arc<[Companion]>,
 }
 
 /// A reload that was accepted: the generations before and after (Kamailio's `{old, new}`).
@@ -73,6 +76,7 @@ impl ScriptVersions {
             kind,
             path: path.to_path_buf(),
             text: read(path)?,
+            companions: Arc::from([]),
         };
         Ok(ScriptVersions {
             generation: AtomicU64::new(1),
@@ -116,6 +120,7 @@ impl ScriptVersions {
             src.kind,
             &src.path,
             Some(&src.text),
+            &src.companions,
             Arc::clone(&self.table),
             self.limits,
             self.lua,
@@ -134,13 +139,14 @@ impl ScriptVersions {
     pub fn reload(&self) -> Result<Reloaded, LoadError> {
         let _one_at_a_time = self.staging.lock().unwrap_or_else(|p| p.into_inner());
         let cur = self.current();
-        let candidate = ScriptSource {
+        let mut candidate = ScriptSource {
             generation: cur.generation + 1,
             kind: cur.kind,
             path: cur.path.clone(),
             text: read(&cur.path)?,
+            companions: Arc::from([]),
         };
-        drop(self.build(&candidate)?);
+        candidate.companions = self.build(&candidate)?.companions().into();
         let new = candidate.generation;
         match self.current.lock() {
             Ok(mut c) => *c = Arc::new(candidate),

@@ -282,11 +282,9 @@ fn lua_companion_beside_the_script_is_reloaded_and_a_broken_one_is_rejected() {
         "route.lua",
         COMPANION_ROUTE,
         &[("helper.lua", "return { reason = \"One\" }\n")],
-        // One worker: a worker switches to a new generation at its next message and reads the
-        // companions from disk then, so with several workers one that saw no message between
-        // an accepted reload and a later broken companion edit stays on the older version
-        // (a known gap, see the README: companion texts are not snapshotted with the reload).
-        1,
+        // Two workers: one that sees no message between the accepted reload and the broken
+        // edit below still runs the companion text the reload validated, not the file.
+        2,
         OnLimit::Reply,
     );
     let sip = live.sip();

@@ -47,6 +47,7 @@ pub mod python;
 mod script;
 
 pub use error::{LoadError, ScriptError};
+pub use script::Companion;
 
 /// Name of the callback run for every SIP request (Kamailio `kemi.request_route_callback`).
 /// A script without it fails to load.
@@ -157,6 +158,12 @@ pub trait Engine: std::fmt::Debug {
     /// stay, redefined functions replace the old ones. On error the previous callbacks stay in
     /// effect.
     fn reload(&mut self) -> Result<(), LoadError>;
+
+    /// The companion files the script loaded so far (Lua modules it `require`d), with the text
+    /// each ran; empty for engines that load none.
+    fn companions(&self) -> Vec<Companion> {
+        Vec::new()
+    }
 }
 
 /// Create an engine of `kind` and load the script at `path` into it, with `KSR` bound to the
@@ -207,24 +214,28 @@ pub fn load_with(
         kind,
         path,
         source,
+        &[],
         table,
         limits,
         lua::LuaOptions::default(),
     )
 }
 
-/// Like [`load_with`], with the Lua engine's `lua` options (ignored by the other engines).
+/// Like [`load_with`], with the Lua engine's `lua` options, and the `companions` a staging
+/// interpreter loaded for this text (a Lua `require` of one of them runs its recorded text, not
+/// the file as it is now); both are ignored by the other engines.
 pub fn load_with_options(
     kind: EngineKind,
     path: &Path,
     source: Option<&[u8]>,
+    companions: &[Companion],
     table: Arc<ExportTable>,
     limits: ScriptLimits,
     lua: lua::LuaOptions,
 ) -> Result<Box<dyn Engine>, LoadError> {
     match kind {
         EngineKind::Lua => Ok(Box::new(lua::LuaEngine::load_with_options(
-            path, source, table, limits, lua,
+            path, source, companions, table, limits, lua,
         )?)),
         #[cfg(feature = "js")]
         EngineKind::Jsdt => Ok(Box::new(js::JsEngine::load_with(

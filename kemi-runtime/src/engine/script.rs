@@ -2,10 +2,23 @@
 //! up once per (re)load, and the script flags reset for each run.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{LoadError, ONSEND_ROUTE, REPLY_ROUTE, REQUEST_ROUTE};
 use crate::SipMsg;
+
+/// A file the script loaded besides itself (a Lua module it `require`d), with the text it ran,
+/// so that interpreters built later from the same version run the same companions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Companion {
+    /// The name it was required by (`helper`, `lib.util`).
+    pub name: String,
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The text that ran.
+    pub text: Arc<[u8]>,
+}
 
 /// The script text: `source` when given, else the contents of the file at `path`.
 pub(crate) fn script_text<'a>(

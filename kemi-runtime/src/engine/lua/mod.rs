@@ -17,15 +17,16 @@
 //!   budget the JIT compiles as usual.
 //! - The script's own folder comes first on `package.path` (`<dir>/?.lua;<dir>/?/init.lua;`
 //!   before the default), so `require("helper")` finds a pure-Lua `helper.lua` beside the script
-//!   ([`companion_path`]). Each interpreter reads its companions afresh, so a reload through a
-//!   new interpreter (what the server does) picks up changed companions; a companion that fails
-//!   to load is reported with its own file and line. Companions go through Lua's own searcher,
-//!   which (like the `load` function scripts already have) does not refuse precompiled chunks.
+//!   ([`companion_path`]). sipd's searcher ([`companions`]) loads them as text only and records
+//!   each with the text that ran ([`Engine::companions`]); an interpreter built with that record
+//!   runs the recorded texts, so a reload's workers run what its staging interpreter validated.
+//!   A companion that fails to load is reported with its own file and line.
 //! - [`LuaEngine::load_with`] can bound each run's instructions and the interpreter's memory
 //!   ([`ScriptLimits`]); a run over either fails with a [`ScriptError`] that
 //!   [`LimitKind::of`](super::limits::LimitKind::of) recognizes, and the next run starts afresh.
 
 mod budget;
+mod companions;
 mod convert;
 mod ctx;
 mod ksr;
@@ -39,7 +40,7 @@ use mlua::{ChunkMode, Function, Lua, StdLib, Value};
 use super::error::{source_matches, split_position};
 use super::limits::{ScriptLimits, MEMORY_LIMIT};
 use super::script::{script_text, with_fresh_sflags, Callbacks};
-use super::{Engine, EngineKind, LoadError, RunOutcome, ScriptError, EXIT_MARKER};
+use super::{Companion, Engine, EngineKind, LoadError, RunOutcome, ScriptError, EXIT_MARKER};
 use crate::{ExportTable, SipMsg};
 use ctx::Ctx;
 
@@ -127,6 +128,7 @@ pub struct LuaEngine {
     ctx: Rc<Ctx>,
     path: PathBuf,
     limits: ScriptLimits,
+    companions: companions::Loaded,
 }
 
 impl std::fmt::Debug for LuaEngine {
@@ -164,13 +166,15 @@ impl LuaEngine {
         table: Arc<ExportTable>,
         limits: ScriptLimits,
     ) -> Result<Self, LoadError> {
-        Self::load_with_options(path, source, table, limits, LuaOptions::default())
+        Self::load_with_options(path, source, &[], table, limits, LuaOptions::default())
     }
 
-    /// Like [`LuaEngine::load_with`], with `options`.
+    /// Like [`LuaEngine::load_with`], with `options`, and the `companions` to run (by module
+    /// name) instead of reading their files (see [`Engine::companions`]).
     pub fn load_with_options(
         path: &Path,
         source: Option<&[u8]>,
+        companions: &[Companion],
         table: Arc<ExportTable>,
         limits: ScriptLimits,
         options: LuaOptions,
@@ -197,13 +201,17 @@ impl LuaEngine {
                 None => Ok(()),
             })
             .and_then(|()| ksr::install(&lua, &ctx))
-            .and_then(|()| set_package_path(&lua, path));
-        if let Err(e) = setup {
-            return Err(LoadError::new(
-                path,
-                format!("cannot set up the Lua interpreter: {e}"),
-            ));
-        }
+            .and_then(|()| set_package_path(&lua, path))
+            .and_then(|()| companions::install(&lua, companions));
+        let companions = match setup {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                return Err(LoadError::new(
+                    path,
+                    format!("cannot set up the Lua interpreter: {e}"),
+                ))
+            }
+        };
         if let Err(e) = install_limits(&lua, &limits) {
             return Err(LoadError::new(
                 path,
@@ -216,6 +224,7 @@ impl LuaEngine {
             ctx,
             path: path.to_path_buf(),
             limits,
+            companions,
         };
         engine.exec_source(&script_text(path, source)?)?;
         engine.callbacks = engine.lookup_callbacks()?;
@@ -237,7 +246,7 @@ impl LuaEngine {
             .set_name(format!("@{}", self.path.display()))
             .set_mode(ChunkMode::Text)
             .exec()
-            .map_err(|e| load_error(&self.path, &e))
+            .map_err(|e| load_error(&self.path, &self.companions.borrow(), &e))
     }
 
     /// The core callbacks as the script now defines them.
@@ -312,6 +321,10 @@ impl Engine for LuaEngine {
         self.exec_source(&script_text(&self.path, None)?)?;
         self.callbacks = self.lookup_callbacks()?;
         Ok(())
+    }
+
+    fn companions(&self) -> Vec<Companion> {
+        self.companions.borrow().clone()
     }
 }
 
@@ -431,7 +444,8 @@ fn module_load_failure(text: &str) -> Option<(&str, &str, &str)> {
     Some((name, file, message))
 }
 
-/// The first Lua frame of a traceback (`file:line`), skipping the C ones.
+/// The first frame of a traceback in the script's own code (`file:line`), skipping the C ones
+/// and sipd's own chunks (named `sipd`, such as the `require` searcher).
 fn first_lua_frame(traceback: &str) -> Option<String> {
     traceback
         .lines()
@@ -441,13 +455,14 @@ fn first_lua_frame(traceback: &str) -> Option<String> {
         .find_map(|l| {
             split_position(l)
                 .0
+                .filter(|p| p.source != "sipd")
                 .map(|p| format!("{}:{}", p.source, p.line))
         })
 }
 
 /// A load error: with the line when the message points into `path` itself, and naming the
 /// companion file (a module the script `require`d) with its line when the error is in one.
-fn load_error(path: &Path, e: &mlua::Error) -> LoadError {
+fn load_error(path: &Path, loaded: &[Companion], e: &mlua::Error) -> LoadError {
     let (text, traceback) = error_text(e);
     if text == EXIT_MARKER {
         return LoadError::new(path, "KSR.x.exit() called while loading the script");
@@ -472,11 +487,19 @@ fn load_error(path: &Path, e: &mlua::Error) -> LoadError {
             line: Some(p.line),
             cause: rest.to_string(),
         },
-        // An error raised at the top level of a companion, or in a function it defines.
-        Some(p) if Path::new(p.source).is_file() => LoadError {
-            file: PathBuf::from(p.source),
-            line: Some(p.line),
-            cause: rest.to_string(),
+        // An error raised at the top level of a companion, or in a function it defines. Lua
+        // shortens a long file name to `...` and its tail.
+        Some(p) => match loaded
+            .iter()
+            .rev()
+            .find(|c| source_matches(p.source, &c.path.display().to_string()))
+        {
+            Some(c) => LoadError {
+                file: c.path.clone(),
+                line: Some(p.line),
+                cause: rest.to_string(),
+            },
+            None => LoadError::new(path, text),
         },
         _ => LoadError::new(path, text),
     }
