@@ -452,6 +452,29 @@ fn companion_error_in_a_long_path_names_the_companion_file() {
 }
 
 #[test]
+fn runtime_error_in_a_long_path_names_the_script_in_full() {
+    let long = format!("lua_runtime_{}", "long_folder_name_".repeat(5));
+    let text = std::fs::read_to_string(script("semantics.lua")).expect("read");
+    let dir = companion_dir(&long, &[("semantics.lua", &text)]);
+    let path = dir.join("semantics.lua");
+    let mut engine = load_path(&path).expect("load");
+    let err = engine
+        .run("test_runtime_error", &mut msg(), None)
+        .expect_err("error");
+    let line = line_of("semantics.lua", "return t.field");
+    assert_eq!(err.location, Some(format!("{}:{line}", path.display())));
+    assert!(
+        err.traceback.contains(&format!(
+            "{}:{line}: in function <{}:",
+            path.display(),
+            path.display()
+        )),
+        "{}",
+        err.traceback
+    );
+}
+
+#[test]
 fn companions_run_from_the_recorded_text_not_the_file() {
     let dir = companion_dir(
         "lua_companion_snapshot",

@@ -5,6 +5,7 @@ mod route_test;
 mod stubs;
 mod support;
 
+mod lua_modules;
 mod ops;
 mod registrar;
 mod rport;

@@ -37,20 +37,29 @@ use std::sync::Arc;
 
 use mlua::{ChunkMode, Function, Lua, StdLib, Value};
 
-use super::error::{source_matches, split_position};
+use super::error::{source_matches, split_position, Position};
 use super::limits::{ScriptLimits, MEMORY_LIMIT};
 use super::script::{script_text, with_fresh_sflags, Callbacks};
 use super::{Companion, Engine, EngineKind, LoadError, RunOutcome, ScriptError, EXIT_MARKER};
 use crate::{ExportTable, SipMsg};
 use ctx::Ctx;
 
-/// Replaces `os.exit` so that a script cannot end the process, and adds the one Lua 5.1 global
-/// LuaJIT lacks (`string.gfind`, 5.0's name of `string.gmatch`).
+/// Replaces `os.exit` so that a script cannot end the process, and adds the Lua 5.1 globals
+/// LuaJIT lacks that Debian's Lua 5.1 (Kamailio's `app_lua`) has: `string.gfind` (5.0's name of
+/// `string.gmatch`), `math.mod` (`math.fmod`, `LUA_COMPAT_MOD`), and `table.setn`, which there
+/// raises "'setn' is obsolete" (tests/kamailio/lua51.py compares them side by side).
 const PRELUDE: &str = r#"
 os.exit = function()
     error("os.exit is disabled in sipd; use KSR.x.exit()", 2)
 end
 string.gfind = string.gfind or string.gmatch
+math.mod = math.mod or math.fmod
+table.setn = table.setn or function(t)
+    if type(t) ~= "table" then
+        error("bad argument #1 to 'setn' (table expected, got " .. type(t) .. ")", 2)
+    end
+    error("'setn' is obsolete", 0)
+end
 "#;
 
 /// Run while an instruction budget is set: LuaJIT's compiled traces do not run count hooks, so
@@ -246,7 +255,15 @@ impl LuaEngine {
             .set_name(format!("@{}", self.path.display()))
             .set_mode(ChunkMode::Text)
             .exec()
-            .map_err(|e| load_error(&self.path, &self.companions.borrow(), &e))
+            .map_err(|e| load_error(&self.sources(&self.companions.borrow()), &e))
+    }
+
+    /// The files its messages can name.
+    fn sources<'a>(&'a self, companions: &'a [Companion]) -> Sources<'a> {
+        Sources {
+            main: &self.path,
+            companions,
+        }
     }
 
     /// The core callbacks as the script now defines them.
@@ -298,16 +315,17 @@ impl Engine for LuaEngine {
             Ok(()) => Ok(RunOutcome::Returned),
             Err(e) => {
                 let (text, traceback) = error_text(&e);
+                let companions = self.companions.borrow();
                 if text == EXIT_MARKER {
                     Ok(RunOutcome::Exited)
                 } else if self.limits.memory.is_some() && is_memory_error(&e) {
                     // Free what the failed run left behind before the next message.
                     let _ = self.lua.gc_collect();
-                    let mut err = script_error(text, traceback);
+                    let mut err = script_error(text, traceback, &self.sources(&companions));
                     err.message = format!("{MEMORY_LIMIT}: {}", err.message);
                     Err(err)
                 } else {
-                    Err(script_error(text, traceback))
+                    Err(script_error(text, traceback, &self.sources(&companions)))
                 }
             }
         }
@@ -368,30 +386,20 @@ fn error_text(e: &mlua::Error) -> (String, String) {
 
 /// A callback error, with the position from the message or else from the innermost Lua frame
 /// of the traceback.
-fn script_error(text: String, traceback: String) -> ScriptError {
+fn script_error(text: String, traceback: String, sources: &Sources<'_>) -> ScriptError {
+    let traceback = sources.expand(&traceback);
     let (pos, rest) = split_position(&text);
     match pos {
         Some(p) => ScriptError {
             message: rest.to_string(),
-            location: Some(format!("{}:{}", p.source, p.line)),
+            location: Some(sources.location(p)),
             traceback,
         },
-        None => {
-            let location = traceback
-                .lines()
-                .map(|l| l.trim_start())
-                .filter(|l| !l.starts_with("[C]"))
-                .find_map(|l| {
-                    split_position(l)
-                        .0
-                        .map(|p| format!("{}:{}", p.source, p.line))
-                });
-            ScriptError {
-                message: text,
-                location,
-                traceback,
-            }
-        }
+        None => ScriptError {
+            location: first_lua_frame(&traceback, sources),
+            message: text,
+            traceback,
+        },
     }
 }
 
@@ -446,30 +454,82 @@ fn module_load_failure(text: &str) -> Option<(&str, &str, &str)> {
 
 /// The first frame of a traceback in the script's own code (`file:line`), skipping the C ones
 /// and sipd's own chunks (named `sipd`, such as the `require` searcher).
-fn first_lua_frame(traceback: &str) -> Option<String> {
+fn first_lua_frame(traceback: &str, sources: &Sources<'_>) -> Option<String> {
     traceback
         .lines()
-        .skip(1)
         .map(str::trim_start)
         .filter(|l| !l.starts_with("[C]"))
         .find_map(|l| {
             split_position(l)
                 .0
                 .filter(|p| p.source != "sipd")
-                .map(|p| format!("{}:{}", p.source, p.line))
+                .map(|p| sources.location(p))
         })
+}
+
+/// The files a script's messages can name: the script and the companions it loaded. Lua
+/// shortens a file name over 60 bytes to `...` and its tail; these give the full name back.
+struct Sources<'a> {
+    main: &'a Path,
+    companions: &'a [Companion],
+}
+
+impl Sources<'_> {
+    /// The file `source` (a name as Lua prints it) stands for, when it is one of these.
+    fn file(&self, source: &str) -> Option<&Path> {
+        if source_matches(source, &self.main.display().to_string()) {
+            return Some(self.main);
+        }
+        self.companions
+            .iter()
+            .rev()
+            .find(|c| source_matches(source, &c.path.display().to_string()))
+            .map(|c| c.path.as_path())
+    }
+
+    /// `text` (a traceback) with each shortened name of these files written in full.
+    fn expand(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len() + 64);
+        let mut rest = text;
+        while let Some(at) = rest.find("...") {
+            out.push_str(&rest[..at]);
+            let shortened = &rest[at..];
+            let end = shortened.find(':').unwrap_or(shortened.len());
+            match self.file(&shortened[..end]) {
+                Some(file) => {
+                    out.push_str(&file.display().to_string());
+                    rest = &shortened[end..];
+                }
+                None => {
+                    out.push_str("...");
+                    rest = &shortened[3..];
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// `file:line` for `p`, with the file's full name when it is known.
+    fn location(&self, p: Position<'_>) -> String {
+        match self.file(p.source) {
+            Some(file) => format!("{}:{}", file.display(), p.line),
+            None => format!("{}:{}", p.source, p.line),
+        }
+    }
 }
 
 /// A load error: with the line when the message points into `path` itself, and naming the
 /// companion file (a module the script `require`d) with its line when the error is in one.
-fn load_error(path: &Path, loaded: &[Companion], e: &mlua::Error) -> LoadError {
+fn load_error(sources: &Sources<'_>, e: &mlua::Error) -> LoadError {
+    let path = sources.main;
     let (text, traceback) = error_text(e);
     if text == EXIT_MARKER {
         return LoadError::new(path, "KSR.x.exit() called while loading the script");
     }
     if let Some((name, file, message)) = module_load_failure(&text) {
         let (pos, rest) = split_position(message);
-        let required = match first_lua_frame(&traceback) {
+        let required = match first_lua_frame(&traceback, sources) {
             Some(at) => format!(" (module '{name}', required at {at})"),
             None => format!(" (module '{name}')"),
         };
@@ -479,28 +539,15 @@ fn load_error(path: &Path, loaded: &[Companion], e: &mlua::Error) -> LoadError {
             cause: format!("{}{required}", if pos.is_some() { rest } else { message }),
         };
     }
-    let main = path.display().to_string();
     let (pos, rest) = split_position(&text);
-    match pos {
-        Some(p) if source_matches(p.source, &main) => LoadError {
-            file: path.to_path_buf(),
-            line: Some(p.line),
+    // An error in the script, or raised at the top level of a companion or in a function it
+    // defines.
+    match pos.and_then(|p| Some((sources.file(p.source)?, p.line))) {
+        Some((file, line)) => LoadError {
+            file: file.to_path_buf(),
+            line: Some(line),
             cause: rest.to_string(),
         },
-        // An error raised at the top level of a companion, or in a function it defines. Lua
-        // shortens a long file name to `...` and its tail.
-        Some(p) => match loaded
-            .iter()
-            .rev()
-            .find(|c| source_matches(p.source, &c.path.display().to_string()))
-        {
-            Some(c) => LoadError {
-                file: c.path.clone(),
-                line: Some(p.line),
-                cause: rest.to_string(),
-            },
-            None => LoadError::new(path, text),
-        },
-        _ => LoadError::new(path, text),
+        None => LoadError::new(path, text),
     }
 }
