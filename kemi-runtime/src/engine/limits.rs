@@ -8,7 +8,14 @@
 //! Engines are given their limits through [`load_with`](super::load_with). Which engines enforce
 //! what (see also `docs/DECISIONS.md`):
 //! - **Lua**: both. A budget unit is one Lua VM instruction, counted by a count hook every
-//!   1000 instructions; the ceiling is mlua's allocator limit.
+//!   1000 instructions; the ceiling is mlua's allocator limit. A budget of at most
+//!   [`EXACT_MAX`](super::lua::EXACT_MAX) instructions is counted from a run's first instruction.
+//!   A larger one (sipd's default among them) is *watched*: LuaJIT slows every instruction
+//!   while any count hook is set, so the hook is armed only once a run has used one to two
+//!   [`SLICE`](super::lua::SLICE)s of its thread's CPU time (a per-thread CPU-time timer and its
+//!   signal), and counts the full budget from there. Such a run is stopped after at least its
+//!   budget and at most its budget plus what it executed before the hook came on; a run that
+//!   ends within one slice is not counted. The error and its kind are the same either way.
 //! - **JavaScript**: both. A budget unit is one QuickJS interrupt poll (one function call or one
 //!   jump instruction: a loop iteration costs about two), counted by the interrupt handler every
 //!   10 000 polls, so the budget is enforced to within 10 000 units; the stopping error cannot be

@@ -4,7 +4,8 @@
 //! - [`ksr`]: the `KSR` table and the C functions behind it.
 //! - [`convert`]: argument and result conversions.
 //! - [`ctx`]: state shared by the `KSR` functions, and the message lent during a run.
-//! - [`budget`]: the per-run instruction budget (a count hook) of [`ScriptLimits`].
+//! - [`budget`]: the per-run instruction budget of [`ScriptLimits`] (a count hook, armed by a
+//!   CPU-time watchdog only in runs that last when the budget is large).
 //!
 //! Differences from `app_lua`, on purpose:
 //! - `os.exit` raises an error ("os.exit is disabled in sipd; use KSR.x.exit()") so a script can
@@ -30,6 +31,8 @@ mod companions;
 mod convert;
 mod ctx;
 mod ksr;
+
+pub use budget::{EXACT_MAX, MAX_STEP, SLICE};
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -138,6 +141,8 @@ pub struct LuaEngine {
     path: PathBuf,
     limits: ScriptLimits,
     companions: companions::Loaded,
+    /// The instruction budget's hook or watchdog, when `limits.instructions` is set.
+    budget: Option<budget::Budget>,
 }
 
 impl std::fmt::Debug for LuaEngine {
@@ -221,12 +226,15 @@ impl LuaEngine {
                 ))
             }
         };
-        if let Err(e) = install_limits(&lua, &limits) {
-            return Err(LoadError::new(
-                path,
-                format!("cannot set the script limits: {e}"),
-            ));
-        }
+        let budget = match install_limits(&lua, &limits) {
+            Ok(budget) => budget,
+            Err(e) => {
+                return Err(LoadError::new(
+                    path,
+                    format!("cannot set the script limits: {e}"),
+                ))
+            }
+        };
         let mut engine = LuaEngine {
             callbacks: Callbacks::default(),
             lua,
@@ -234,6 +242,7 @@ impl LuaEngine {
             path: path.to_path_buf(),
             limits,
             companions,
+            budget,
         };
         engine.exec_source(&script_text(path, source)?)?;
         engine.callbacks = engine.lookup_callbacks()?;
@@ -247,9 +256,11 @@ impl LuaEngine {
 
     /// Run `src` (the text of the script file) into the interpreter, within the load budget.
     fn exec_source(&self, src: &[u8]) -> Result<(), LoadError> {
-        if let Some(n) = self.limits.load_instructions() {
-            budget::arm(n);
-        }
+        let _run = self
+            .budget
+            .as_ref()
+            .zip(self.limits.load_instructions())
+            .map(|(budget, n)| budget.start(n));
         self.lua
             .load(src)
             .set_name(format!("@{}", self.path.display()))
@@ -303,9 +314,11 @@ impl Engine for LuaEngine {
             return Ok(RunOutcome::Missing);
         };
         let result = with_fresh_sflags(msg, |msg| {
-            if let Some(n) = self.limits.instructions {
-                budget::arm(n);
-            }
+            let _run = self
+                .budget
+                .as_ref()
+                .zip(self.limits.instructions)
+                .map(|(budget, n)| budget.start(n));
             self.ctx.lent(msg, || match arg {
                 Some(a) => func.call::<()>(a),
                 None => func.call::<()>(()),
@@ -346,15 +359,16 @@ impl Engine for LuaEngine {
     }
 }
 
-/// Set the memory ceiling and install the instruction hook of `limits` on `lua`.
-fn install_limits(lua: &Lua, limits: &ScriptLimits) -> mlua::Result<()> {
-    if let Some(n) = limits.instructions {
-        budget::install(lua, n)?;
-    }
+/// Set the memory ceiling and install the instruction budget of `limits` on `lua`.
+fn install_limits(lua: &Lua, limits: &ScriptLimits) -> mlua::Result<Option<budget::Budget>> {
+    let budget = match limits.instructions {
+        Some(n) => Some(budget::install(lua, n)?),
+        None => None,
+    };
     if let Some(bytes) = limits.memory {
         lua.set_memory_limit(bytes)?;
     }
-    Ok(())
+    Ok(budget)
 }
 
 /// True when `e` is (or wraps) an allocation failure.
