@@ -27,12 +27,20 @@
 #   TP_CALLS=15000    calls per throughput run (the baseline's B sat runs)
 #   CG_N1=100 CG_N2=400 CG_RATE=15   the baseline's B-lua-tlsf callgrind runs
 #   WORKERS=1         sipd --workers and Kamailio children in the throughput runs
-#   SIPD=path         sipd binary (SIPD_NOTE="..." is written to info.txt, e.g. what it was built from) (default: cargo build --release -p sipd with
-#                     CARGO_TARGET_DIR, default /work/target-b, then $CARGO_TARGET_DIR/release/sipd)
-#   PROXIES="sipd kamailio"   CALLGRIND=1 (0 skips it)   OUT=dir (default benches/load/results/b-<ts>)
+#   SIPD=path         sipd binary (SIPD_NOTE="..." is written to info.txt, e.g. what it was built from)
+#                     (default: cargo build --release -p sipd in the workspace's own target dir,
+#                     or CARGO_TARGET_DIR when set, as run.sh does)
+#   PROXIES="sipd kamailio"   CALLGRIND=1 (0 skips it)   OUT=dir (default benches/load/results/b-<ts>;
+#                     made absolute)
 #   PPORT=27160 SPORT=27161 UPORT=27170   proxy, sipp UAC, sipp UAS ports (127.0.0.1 only;
 #                     run.sh uses 25060/25061/25070, so both can run at once)
 #   SIPD_LOG=warn     sipd --log-level (its log is kept per run as proxy.log)
+#   SDP_BYTES=12288   the INVITE carries an SDP of about this size (the usual 7 lines plus
+#                     `a=x-bench-pad` lines; default 0: the 7 lines, ~130 octets); the
+#                     workload is then named b_sdp<SDP_BYTES> in the table
+#
+# A run where a proxy's calls all failed, or whose figure is 0, exits 1 after the table and names
+# each such figure and the log to read.
 #
 # Only 127.0.0.1. Every sipp run is bounded by -m, -timeout and timeout(1); proxies run in the
 # foreground as our children and are stopped by PID. Nothing is killed by name.
@@ -42,7 +50,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 ROOT=$(cd "$HERE/../.." && pwd)
 TS=$(date +%Y%m%d-%H%M%S)
-OUT=${OUT:-$HERE/results/b-$TS}
+OUT=$(abs_dir "${OUT:-$HERE/results/b-$TS}") || die "cannot create OUT=${OUT:-}"
 if [ "${QUICK:-0}" = 1 ]; then
 	TP_CALLS=${TP_CALLS:-5000}; CG_N1=${CG_N1:-50}; CG_N2=${CG_N2:-200}; CG_RATE=${CG_RATE:-20}
 else
@@ -77,10 +85,9 @@ esac
 
 SIPD_GIVEN=${SIPD:+yes}
 if [ -z "${SIPD:-}" ]; then
-	export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-b}
-	log "building sipd (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+	log "building sipd (release${CARGO_TARGET_DIR:+, CARGO_TARGET_DIR=$CARGO_TARGET_DIR})"
 	( cd "$ROOT" && cargo build --release -q -p sipd ) || die "cargo build --release -p sipd failed"
-	SIPD=$CARGO_TARGET_DIR/release/sipd
+	SIPD=${CARGO_TARGET_DIR:-$ROOT/target}/release/sipd
 fi
 [ -x "$SIPD" ] || die "no sipd binary at $SIPD"
 
@@ -93,6 +100,28 @@ udp_drops() {
 for p in $PPORT $SPORT $UPORT; do port_busy $p && die "UDP port $p on this machine is busy: set PPORT/SPORT/UPORT"; done
 
 mkdir -p "$OUT/kamailio-run"
+
+SDP_BYTES=${SDP_BYTES:-0}
+BNAME=b
+if [ "$SDP_BYTES" -gt 0 ]; then
+	BNAME=b_sdp$SDP_BYTES
+	UAC_XML=$OUT/b_uac_sdp$SDP_BYTES.xml
+	python3 - "$HERE/sipp/b_uac.xml" "$UAC_XML" "$SDP_BYTES" <<'EOF' || die "cannot write $UAC_XML"
+import sys
+src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+text = open(src).read()
+anchor = '      a=rtpmap:0 PCMU/8000\n'
+if text.count(anchor) != 1:
+    sys.exit('b_uac.xml: the SDP line to pad after is not there once')
+size, i, pad = 130, 0, []
+while size < n:
+    line = 'a=x-bench-pad:%04d-%s' % (i, 'x' * 58)
+    pad.append('      %s\n' % line)
+    size += len(line) + 2
+    i += 1
+open(dst, 'w').write(text.replace(anchor, anchor + ''.join(pad)))
+EOF
+fi
 
 
 
@@ -185,6 +214,9 @@ throughput() {
 	TP_PER_CPU_NS=$(python3 -c "c=($n1 - $n0) / 1e9; print('%.0f' % ($TP_OK / c) if c > 0 else 'nan')")
 	log "b @ $proxy: $TP_OK ok, $TP_FAILED failed, $TP_RETRANS retrans in ${TP_ELAPSED}s = $TP_RATE calls/s; proxy CPU ${TP_CPU}s (utime+stime) = $TP_PER_CPU calls/CPU-s, $(( (n1 - n0) / 1000000 )) ms (schedstat) = $TP_PER_CPU_NS calls/CPU-s (calib $TP_CALIB); datagrams dropped at the proxy's socket (receive buffer full): $TP_DROPS (sipp sockets, last sample: $TP_DROPS_SIPP)"
 	failure_note "$d"
+	check_calls "b @ $proxy throughput" "$TP_OK" "$TP_CALLS" "$d/sipp.out, $d/proxy.log"
+	check_positive "b @ $proxy calls/s" "$TP_RATE" "$d/sipp.out"
+	check_positive "b @ $proxy calls per CPU-s" "$TP_PER_CPU_NS" "$d/proxy.log"
 }
 
 # cg_one <proxy> <n> <dir>: one callgrind run of n calls; sets CG1_IR CG1_FAILED CG1_RETRANS CG1_FILE
@@ -200,8 +232,10 @@ cg_one() {
 	sleep 0.5
 	proxy_stop
 	read -r CG1_IR CG1_ALL CG1_FILE < <(python3 "$HERE/tools/b_stats.py" cg "$d")
-	read -r _ CG1_FAILED CG1_RETRANS _ _ < <(python3 "$HERE/tools/b_stats.py" sipp "$d/stat.csv" 2>/dev/null || echo "0 ? ? 0 0")
+	read -r CG1_OK CG1_FAILED CG1_RETRANS _ _ < <(python3 "$HERE/tools/b_stats.py" sipp "$d/stat.csv" 2>/dev/null || echo "0 ? ? 0 0")
 	failure_note "$d"
+	check_calls "b @ $proxy callgrind N=$n" "$CG1_OK" "$n" "$d/sipp.out, $d/proxy.log, $d/vg.*.log"
+	check_positive "b @ $proxy callgrind N=$n instructions" "$CG1_IR" "$d/vg.*.log"
 }
 
 # callgrind <proxy>: sets CG_* results
@@ -214,6 +248,7 @@ callgrind() {
 	CG_PER=$(python3 -c "print('%.0f' % (($CG_IR2 - $CG_IR1) / ($CG_N2 - $CG_N1)))")
 	CG_PER_ALL=$(python3 -c "print('%.0f' % (($CG_ALL2 - $CG_ALL1) / ($CG_N2 - $CG_N1)))")
 	log "b @ $proxy: callgrind Ir($CG_N1)=$CG_IR1 Ir($CG_N2)=$CG_IR2 (failed/retrans: N1 $CG_F1/$CG_R1, N2 $CG_F2/$CG_R2) => $CG_PER Ir/call in the busiest process, $CG_PER_ALL in all processes"
+	check_positive "b @ $proxy instructions per call" "$CG_PER" "$d"
 }
 
 {
@@ -231,7 +266,7 @@ for proxy in $PROXIES; do
 	throughput "$proxy"
 	CG_IR1=- CG_IR2=- CG_PER=- CG_PER_ALL=- CG_F1=- CG_F2=- CG_R1=- CG_R2=- CG_FILE1="" CG_FILE2=""
 	[ "$CALLGRIND" = 1 ] && callgrind "$proxy"
-	printf 'b\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$proxy" "$TP_RATE" "$TP_PER_CPU" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$BNAME" "$proxy" "$TP_RATE" "$TP_PER_CPU" \
 		"$TP_PER_CPU_NS" "$CG_PER" "$TP_OK" "$TP_FAILED" "$TP_RETRANS" "$TP_ELAPSED" "$TP_CPU" "$TP_CALIB" \
 		"$CG_N1" "$CG_N2" "$CG_IR1" "$CG_IR2" "$CG_F1" "$CG_F2" "$CG_R1" "$CG_R2" "$CG_PER_ALL" "$TP_DROPS" >> "$SUMMARY"
 	if [ "$CALLGRIND" = 1 ] && [ -f "$CG_FILE1" ] && [ -f "$CG_FILE2" ]; then
@@ -248,3 +283,4 @@ echo
 python3 "$HERE/tools/b_stats.py" report "$SUMMARY" | tee "$OUT/report.md"
 [ "$CALLGRIND" = 1 ] && echo "per-call cost by function (N2 run minus N1 run): $OUT/b-*/per-call-{inclusive,self}.txt"
 log "results in $OUT"
+fail_summary || exit 1

@@ -43,7 +43,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 ROOT=$(cd "$HERE/../.." && pwd)
 TS=$(date +%Y%m%d-%H%M%S)
-OUT=${OUT:-$HERE/results/c-$TS}
+OUT=$(abs_dir "${OUT:-$HERE/results/c-$TS}") || die "cannot create OUT=${OUT:-}"
 if [ "${QUICK:-0}" = 1 ]; then
 	TP_REGS=${TP_REGS:-5000}; CG_N1=${CG_N1:-100}; CG_N2=${CG_N2:-400}; CG_RATE=${CG_RATE:-50}
 else

@@ -79,3 +79,40 @@ failure_note() {
 	[ "${f:-0}" -gt 0 ] && log "  proxy.log: $f warning/error lines; first: $(grep -m1 -E 'ERROR|WARN|CRIT|error|warn|panic' "$d/proxy.log" | cut -c1-200)"
 	return 0
 }
+
+# abs_dir <dir>: create <dir> and print its absolute path. Kamailio changes its working
+# directory to / at startup, so a relative path handed to it (the relay script under OUT)
+# would not open there: every call would fail.
+abs_dir() { mkdir -p "$1" && (cd "$1" && pwd); }
+
+# Figures a run could not measure. check_* record them (and log at once); fail_summary,
+# called after the report, prints them all and returns 1 so the script exits non-zero:
+# a table with a 0 or a "-" where a measurement should be is a failed run, not a result.
+FAILURES=()
+fail() { log "FAILED: $*"; FAILURES+=("$*"); }
+
+# check_positive <what> <value> <where to look>: <value> must be a number above 0
+check_positive() {
+	if [[ ! $2 =~ ^[0-9]+(\.[0-9]+)?$ ]] || [[ $2 =~ ^0*(\.0*)?$ ]]; then
+		fail "$1 is '$2' (see $3)"
+	fi
+}
+
+# check_calls <what> <ok> <expected> <where to look>: some calls must have succeeded; fewer
+# than expected is logged (the figure is still taken), none at all is a failure
+check_calls() {
+	check_positive "$1: successful calls" "$2" "$4"
+	if [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -gt 0 ] && [ "$2" -lt "$3" ]; then
+		log "WARNING: $1: only $2 of $3 calls succeeded (see $4)"
+	fi
+}
+
+fail_summary() {
+	[ ${#FAILURES[@]} -eq 0 ] && return 0
+	{
+		echo
+		echo "$(basename "$0"): FAILED: ${#FAILURES[@]} figure(s) missing or zero; the table above is not a measurement:"
+		printf '  - %s\n' "${FAILURES[@]}"
+	} >&2
+	return 1
+}

@@ -21,8 +21,12 @@
 #   TP_CALLS=60000     requests per throughput run     CG_N1=500 CG_N2=3000 CG_RATE=250
 #   WORKERS=1          sipd --workers and Kamailio children in the throughput runs
 #   SIPD=path          sipd binary (default: cargo build --release -p sipd, then target/release/sipd)
-#   PROXIES="sipd kamailio"   CALLGRIND=1 (0 skips it)   OUT=dir (default benches/load/results/<ts>)
+#   PROXIES="sipd kamailio"   CALLGRIND=1 (0 skips it)   OUT=dir (default benches/load/results/<ts>;
+#                      a relative OUT is made absolute: Kamailio runs from /)
 #   PPORT=25060 SPORT=25061 UPORT=25070   proxy, sipp UAC and sipp UAS ports (127.0.0.1 only)
+#
+# A run where a proxy's calls all failed, or whose figure is 0, exits 1 after the table and names
+# each such figure and the log to read (a "-" in the table is never a measurement).
 #
 # Only 127.0.0.1. Every sipp run is bounded by -m, -timeout and timeout(1); proxies run in the
 # foreground as our children and are stopped by PID. Nothing is killed by name.
@@ -32,7 +36,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 ROOT=$(cd "$HERE/../.." && pwd)
 TS=$(date +%Y%m%d-%H%M%S)
-OUT=${OUT:-$HERE/results/$TS}
+OUT=$(abs_dir "${OUT:-$HERE/results/$TS}") || die "cannot create OUT=${OUT:-}"
 if [ "${QUICK:-0}" = 1 ]; then
 	TP_CALLS=${TP_CALLS:-30000}; CG_N1=${CG_N1:-100}; CG_N2=${CG_N2:-600}
 else
@@ -167,6 +171,9 @@ throughput() {
 	TP_PER_CPU=$(python3 -c "c=($k1 - $k0) / $CLK; print('%.0f' % ($TP_OK / c) if c > 0 else 'nan')")
 	TP_PER_CPU_NS=$(python3 -c "c=($n1 - $n0) / 1e9; print('%.0f' % ($TP_OK / c) if c > 0 else 'nan')")
 	log "$w @ $proxy: $TP_OK ok, $TP_FAILED failed, $TP_RETRANS retrans in ${TP_ELAPSED}s = $TP_RATE req/s; proxy CPU ${TP_CPU}s (utime+stime) = $TP_PER_CPU req/CPU-s, $(( (n1 - n0) / 1000000 )) ms (schedstat) = $TP_PER_CPU_NS req/CPU-s (calib $TP_CALIB)"
+	check_calls "$w @ $proxy throughput" "$TP_OK" "$TP_CALLS" "$d/sipp.out, $d/proxy.log"
+	check_positive "$w @ $proxy requests/s" "$TP_RATE" "$d/sipp.out"
+	check_positive "$w @ $proxy requests per CPU-s" "$TP_PER_CPU_NS" "$d/proxy.log"
 }
 
 # cg_one <proxy> <workload> <n> <dir>: one callgrind run of n requests; sets CG1_IR CG1_FAILED CG1_RETRANS
@@ -181,7 +188,9 @@ cg_one() {
 	sleep 0.5
 	proxy_stop
 	read -r CG1_IR _ _ < <(python3 "$HERE/tools/stats.py" cg "$d")
-	read -r _ CG1_FAILED CG1_RETRANS _ _ < <(python3 "$HERE/tools/stats.py" sipp "$d/stat.csv" 2>/dev/null || echo "0 ? ? 0 0")
+	read -r CG1_OK CG1_FAILED CG1_RETRANS _ _ < <(python3 "$HERE/tools/stats.py" sipp "$d/stat.csv" 2>/dev/null || echo "0 ? ? 0 0")
+	check_calls "$w @ $proxy callgrind N=$n" "$CG1_OK" "$n" "$d/sipp.out, $d/proxy.log, $d/vg.*.log"
+	check_positive "$w @ $proxy callgrind N=$n instructions" "$CG1_IR" "$d/vg.*.log"
 }
 
 # callgrind <proxy> <workload>: sets CG_* results
@@ -193,6 +202,7 @@ callgrind() {
 	CG_IR2=$CG1_IR CG_FAILED=$CG1_FAILED CG_RETRANS=$CG1_RETRANS
 	CG_PER=$(python3 -c "print('%.0f' % (($CG_IR2 - $CG_IR1) / ($CG_N2 - $CG_N1)))")
 	log "$w @ $proxy: callgrind Ir($CG_N1)=$CG_IR1 Ir($CG_N2)=$CG_IR2 (failed/retrans: N1 $CG_F1, N2 $CG_FAILED/$CG_RETRANS) => $CG_PER Ir/request"
+	check_positive "$w @ $proxy instructions per request" "$CG_PER" "$d"
 }
 
 [ $# -eq 0 ] && set -- a_min a_real relay
@@ -232,3 +242,4 @@ if [ "$CALLGRIND" = 1 ] && case " $PROXIES " in *" sipd "*) true;; *) false;; es
 	echo "callgrind_annotate of sipd (N2 runs): $OUT/*-sipd/annotate-{inclusive,self}.txt"
 fi
 log "results in $OUT"
+fail_summary || exit 1

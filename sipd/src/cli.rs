@@ -256,7 +256,8 @@ fn run_server(args: &RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolve on the first SIGINT or SIGTERM; reload the script on each SIGHUP meanwhile.
+/// Resolve on the first SIGINT or SIGTERM; reload the script (and the TLS certificates) on
+/// each SIGHUP meanwhile.
 async fn wait_for_signal(server: &crate::server::ServerHandle) -> std::io::Result<()> {
     #[cfg(unix)]
     {
@@ -267,10 +268,19 @@ async fn wait_for_signal(server: &crate::server::ServerHandle) -> std::io::Resul
             tokio::select! {
                 r = tokio::signal::ctrl_c() => return r,
                 _ = term.recv() => return Ok(()),
-                _ = hup.recv() => match server.reload() {
-                    Ok(r) => tracing::info!(old = r.old, new = r.new, "SIGHUP: script reloaded"),
-                    Err(e) => tracing::warn!("SIGHUP: reload rejected, the running script stays: {e}"),
-                },
+                _ = hup.recv() => {
+                    match server.reload() {
+                        Ok(r) => tracing::info!(old = r.old, new = r.new, "SIGHUP: script reloaded"),
+                        Err(e) => tracing::warn!("SIGHUP: reload rejected, the running script stays: {e}"),
+                    }
+                    // The certificates are re-read with the script (as RPC `tls.reload` does).
+                    if server.tls().is_some() {
+                        match server.reload_tls() {
+                            Ok(()) => tracing::info!("SIGHUP: tls certificates reloaded"),
+                            Err(e) => tracing::warn!("SIGHUP: tls reload rejected, the running certificates stay: {e}"),
+                        }
+                    }
+                }
             }
         }
     }

@@ -171,6 +171,8 @@ pub struct Config {
     pub lua: kemi_runtime::engine::lua::LuaOptions,
     /// Transaction timers (`[tm]`).
     pub tm: crate::tm::config::TmConfig,
+    /// SIP over TLS (`[tls]`): required by `tls:` listeners, used by outgoing TLS.
+    pub tls: Option<crate::transport::tls::TlsConfig>,
 }
 
 /// Why a configuration was refused.
@@ -323,6 +325,48 @@ struct RawConfig {
     tm: TmSection,
     #[serde(default)]
     db: DbSection,
+    tls: Option<TlsSection>,
+}
+
+/// The `[tls]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    certificate: Option<Spanned<PathBuf>>,
+    private_key: Option<Spanned<PathBuf>>,
+    ca_list: Option<Spanned<PathBuf>>,
+    min_version: Option<Spanned<String>>,
+    handshake_timeout_ms: Option<Spanned<u64>>,
+    verify_client: Option<Spanned<String>>,
+    #[serde(default)]
+    listener: BTreeMap<String, Spanned<TlsListenerSection>>,
+    #[serde(default)]
+    sni: Vec<Spanned<TlsSniSection>>,
+    #[serde(default)]
+    client: BTreeMap<String, Spanned<TlsClientSection>>,
+}
+
+/// `[tls.listener."ip:port"]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsListenerSection {
+    verify_client: Spanned<String>,
+}
+
+/// `[[tls.sni]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSniSection {
+    server_name: String,
+    certificate: Spanned<PathBuf>,
+    private_key: Spanned<PathBuf>,
+}
+
+/// `[tls.client."ip:port"]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsClientSection {
+    server_name: String,
 }
 
 /// The `[db]` table: the store shared by the stateful modules.
@@ -341,6 +385,8 @@ struct TmSection {
     t4: Option<Spanned<u64>>,
     fr_timer: Option<Spanned<u64>>,
     fr_inv_timer: Option<Spanned<u64>>,
+    /// Transactions alive at once (0: no limit); beyond it, 503 with Retry-After.
+    max_transactions: Option<Spanned<u64>>,
 }
 
 /// Where values come from, to turn spans into lines.
@@ -671,6 +717,18 @@ impl Config {
                 *slot = Duration::from_millis(*ms.get_ref());
             }
         }
+        if let Some(max) = &raw.tm.max_transactions {
+            tm.max_transactions = usize::try_from(*max.get_ref())
+                .ok()
+                .filter(|m| *m <= 1 << 40)
+                .ok_or_else(|| {
+                    origin.invalid(
+                        max,
+                        "tm.max_transactions must be 0 (no limit) or a count of transactions"
+                            .into(),
+                    )
+                })?;
+        }
         let modparam_lines = modparam_lines(text);
         // Kamailio's tm modparams map onto `[tm]` (the host's transaction layer has no setup fn).
         if let Some(table) = modparams.remove("tm") {
@@ -709,6 +767,23 @@ impl Config {
         } else {
             base_dir
         };
+        let tls = match &raw.tls {
+            Some(t) => Some(tls_config(t, &origin, &base_dir)?),
+            None => None,
+        };
+        if tls.is_none() {
+            if let Some(e) = listen
+                .iter()
+                .find(|e| e.proto == kemi_runtime::msg::Proto::Tls)
+            {
+                return Err(ConfigError::Missing {
+                    file: origin.file,
+                    message: format!(
+                        "listen {e}: a tls listener needs a [tls] section with certificate and private_key"
+                    ),
+                });
+            }
+        }
         let db_url = match &raw.db.url {
             Some(url) => {
                 if let Err(e) = modules::store::open_check(url.get_ref()) {
@@ -744,8 +819,126 @@ impl Config {
                 c_modules: raw.lua.c_modules.unwrap_or(true),
             },
             tm,
+            tls,
         })
     }
+}
+
+/// Validate `[tls]`: every file is read now, so a bad certificate stops startup (and `sipd
+/// check`) with the file and the line of its key.
+fn tls_config(
+    t: &TlsSection,
+    origin: &Origin<'_>,
+    base_dir: &Path,
+) -> Result<crate::transport::tls::TlsConfig, ConfigError> {
+    use crate::transport::tls::{self, ClientAuth, MinVersion, SniCert, TlsConfig};
+    let whole = |message: String| ConfigError::Missing {
+        file: origin.file.clone(),
+        message,
+    };
+    let (Some(cert), Some(key)) = (&t.certificate, &t.private_key) else {
+        return Err(whole(
+            "[tls] needs certificate and private_key (PEM files)".into(),
+        ));
+    };
+    let path = |p: &Spanned<PathBuf>| base_dir.join(p.get_ref());
+    let check = |p: &Spanned<PathBuf>, r: Result<(), tls::TlsError>| {
+        r.map_err(|e| origin.invalid(p, format!("tls: {e}")))
+    };
+    check(cert, tls::load_certs(&path(cert)).map(drop))?;
+    check(key, tls::load_key(&path(key)).map(drop))?;
+    if let Some(ca) = &t.ca_list {
+        check(ca, tls::load_roots(&path(ca)).map(drop))?;
+    }
+    let auth = |v: &Spanned<String>| {
+        ClientAuth::parse(v.get_ref()).ok_or_else(|| {
+            origin.invalid(
+                v,
+                format!(
+                    "tls verify_client `{}`: expected none, optional or required",
+                    v.get_ref()
+                ),
+            )
+        })
+    };
+    let min_version = match &t.min_version {
+        None => MinVersion::Tls12,
+        Some(v) if v.get_ref() == "1.2" => MinVersion::Tls12,
+        Some(v) if v.get_ref() == "1.3" => MinVersion::Tls13,
+        Some(v) => {
+            return Err(origin.invalid(
+                v,
+                format!(
+                    "tls.min_version `{}`: expected \"1.2\" or \"1.3\"",
+                    v.get_ref()
+                ),
+            ))
+        }
+    };
+    let handshake_timeout = match &t.handshake_timeout_ms {
+        None => tls::DEFAULT_HANDSHAKE_TIMEOUT,
+        Some(ms) if !(1..=300_000).contains(ms.get_ref()) => {
+            return Err(origin.invalid(ms, "tls.handshake_timeout_ms must be 1..300000".into()))
+        }
+        Some(ms) => Duration::from_millis(*ms.get_ref()),
+    };
+    let verify_client = t
+        .verify_client
+        .as_ref()
+        .map(auth)
+        .transpose()?
+        .unwrap_or_default();
+    let mut listeners = Vec::new();
+    for (addr, l) in &t.listener {
+        let a = addr.parse().map_err(|_| {
+            origin.invalid(
+                l,
+                format!("[tls.listener.\"{addr}\"]: not ip:port (write IPv6 as [::1]:5061)"),
+            )
+        })?;
+        listeners.push((a, auth(&l.get_ref().verify_client)?));
+    }
+    let mut sni = Vec::new();
+    for s in &t.sni {
+        let s = s.get_ref();
+        check(
+            &s.certificate,
+            tls::load_certs(&path(&s.certificate)).map(drop),
+        )?;
+        check(
+            &s.private_key,
+            tls::load_key(&path(&s.private_key)).map(drop),
+        )?;
+        sni.push(SniCert {
+            server_name: s.server_name.clone(),
+            certificate: path(&s.certificate),
+            private_key: path(&s.private_key),
+        });
+    }
+    let mut clients = Vec::new();
+    for (addr, c) in &t.client {
+        let a = addr.parse().map_err(|_| {
+            origin.invalid(
+                c,
+                format!("[tls.client.\"{addr}\"]: not ip:port (write IPv6 as [::1]:5061)"),
+            )
+        })?;
+        clients.push((a, c.get_ref().server_name.clone()));
+    }
+    let config = TlsConfig {
+        certificate: path(cert),
+        private_key: path(key),
+        ca_list: t.ca_list.as_ref().map(path),
+        min_version,
+        handshake_timeout,
+        verify_client,
+        listeners,
+        sni,
+        clients,
+    };
+    // The whole set together: the key fits the certificate, client verification has its CAs.
+    tls::TlsContext::new(config.clone()).map_err(|e| origin.invalid(key, format!("tls: {e}")))?;
+    Ok(config)
 }
 
 /// The line of every key of the `[modparam.<module>]` tables in `text` (the table header's line
@@ -956,6 +1149,91 @@ mod tests {
         assert_eq!(c.modparam_origin("pike", "absent"), format!("{file}:4"));
     }
 
+    /// A self-signed certificate and its key as `cert.pem`/`key.pem` in `d`, plus `ca.pem`.
+    fn write_cert(d: &Dir) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(d.0.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(d.0.join("ca.pem"), cert.pem()).unwrap();
+        std::fs::write(d.0.join("key.pem"), key.serialize_pem()).unwrap();
+    }
+
+    #[test]
+    fn tls_section_and_listeners() {
+        use crate::transport::tls::{ClientAuth, MinVersion};
+        let d = Dir::new("tls");
+        write_cert(&d);
+        let base =
+            "listen = [\"udp:127.0.0.1:5060\", \"tls:127.0.0.1:5061\"]\nscript = \"proxy.lua\"\n";
+        let c = d
+            .cfg(&format!(
+                "{base}[tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\nca_list = \"ca.pem\"\n\
+                 min_version = \"1.3\"\nhandshake_timeout_ms = 700\n\
+                 [tls.listener.\"127.0.0.1:5061\"]\nverify_client = \"required\"\n\
+                 [[tls.sni]]\nserver_name = \"sip.example\"\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\n\
+                 [tls.client.\"192.0.2.1:5061\"]\nserver_name = \"carrier.example\"\n"
+            ))
+            .unwrap();
+        assert_eq!(c.listen[1].proto, kemi_runtime::msg::Proto::Tls);
+        let t = c.tls.unwrap();
+        assert_eq!(t.certificate, d.0.join("cert.pem"));
+        assert_eq!(t.min_version, MinVersion::Tls13);
+        assert_eq!(t.handshake_timeout, Duration::from_millis(700));
+        assert_eq!(
+            t.listeners,
+            vec![("127.0.0.1:5061".parse().unwrap(), ClientAuth::Required)]
+        );
+        assert_eq!(t.sni.len(), 1);
+        assert_eq!(t.clients[0].1, "carrier.example");
+
+        // A tls listener needs [tls].
+        let e = d.cfg(base).unwrap_err();
+        assert!(e.to_string().contains("needs a [tls] section"), "{e}");
+        // A missing file is named with the line of its key.
+        let e = d
+            .cfg(&format!(
+                "{base}[tls]\ncertificate = \"nope.pem\"\nprivate_key = \"key.pem\"\n"
+            ))
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { line: 4, .. }), "{e}");
+        assert!(e.to_string().contains("nope.pem: cannot read"), "{e}");
+        // A key that is not a key; a certificate given as key.
+        let e = d
+            .cfg(&format!(
+                "{base}[tls]\ncertificate = \"cert.pem\"\nprivate_key = \"cert.pem\"\n"
+            ))
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { line: 5, .. }), "{e}");
+        // Client verification without CAs; bad enum values.
+        let e = d
+            .cfg(&format!(
+                "{base}[tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\nverify_client = \"optional\"\n"
+            ))
+            .unwrap_err();
+        assert!(e.to_string().contains("needs tls.ca_list"), "{e}");
+        let e = d
+            .cfg(&format!(
+                "{base}[tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\nverify_client = \"yes\"\n"
+            ))
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { line: 6, .. }), "{e}");
+        let e = d
+            .cfg(&format!(
+                "{base}[tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\nmin_version = \"1.1\"\n"
+            ))
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { line: 6, .. }), "{e}");
+        let e = d
+            .cfg(&format!(
+                "{base}[tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\ncertfile = \"x\"\n"
+            ))
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::Syntax { line: 6, .. }), "{e}");
+    }
+
     #[test]
     fn tm_modparams_map_onto_the_tm_section() {
         let d = Dir::new("tm-modparam");
@@ -980,5 +1258,22 @@ mod tests {
             .cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\n[tm]\nfr_timer = 1000\n[modparam.tm]\nfr_timer = 1000\n")
             .unwrap_err();
         assert!(e.to_string().contains("also set as [tm] fr_timer"), "{e}");
+    }
+
+    #[test]
+    fn tm_max_transactions_is_read_and_checked() {
+        let d = Dir::new("tm-max");
+        let c = d
+            .cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\n[tm]\nmax_transactions = 100\n")
+            .unwrap();
+        assert_eq!(c.tm.max_transactions, 100);
+        let c = d
+            .cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\n")
+            .unwrap();
+        assert_eq!(c.tm.max_transactions, 0, "no limit by default");
+        let e = d
+            .cfg("listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\n[tm]\nmax_transactions = 2199023255552\n")
+            .unwrap_err();
+        assert!(e.to_string().contains(":4: tm.max_transactions"), "{e}");
     }
 }

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use kemi_runtime::msg::Proto;
 
-/// A transport endpoint: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`.
+/// A transport endpoint: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `tls:127.0.0.1:5061`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     /// Transport protocol.
@@ -21,7 +21,7 @@ pub enum EndpointError {
     #[error("`{0}`: expected proto:ip:port, e.g. udp:127.0.0.1:5060 or tcp:[::1]:5060")]
     Shape(String),
     /// Unknown protocol name.
-    #[error("`{0}`: unknown protocol `{1}` (udp or tcp)")]
+    #[error("`{0}`: unknown protocol `{1}` (udp, tcp or tls)")]
     Proto(String, String),
     /// The address part is not `ip:port` (IPv6 in brackets).
     #[error("`{0}`: `{1}` is not ip:port (write IPv6 as [::1]:5060)")]
@@ -36,7 +36,7 @@ impl FromStr for Endpoint {
             .split_once(':')
             .ok_or_else(|| EndpointError::Shape(s.to_string()))?;
         let proto = match Proto::parse(proto) {
-            Some(p @ (Proto::Udp | Proto::Tcp)) => p,
+            Some(p @ (Proto::Udp | Proto::Tcp | Proto::Tls)) => p,
             _ => return Err(EndpointError::Proto(s.to_string(), proto.to_string())),
         };
         let addr = SocketAddr::from_str(rest)
@@ -71,6 +71,11 @@ mod tests {
         assert_eq!(e.proto, Proto::Tcp);
         assert!(e.addr.is_ipv6());
         assert_eq!(e.to_string(), "tcp:[::1]:5070");
+        let e: Endpoint = "tls:127.0.0.1:5061".parse().unwrap();
+        assert_eq!(
+            (e.proto, e.to_string().as_str()),
+            (Proto::Tls, "tls:127.0.0.1:5061")
+        );
     }
 
     #[test]

@@ -5,10 +5,13 @@ mod route_test;
 mod stubs;
 mod support;
 
+mod limits_watchdog;
 mod lua_modules;
 mod ops;
+mod overload;
 mod registrar;
 mod rport;
 mod server;
 mod sipp;
+mod tls;
 mod tm;

@@ -26,6 +26,8 @@ pub struct RpcContext {
     pub tm: Arc<crate::tm::TmLayer>,
     /// The stateful modules' shared state (usrloc, htable, permissions...).
     pub services: kemi_runtime::services::Services,
+    /// The TLS configurations, for `tls.reload`, when `[tls]` is configured.
+    pub tls: Option<Arc<crate::transport::tls::TlsContext>>,
 }
 
 /// Methods every server has.
@@ -86,6 +88,9 @@ impl RpcContext {
         {
             m.extend(super::permissions::METHODS.iter().map(|s| s.to_string()));
         }
+        if self.tls.is_some() {
+            m.push("tls.reload".into());
+        }
         m.sort();
         m
     }
@@ -128,7 +133,32 @@ impl RpcContext {
             "system.listMethods" => no_params(method, params).map(|()| json!(self.methods())),
             "stats.get_statistics" => self.statistics(params),
             "kemi.stats" => no_params(method, params).map(|()| self.kemi_stats()),
+            "tls.reload" if self.tls.is_some() => {
+                no_params(method, params).and_then(|()| self.tls_reload())
+            }
             _ => Err(not_found(method)),
+        }
+    }
+
+    /// `tls.reload`: re-read the certificates and keys; new handshakes use them, established
+    /// connections go on. On error the running ones stay.
+    fn tls_reload(&self) -> Result<Value, RpcError> {
+        let Some(tls) = &self.tls else {
+            return Err(not_found("tls.reload"));
+        };
+        match tls.reload() {
+            Ok(()) => {
+                tracing::info!("tls certificates reloaded");
+                Ok(json!("Ok. TLS configuration reloaded."))
+            }
+            Err(e) => {
+                tracing::warn!("tls reload rejected, the running certificates stay: {e}");
+                Err(RpcError {
+                    code: RELOAD_FAILED,
+                    message: "TLS Reload Failed".into(),
+                    data: Some(json!({ "error": e.to_string() })),
+                })
+            }
         }
     }
 

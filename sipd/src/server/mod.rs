@@ -42,6 +42,7 @@ use crate::exports;
 use crate::metrics::Metrics;
 use crate::reload::{Reloaded, ScriptVersions};
 use crate::rpc::{OpsThread, RpcContext};
+use crate::transport::tls::TlsContext;
 use crate::transport::{tcp::ConnTable, udp};
 use locals::Locals;
 use worker::WorkerSetup;
@@ -75,6 +76,12 @@ pub enum ServerError {
     /// The RPC or metrics listeners did not start.
     #[error("{0}")]
     Ops(#[from] crate::rpc::OpsError),
+    /// The `[tls]` certificates or keys could not be loaded.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::transport::tls::TlsError),
+    /// A `tls:` listener without a `[tls]` section.
+    #[error("cannot listen on {0}: no [tls] section (certificate and private_key)")]
+    NoTls(Endpoint),
 }
 
 /// The server, as a namespace for [`Server::start`].
@@ -92,6 +99,17 @@ pub struct ServerHandle {
     ops: Option<OpsThread>,
     services: kemi_runtime::services::Services,
     housekeeping: Option<JoinHandle<()>>,
+    tls: Option<Arc<TlsContext>>,
+}
+
+/// Several gauge sources as one (the transaction layer's and TLS').
+#[derive(Debug)]
+struct Gauges(Vec<Arc<dyn crate::metrics::prom::GaugeSource>>);
+
+impl crate::metrics::prom::GaugeSource for Gauges {
+    fn gauges(&self) -> Vec<(&'static str, &'static str, i64)> {
+        self.0.iter().flat_map(|g| g.gauges()).collect()
+    }
 }
 
 impl Server {
@@ -109,9 +127,22 @@ impl Server {
             .with_lua_options(config.lua),
         );
         let metrics = Arc::new(Metrics::new(Arc::clone(&table)));
-        let services = crate::modsetup::services(&config)?;
+        let mut services = crate::modsetup::services(&config)?;
+        let tm = Arc::new(crate::tm::TmLayer::with_workers(config.tm, config.workers));
+        // Memory freed after a burst goes back to the system (tm/trim.rs).
+        let trimmer = crate::tm::trim::Trimmer::default();
+        let tm_room = Arc::clone(&tm);
+        services.every("malloc_trim", crate::tm::trim::TRIM_EVERY, move || {
+            tm_room.shrink();
+            trimmer.tick();
+        });
         let mut udp_socks = Vec::new();
         let mut tcp_socks = Vec::new();
+        let mut tls_socks = Vec::new();
+        let tls = match &config.tls {
+            Some(t) => Some(Arc::new(TlsContext::new(t.clone())?)),
+            None => None,
+        };
         let mut bound = Vec::new();
         for endpoint in &config.listen {
             let bind_err = |source| ServerError::Bind {
@@ -124,6 +155,16 @@ impl Server {
                     l.set_nonblocking(true).map_err(bind_err)?;
                     let addr = l.local_addr().map_err(bind_err)?;
                     tcp_socks.push(l);
+                    addr
+                }
+                Proto::Tls => {
+                    if tls.is_none() {
+                        return Err(ServerError::NoTls(*endpoint));
+                    }
+                    let l = std::net::TcpListener::bind(endpoint.addr).map_err(bind_err)?;
+                    l.set_nonblocking(true).map_err(bind_err)?;
+                    let addr = l.local_addr().map_err(bind_err)?;
+                    tls_socks.push((l, endpoint.addr));
                     addr
                 }
                 _ => {
@@ -143,7 +184,7 @@ impl Server {
         });
         let locals = Arc::new(Locals::new(&bound, &config.aliases));
         let conns = Arc::new(ConnTable::new());
-        let tm = Arc::new(crate::tm::TmLayer::new(config.tm));
+        let tls_conns = Arc::new(ConnTable::new());
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut handle = ServerHandle {
@@ -158,6 +199,7 @@ impl Server {
             ops: None,
             housekeeping: crate::modsetup::housekeeping(&services, stop_rx.clone())?,
             services: services.clone(),
+            tls: None,
         };
         for n in 0..config.workers {
             let setup = WorkerSetup {
@@ -176,6 +218,14 @@ impl Server {
                     .iter()
                     .map(|s| s.try_clone())
                     .collect::<std::io::Result<_>>()?,
+                tls: worker::TlsSetup {
+                    listeners: tls_socks
+                        .iter()
+                        .map(|(s, key)| Ok((s.try_clone()?, *key)))
+                        .collect::<std::io::Result<_>>()?,
+                    ctx: tls.clone(),
+                    conns: Arc::clone(&tls_conns),
+                },
                 max_message_size: config.max_message_size,
                 tcp_idle: config.tcp_idle_timeout,
                 shutdown: stop_rx.clone(),
@@ -197,13 +247,18 @@ impl Server {
         for e in &handle.local {
             info!(workers = config.workers, "listening on {e}");
         }
-        let tm_gauges: Arc<dyn crate::metrics::prom::GaugeSource> = tm.clone();
+        let tm_gauges: Arc<dyn crate::metrics::prom::GaugeSource> = match &tls {
+            Some(t) => Arc::new(Gauges(vec![tm.clone(), t.clone()])),
+            None => tm.clone(),
+        };
+        handle.tls = tls;
         let ctx = RpcContext {
             versions,
             metrics,
             table,
             tm,
             services,
+            tls: handle.tls.clone(),
         };
         handle.ops = OpsThread::start(
             ctx,
@@ -236,6 +291,20 @@ impl ServerHandle {
         let r = self.versions.reload();
         self.metrics.reload(r.is_ok());
         r
+    }
+
+    /// The TLS configurations and counters, when `[tls]` is configured.
+    pub fn tls(&self) -> Option<&Arc<TlsContext>> {
+        self.tls.as_ref()
+    }
+
+    /// Re-read the `[tls]` certificates and keys (RPC `tls.reload`): new handshakes use them,
+    /// established connections go on; on error the old ones stay.
+    pub fn reload_tls(&self) -> Result<(), crate::transport::tls::TlsError> {
+        match &self.tls {
+            Some(t) => t.reload(),
+            None => Ok(()),
+        }
     }
 
     /// The live counters.

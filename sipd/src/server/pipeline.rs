@@ -32,7 +32,7 @@ use crate::config::OnLimit;
 use crate::metrics::{Callback, WorkerStats};
 use crate::reload::ScriptWatch;
 use crate::router::{Routed, Router};
-use crate::tm::{self, proxy::TmHost, TimerReq, TmLayer};
+use crate::tm::{self, proxy::TmHost, TimerQueue, TmLayer};
 
 /// Where an [`Outgoing`] message goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub struct Pipeline {
     via_line: String,
     ops: Ops,
     tm: Arc<TmLayer>,
-    tm_timers: Vec<TimerReq>,
+    tm_timers: TimerQueue,
 }
 
 /// What the live-operation layer adds to a pipeline: counters, reloads, the limit policy.
@@ -105,28 +105,58 @@ impl Pipeline {
             via_line: String::with_capacity(128),
             ops: Ops::default(),
             tm: Arc::new(TmLayer::default()),
-            tm_timers: Vec::new(),
+            tm_timers: TimerQueue::new(0),
         }
     }
 
-    /// Share `tm` (the server's transaction layer) instead of this pipeline's own.
-    pub fn set_tm(&mut self, tm: Arc<TmLayer>) {
+    /// Share `tm` (the server's transaction layer) instead of this pipeline's own, as its
+    /// worker number `worker` (which names this pipeline's timer queue).
+    pub fn set_tm(&mut self, tm: Arc<TmLayer>, worker: usize) {
         self.tm = tm;
+        self.tm_timers = TimerQueue::new(worker);
     }
 
-    /// The timers the last message or timer armed; the worker runs each after its delay and
-    /// hands it back to [`Self::tm_timer`].
-    pub fn take_tm_timers(&mut self) -> Vec<TimerReq> {
-        std::mem::take(&mut self.tm_timers)
+    /// After a message: whether the worker's timer driver must wake up (a timer earlier than
+    /// the one it sleeps for was armed). Applies the timer cancellations other workers posted.
+    pub fn tm_take_wake(&mut self) -> bool {
+        self.tm_timers.drain(self.tm.inbox(self.tm_timers.worker()));
+        self.tm_timers.take_wake()
     }
 
-    /// A transaction timer expired: carry it out, appending what is to be sent to `out`.
-    pub fn tm_timer(&mut self, timer: TimerReq, out: &mut Vec<Outgoing>) {
-        self.tm_host(out).on_timer(timer);
+    /// The timer driver goes to sleep: until when (`None`: until woken).
+    pub fn tm_sleep(&mut self) -> Option<std::time::Instant> {
+        self.tm_timers.drain(self.tm.inbox(self.tm_timers.worker()));
+        self.tm_timers.sleep()
+    }
+
+    /// Carry out at most `max` transaction timers that are due, appending what is to be sent
+    /// to `out`; true when more may be due.
+    pub fn tm_expire(&mut self, out: &mut Vec<Outgoing>, max: usize) -> bool {
+        self.tm_timers.awake();
+        self.tm_timers.drain(self.tm.inbox(self.tm_timers.worker()));
+        for _ in 0..max {
+            let Some((handle, req)) = self.tm_timers.pop_due() else {
+                return false;
+            };
+            self.tm_host(out).on_timer(handle, req);
+        }
+        true
+    }
+
+    /// Take the transaction timers armed on this worker out of its queue, unrun (for callers
+    /// that run no timer driver: offline tools, tests).
+    pub fn take_tm_timers(&mut self) -> tm::timers::Taken {
+        self.tm_timers.take_all()
+    }
+
+    /// Transaction timers armed on this worker.
+    pub fn tm_timers_armed(&self) -> usize {
+        self.tm_timers.len()
     }
 
     /// The transaction layer's view of this worker for one event.
     fn tm_host<'a>(&'a mut self, out: &'a mut Vec<Outgoing>) -> TmHost<'a> {
+        self.tm_timers.begin_event();
         TmHost {
             tm: &self.tm,
             router: &mut self.router,

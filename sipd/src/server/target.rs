@@ -12,6 +12,8 @@ use kemi_runtime::sip::{Scheme, Uri, Via};
 
 /// Default SIP port.
 pub const SIP_PORT: u16 = 5060;
+/// Default SIP port over TLS (`sips:`, `;transport=tls`).
+pub const SIPS_PORT: u16 = 5061;
 
 /// Why a message cannot be sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,7 +22,7 @@ pub enum TargetError {
     #[error("cannot send to `{0}`: not a sip URI with a host")]
     NotSip(String),
     /// The transport is one we do not serve.
-    #[error("cannot send over `{0}`: only udp and tcp are served")]
+    #[error("cannot send over `{0}`: only udp, tcp and tls are served")]
     Transport(String),
     /// The host name did not resolve to an address of a family we listen on.
     #[error("cannot resolve `{0}`")]
@@ -40,29 +42,47 @@ pub struct Target {
 
 fn proto_named(name: &str) -> Result<Proto, TargetError> {
     match Proto::parse(name) {
-        Some(p @ (Proto::Udp | Proto::Tcp)) => Ok(p),
+        Some(p @ (Proto::Udp | Proto::Tcp | Proto::Tls)) => Ok(p),
         _ => Err(TargetError::Transport(name.to_string())),
     }
 }
 
+/// The port a URI or Via without one means: 5061 over TLS, else 5060.
+pub fn default_port(proto: Proto) -> u16 {
+    if proto == Proto::Tls {
+        SIPS_PORT
+    } else {
+        SIP_PORT
+    }
+}
+
 impl Target {
-    /// The target of a request sent to `uri`: its host and port (default 5060) over the
-    /// `;transport=` it names (default UDP). `sips:` is refused: TLS is not served.
+    /// The target of a request sent to `uri`: its host and port over the `;transport=` it
+    /// names (default UDP, port 5060). A `sips:` URI goes over TLS only (RFC 3261 §26.2.2:
+    /// `;transport=tcp` or none means TLS; UDP is refused); TLS defaults to port 5061.
     pub fn from_uri(uri: &str) -> Result<Target, TargetError> {
         let u = Uri::parse(uri).map_err(|_| TargetError::NotSip(uri.to_string()))?;
-        match u.kind() {
-            Scheme::Sip if !u.host.is_empty() => {}
-            Scheme::Sips => return Err(TargetError::Transport("tls".into())),
+        let secure = match u.kind() {
+            Scheme::Sip | Scheme::Sips if u.host.is_empty() => {
+                return Err(TargetError::NotSip(uri.to_string()))
+            }
+            Scheme::Sip => false,
+            Scheme::Sips => true,
             _ => return Err(TargetError::NotSip(uri.to_string())),
-        }
-        let proto = match u.param("transport") {
-            Some(t) => proto_named(t)?,
-            None => Proto::Udp,
+        };
+        let proto = match (u.param("transport").map(proto_named), secure) {
+            (None, false) => Proto::Udp,
+            (Some(p), false) => p?,
+            (None | Some(Ok(Proto::Tcp | Proto::Tls)), true) => Proto::Tls,
+            (Some(Ok(p)), true) => {
+                return Err(TargetError::Transport(format!("{} with sips:", p.as_str())))
+            }
+            (Some(Err(e)), true) => return Err(e),
         };
         Ok(Target {
             proto,
             host: u.host_unbracketed().to_string(),
-            port: u.port.unwrap_or(SIP_PORT),
+            port: u.port.unwrap_or(default_port(proto)),
         })
     }
 
@@ -82,7 +102,7 @@ impl Target {
         Ok(Target {
             proto,
             host: host.to_string(),
-            port: port.or(via.port).unwrap_or(SIP_PORT),
+            port: port.or(via.port).unwrap_or(default_port(proto)),
         })
     }
 
@@ -128,8 +148,14 @@ mod tests {
                 port: 5080
             }
         );
+        let t = Target::from_uri("sips:a@b").unwrap();
+        assert_eq!((t.proto, t.port), (Proto::Tls, 5061));
+        let t = Target::from_uri("sips:a@b:5070;transport=tcp").unwrap();
+        assert_eq!((t.proto, t.port), (Proto::Tls, 5070));
+        let t = Target::from_uri("sip:a@192.0.2.1;transport=TLS").unwrap();
+        assert_eq!((t.proto, t.port), (Proto::Tls, 5061));
         assert!(matches!(
-            Target::from_uri("sips:a@b"),
+            Target::from_uri("sips:a@b;transport=udp"),
             Err(TargetError::Transport(_))
         ));
         assert!(matches!(
@@ -157,6 +183,11 @@ mod tests {
         assert_eq!(Target::from_via(&v).unwrap().port, 5070);
         let v = Via::parse("SIP/2.0/UDP 192.0.2.1").unwrap();
         assert_eq!(Target::from_via(&v).unwrap().port, 5060);
+        let v = Via::parse("SIP/2.0/TLS 192.0.2.1;rport=40000").unwrap();
+        let t = Target::from_via(&v).unwrap();
+        assert_eq!((t.proto, t.port), (Proto::Tls, 40000));
+        let v = Via::parse("SIP/2.0/TLS 192.0.2.1").unwrap();
+        assert_eq!(Target::from_via(&v).unwrap().port, 5061);
     }
 
     #[test]

@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kemi_runtime::msg::{Proto, RecvInfo, RouteEnv};
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
@@ -27,6 +26,9 @@ use crate::reload::{ScriptVersions, ScriptWatch};
 use crate::router::Router;
 use crate::transport::stream::StreamFramer;
 use crate::transport::tcp::{self, ConnSender, ConnTable, SEND_QUEUE};
+use crate::transport::tls::TlsContext;
+
+mod tls_io;
 
 /// How long an outgoing TCP connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,16 +44,30 @@ pub(crate) struct WorkerSetup {
     pub conns: Arc<ConnTable>,
     pub udp: Vec<std::net::UdpSocket>,
     pub tcp: Vec<std::net::TcpListener>,
+    pub tls: TlsSetup,
     pub max_message_size: usize,
     pub tcp_idle: Duration,
     pub shutdown: watch::Receiver<bool>,
 }
 
+/// A worker's TLS part: its duplicates of the `tls:` listeners (each with the address it was
+/// configured as, which picks its settings), the shared configurations and the open TLS
+/// connections (a table of their own: a TLS send never takes a plain TCP connection).
+pub(crate) struct TlsSetup {
+    pub listeners: Vec<(std::net::TcpListener, SocketAddr)>,
+    pub ctx: Option<Arc<TlsContext>>,
+    pub conns: Arc<ConnTable>,
+}
+
 /// A running worker's state, shared by its tasks (all on its thread).
 struct Worker {
     pipeline: RefCell<Pipeline>,
+    /// Wakes [`tm_timers`] when a timer earlier than the one it sleeps for was armed.
+    tm_wake: tokio::sync::Notify,
     udp: Vec<(SocketAddr, UdpSocket)>,
     conns: Arc<ConnTable>,
+    tls: Option<Arc<TlsContext>>,
+    tls_conns: Arc<ConnTable>,
     max: usize,
     idle: Duration,
 }
@@ -83,17 +99,19 @@ pub(crate) fn run(setup: WorkerSetup, ready: std::sync::mpsc::Sender<Result<(), 
     };
     let local = tokio::task::LocalSet::new();
     let mut pipeline = Pipeline::new(router, setup.env, setup.locals);
+    let index = setup.stats.index;
     pipeline.set_ops(Ops {
         stats: setup.stats,
         watch: Some(watch),
         on_limit: setup.on_limit,
     });
-    pipeline.set_tm(setup.tm);
+    pipeline.set_tm(setup.tm, index);
     local.block_on(
         &rt,
         serve(
             setup.udp,
             setup.tcp,
+            setup.tls,
             pipeline,
             setup.conns,
             setup.max_message_size,
@@ -108,6 +126,7 @@ pub(crate) fn run(setup: WorkerSetup, ready: std::sync::mpsc::Sender<Result<(), 
 async fn serve(
     udp: Vec<std::net::UdpSocket>,
     tcp: Vec<std::net::TcpListener>,
+    tls: TlsSetup,
     pipeline: Pipeline,
     conns: Arc<ConnTable>,
     max: usize,
@@ -124,9 +143,14 @@ async fn serve(
             .into_iter()
             .map(TcpListener::from_std)
             .collect::<std::io::Result<Vec<_>>>()?;
-        Ok((udp, tcp))
+        let tls_listeners = tls
+            .listeners
+            .into_iter()
+            .map(|(l, key)| Ok((TcpListener::from_std(l)?, key)))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok((udp, tcp, tls_listeners))
     })();
-    let (udp, tcp) = match registered {
+    let (udp, tcp, tls_listeners) = match registered {
         Ok(r) => r,
         Err(e) => {
             let _ = ready.send(Err(ServerError::Runtime(e)));
@@ -135,16 +159,23 @@ async fn serve(
     };
     let worker = Rc::new(Worker {
         pipeline: RefCell::new(pipeline),
+        tm_wake: tokio::sync::Notify::new(),
         udp,
         conns,
+        tls: tls.ctx,
+        tls_conns: tls.conns,
         max,
         idle,
     });
+    tokio::task::spawn_local(tm_timers(Rc::clone(&worker)));
     for i in 0..worker.udp.len() {
         tokio::task::spawn_local(udp_loop(Rc::clone(&worker), i));
     }
     for listener in tcp {
         tokio::task::spawn_local(accept_loop(Rc::clone(&worker), listener));
+    }
+    for (listener, key) in tls_listeners {
+        tokio::task::spawn_local(tls_io::accept_loop(Rc::clone(&worker), listener, key));
     }
     let _ = ready.send(Ok(()));
     let _ = shutdown.wait_for(|stop| *stop).await;
@@ -193,7 +224,9 @@ async fn accept_loop(worker: Rc<Worker>, listener: TcpListener) {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 debug!(%peer, "tcp connection accepted");
-                worker.start_connection(stream, peer);
+                let local = stream.local_addr().unwrap_or(peer);
+                let (rd, wr) = stream.into_split();
+                worker.start_connection(rd, wr, peer, local, Proto::Tcp, None);
             }
             Err(e) => {
                 warn!("tcp accept failed: {e}");
@@ -203,35 +236,89 @@ async fn accept_loop(worker: Rc<Worker>, listener: TcpListener) {
     }
 }
 
-/// One transaction timer: sleep, then let the pipeline carry it out on this worker (which has
-/// an engine for failure callbacks) and send what it produced.
-async fn tm_timer(worker: Rc<Worker>, timer: crate::tm::TimerReq) {
-    tokio::time::sleep(timer.after).await;
+/// Timers carried out per turn of [`tm_timers`] before it lets the sockets run.
+const TIMER_BATCH: usize = 256;
+
+/// The worker's transaction timer driver: one task, one tokio sleep, reset to the earliest
+/// deadline of the pipeline's timer queue; woken early when a message arms an earlier timer.
+/// Due timers run on this worker (which has an engine for failure callbacks).
+async fn tm_timers(worker: Rc<Worker>) {
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(sleep);
     let mut out = Vec::new();
-    worker.pipeline.borrow_mut().tm_timer(timer, &mut out);
-    for o in out {
-        worker.send(o, None).await;
+    loop {
+        let next = worker.pipeline.borrow_mut().tm_sleep();
+        match next {
+            Some(at) => {
+                sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+                tokio::select! {
+                    () = &mut sleep => {}
+                    () = worker.tm_wake.notified() => continue,
+                }
+            }
+            None => {
+                worker.tm_wake.notified().await;
+                continue;
+            }
+        }
+        loop {
+            let more = worker
+                .pipeline
+                .borrow_mut()
+                .tm_expire(&mut out, TIMER_BATCH);
+            for o in out.drain(..) {
+                worker.send(o, None).await;
+            }
+            if !more {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
     }
-    worker.arm_tm_timers();
 }
 
 impl Worker {
-    /// Start the transaction timers the pipeline armed, each a task on this worker's runtime.
+    /// After a message: wake the timer driver if the message armed a timer earlier than the
+    /// one it sleeps for.
     fn arm_tm_timers(self: &Rc<Self>) {
-        let timers = self.pipeline.borrow_mut().take_tm_timers();
-        for t in timers {
-            tokio::task::spawn_local(tm_timer(Rc::clone(self), t));
+        if self.pipeline.borrow_mut().tm_take_wake() {
+            self.tm_wake.notify_one();
         }
     }
 
-    /// Register a connection, start its writer and reader; returns its sender.
-    fn start_connection(self: &Rc<Self>, stream: TcpStream, peer: SocketAddr) -> ConnSender {
-        let local = stream.local_addr().unwrap_or(peer);
-        let (rd, wr) = stream.into_split();
+    /// The open connections of a stream transport.
+    fn table(&self, proto: Proto) -> &Arc<ConnTable> {
+        if proto == Proto::Tls {
+            &self.tls_conns
+        } else {
+            &self.conns
+        }
+    }
+
+    /// Register a connection (its read and write halves), start its writer and reader;
+    /// returns its sender. `guard` lives as long as the reader (a TLS connection's count).
+    fn start_connection<R, W>(
+        self: &Rc<Self>,
+        rd: R,
+        wr: W,
+        peer: SocketAddr,
+        local: SocketAddr,
+        proto: Proto,
+        guard: Option<crate::transport::tls::OpenGuard>,
+    ) -> ConnSender
+    where
+        R: AsyncRead + Unpin + 'static,
+        W: AsyncWrite + Unpin + 'static,
+    {
         let (tx, rx) = mpsc::channel(SEND_QUEUE);
-        let id = self.conns.insert(peer, tx.clone());
+        let id = self.table(proto).insert(peer, tx.clone());
         tokio::task::spawn_local(tcp::write_loop(wr, rx, peer));
-        tokio::task::spawn_local(read_loop(Rc::clone(self), rd, peer, local, tx.clone(), id));
+        let rcv = RecvInfo {
+            proto,
+            src: peer,
+            dst: local,
+        };
+        tokio::task::spawn_local(read_loop(Rc::clone(self), rd, rcv, tx.clone(), id, guard));
         tx
     }
 
@@ -253,9 +340,23 @@ impl Worker {
                     None => info!(%dst, "no udp socket to send from"),
                 }
             }
-            (Proto::Tcp, Dest::Connection) => match conn {
+            (Proto::Tcp | Proto::Tls, Dest::Connection) => match conn {
                 Some((tx, peer)) => send_on(tx, peer, o.wire, o.flags.close),
                 None => info!("no connection to answer on"),
+            },
+            (Proto::Tls, Dest::Addr(dst)) => match self.tls_conns.get(dst) {
+                Some(tx) => send_on(&tx, dst, o.wire, o.flags.close),
+                None if o.flags.no_connect => {
+                    info!(%dst, "dropping tls send: no open connection and the script forbade a new one (no_connect)");
+                }
+                None => {
+                    tokio::task::spawn_local(tls_io::connect_and_send(
+                        Rc::clone(self),
+                        dst,
+                        o.wire,
+                        o.flags.close,
+                    ));
+                }
             },
             (Proto::Tcp, Dest::Addr(dst)) => match self.conns.get(dst) {
                 Some(tx) => send_on(&tx, dst, o.wire, o.flags.close),
@@ -292,7 +393,9 @@ async fn connect_and_send(worker: Rc<Worker>, dst: SocketAddr, wire: Vec<u8>, cl
     match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(dst)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
-            let tx = worker.start_connection(stream, dst);
+            let local = stream.local_addr().unwrap_or(dst);
+            let (rd, wr) = stream.into_split();
+            let tx = worker.start_connection(rd, wr, dst, local, Proto::Tcp, None);
             send_on(&tx, dst, wire, close);
         }
         Ok(Err(e)) => info!(%dst, "tcp connect failed: {e}"),
@@ -300,42 +403,40 @@ async fn connect_and_send(worker: Rc<Worker>, dst: SocketAddr, wire: Vec<u8>, cl
     }
 }
 
-async fn read_loop(
+/// Read one stream connection (TCP, or TLS after its handshake) as `rcv` describes it, frame
+/// its messages and route them, until it closes, idles out or breaks framing.
+async fn read_loop<R: AsyncRead + Unpin>(
     worker: Rc<Worker>,
-    mut rd: OwnedReadHalf,
-    peer: SocketAddr,
-    local: SocketAddr,
+    mut rd: R,
+    rcv: RecvInfo,
     tx: ConnSender,
     id: u64,
+    _open: Option<crate::transport::tls::OpenGuard>,
 ) {
     let mut framer = StreamFramer::new(worker.max);
     let mut out = Vec::with_capacity(4);
-    let rcv = RecvInfo {
-        proto: Proto::Tcp,
-        src: peer,
-        dst: local,
-    };
+    let (peer, proto) = (rcv.src, rcv.proto.as_str());
     'conn: loop {
         let Some(buf) = framer.read_buf() else {
-            info!(%peer, "closing tcp connection: message larger than {} octets", worker.max);
+            info!(%peer, "closing {proto} connection: message larger than {} octets", worker.max);
             break;
         };
         let read = tokio::select! {
             r = tokio::time::timeout(worker.idle, rd.read_buf(buf)) => r,
             () = tx.closed() => {
-                debug!(%peer, "tcp connection closed by its writer");
+                debug!(%peer, "{proto} connection closed by its writer");
                 break;
             }
         };
         match read {
             Err(_) => {
-                debug!(%peer, "closing idle tcp connection");
+                debug!(%peer, "closing idle {proto} connection");
                 break;
             }
             Ok(Ok(0)) => break,
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
-                debug!(%peer, "tcp read failed: {e}");
+                debug!(%peer, "{proto} read failed: {e}");
                 break;
             }
         }
@@ -350,12 +451,12 @@ async fn read_loop(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    info!(%peer, "closing tcp connection: {e}");
+                    info!(%peer, "closing {proto} connection: {e}");
                     break 'conn;
                 }
             }
         }
     }
-    worker.conns.remove(peer, id);
-    debug!(%peer, "tcp connection closed");
+    worker.table(rcv.proto).remove(peer, id);
+    debug!(%peer, "{proto} connection closed");
 }

@@ -141,6 +141,24 @@ impl ClientTxn {
         (action, timers)
     }
 
+    /// Whether `timer` can still do something when it fires (else it may be cancelled): a
+    /// retransmission while retransmissions go on, the final-response timer of the current
+    /// epoch before a final reply, the wait while completed.
+    pub fn is_live(&self, timer: ClientTimer) -> bool {
+        match timer {
+            ClientTimer::Retransmit(_) => matches!(
+                (self.invite, self.state),
+                (true, ClientState::Calling)
+                    | (false, ClientState::Calling | ClientState::Proceeding)
+            ),
+            ClientTimer::Final(epoch) => {
+                epoch == self.epoch
+                    && matches!(self.state, ClientState::Calling | ClientState::Proceeding)
+            }
+            ClientTimer::Wait => self.state == ClientState::Completed,
+        }
+    }
+
     /// A timer fired; returns the action and the timer to re-arm, if any.
     pub fn on_timer(
         &mut self,
@@ -202,6 +220,31 @@ mod tests {
             fr_inv: Duration::from_millis(200),
             ..TmConfig::default()
         }
+    }
+
+    #[test]
+    fn timers_that_can_no_longer_act_are_not_live() {
+        let t = t();
+        let mut c = ClientTxn::new(true, false);
+        c.start(&t, t.fr);
+        assert!(c.is_live(ClientTimer::Retransmit(t.t1)) && c.is_live(ClientTimer::Final(0)));
+        c.on_reply(180, &t, t.fr_inv);
+        assert!(
+            !c.is_live(ClientTimer::Retransmit(t.t1)),
+            "A stops at a provisional"
+        );
+        assert!(!c.is_live(ClientTimer::Final(0)) && c.is_live(ClientTimer::Final(1)));
+        c.on_reply(486, &t, t.fr_inv);
+        assert!(!c.is_live(ClientTimer::Final(1)) && c.is_live(ClientTimer::Wait));
+        let mut n = ClientTxn::new(false, false);
+        n.start(&t, t.fr);
+        n.on_reply(100, &t, t.fr_inv);
+        assert!(
+            n.is_live(ClientTimer::Retransmit(t.t2)),
+            "E goes on while proceeding"
+        );
+        n.on_reply(200, &t, t.fr_inv);
+        assert!(!n.is_live(ClientTimer::Retransmit(t.t2)) && n.is_live(ClientTimer::Wait));
     }
 
     #[test]

@@ -49,6 +49,11 @@ pub struct TmConfig {
     pub auto_inv_100: bool,
     /// `failure_reply_mode`.
     pub failure_reply_mode: FailureReplyMode,
+    /// The most transactions alive at once (`[tm] max_transactions`, 0: no limit). A request
+    /// that would start a new one beyond it is answered `503 Service Unavailable` with
+    /// `Retry-After` instead; requests inside a dialog (a To tag: BYE, re-INVITE...) may use
+    /// up to twice the limit, so that the calls already admitted can still end.
+    pub max_transactions: usize,
 }
 
 impl Default for TmConfig {
@@ -61,6 +66,7 @@ impl Default for TmConfig {
             fr_inv: Duration::from_secs(120),
             auto_inv_100: true,
             failure_reply_mode: FailureReplyMode::DropPrevious,
+            max_transactions: 0,
         }
     }
 }
@@ -188,6 +194,7 @@ mod tests {
                 fr_inv: Duration::from_secs(90),
                 auto_inv_100: false,
                 failure_reply_mode: FailureReplyMode::KeepAll,
+                max_transactions: 0,
             }
         );
         let mut d = TmConfig::default();

@@ -12,9 +12,10 @@
 //! - [`outbound`], [`wire`]: building branch requests, CANCELs, ACKs and local replies.
 //! - [`key`]: server keys and our Via branches.
 //!
-//! Timers are [`TimerReq`]s that the worker which armed them runs on its own runtime (a
-//! `tokio` sleep): every worker has an engine, so a timer needing a failure callback runs
-//! right there, under the transaction's own lock. See "Transactions" in
+//! Timers are [`TimerReq`]s in the [`timers::TimerQueue`] of the worker which armed them (one
+//! queue and one driving task per worker, no task per timer): every worker has an engine, so a
+//! timer needing a failure callback runs right there, under the transaction's own lock. A
+//! transaction's timers are cancelled when it ends. See "Transactions" in
 //! `docs/ARCHITECTURE.md`.
 
 pub mod client;
@@ -24,12 +25,13 @@ pub mod outbound;
 pub mod proxy;
 pub mod server;
 pub mod table;
+pub mod timers;
+pub mod trim;
 pub mod txn;
 pub mod wire;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use kemi_runtime::msg::TxnMatch;
 use kemi_runtime::sip::Message;
@@ -66,18 +68,11 @@ pub enum TimerKind {
     },
 }
 
-/// A timer to arm: after `after`, the worker calls [`proxy::TmHost::on_timer`]. It holds the
-/// transaction weakly: a pending timer (an `fr_inv_timer` of minutes) does not keep a finished
-/// transaction's memory alive; only the table does.
-#[derive(Debug)]
-pub struct TimerReq {
-    /// The transaction.
-    pub txn: Weak<TxnCell>,
-    /// Which timer.
-    pub kind: TimerKind,
-    /// Delay.
-    pub after: Duration,
-}
+pub use timers::{TimerHandle, TimerQueue, TimerReq};
+
+/// The `Retry-After` (seconds) of the `503` that refuses a transaction over
+/// [`TmConfig::max_transactions`].
+pub const RETRY_AFTER_S: u32 = 5;
 
 /// The state every worker shares.
 #[derive(Debug)]
@@ -91,8 +86,13 @@ pub struct TmLayer {
     created: AtomicU64,
     /// Entries in `by_key`, or more: raised before an insert, lowered after a removal, so a
     /// request seeing zero can skip the lookup (no key to build, no shard to lock): nothing in
-    /// the table could match it. A stateless proxy never registers anything.
+    /// the table could match it. A stateless proxy never registers anything. Also the count
+    /// that [`TmConfig::max_transactions`] bounds.
     keyed: AtomicUsize,
+    /// Requests refused with 503 over `max_transactions` (`tm.stats`, metrics).
+    refused: AtomicU64,
+    /// One inbox per worker for timer cancellations posted by the others.
+    inboxes: Box<[timers::CancelInbox]>,
 }
 
 impl Default for TmLayer {
@@ -102,8 +102,13 @@ impl Default for TmLayer {
 }
 
 impl TmLayer {
-    /// An empty layer with `config`.
+    /// An empty layer with `config`, for one worker.
     pub fn new(config: TmConfig) -> TmLayer {
+        TmLayer::with_workers(config, 1)
+    }
+
+    /// An empty layer with `config`, shared by `workers` workers (numbered from 0).
+    pub fn with_workers(config: TmConfig, workers: usize) -> TmLayer {
         // Ids start at a per-process value so branches differ across restarts.
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -117,6 +122,60 @@ impl TmLayer {
             next_id: AtomicU64::new(seed),
             created: AtomicU64::new(0),
             keyed: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+            inboxes: (0..workers.max(1))
+                .map(|_| timers::CancelInbox::default())
+                .collect(),
+        }
+    }
+
+    /// Whether a new transaction fits under [`TmConfig::max_transactions`] (`in_dialog`: for a
+    /// request inside a dialog, which may use twice the limit). One relaxed load; when it does
+    /// not fit, the refusal is counted.
+    pub fn admit(&self, in_dialog: bool) -> bool {
+        let max = self.config.max_transactions;
+        if max == 0 {
+            return true;
+        }
+        let cap = if in_dialog {
+            max.saturating_mul(2)
+        } else {
+            max
+        };
+        if self.keyed.load(Ordering::Relaxed) < cap {
+            return true;
+        }
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+
+    /// Requests refused over `max_transactions` since start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// The cancellation inbox of worker `worker`'s timer queue.
+    pub fn inbox(&self, worker: usize) -> Option<&timers::CancelInbox> {
+        self.inboxes.get(worker)
+    }
+
+    /// Cancel timer `h`: at once when `queue` holds it, else through its worker's inbox.
+    pub fn cancel_timer(&self, queue: &mut TimerQueue, h: TimerHandle) {
+        if h.worker == queue.worker() {
+            queue.cancel(h.key);
+        } else if let Some(inbox) = self.inboxes.get(h.worker) {
+            inbox.post(h.key);
+        }
+    }
+
+    /// Cancel the timers of a transaction that ended.
+    pub fn cancel_timers(
+        &self,
+        queue: &mut TimerQueue,
+        timers: &mut Vec<(TimerKind, TimerHandle)>,
+    ) {
+        for (_, h) in timers.drain(..) {
+            self.cancel_timer(queue, h);
         }
     }
 
@@ -169,7 +228,7 @@ impl TmLayer {
     /// Register `txn`; when another worker registered the same request first, that one is
     /// returned with `false`.
     pub fn insert(&self, txn: Txn) -> (Arc<TxnCell>, bool) {
-        let (key, id) = (txn.key, txn.id);
+        let (key, id) = (txn.key.clone(), txn.id);
         let cell = Arc::new(Mutex::new(txn));
         self.keyed.fetch_add(1, Ordering::SeqCst);
         let (cell, fresh) = self.by_key.insert_if_absent(key, cell);
@@ -199,6 +258,13 @@ impl TmLayer {
         }
     }
 
+    /// Give back the table room a burst left (for the housekeeping thread: locks every shard
+    /// in turn).
+    pub fn shrink(&self) {
+        self.by_key.shrink();
+        self.by_id.shrink();
+    }
+
     /// Transactions registered since start.
     pub fn created(&self) -> u64 {
         self.created.load(Ordering::Relaxed)
@@ -207,7 +273,11 @@ impl TmLayer {
     /// `tm.stats`: live and created transactions. Counting live ones takes each shard's lock
     /// once, so it is for RPC and scrapes, never for the message path.
     pub fn stats(&self) -> serde_json::Value {
-        serde_json::json!({ "current": self.len(), "created": self.created() })
+        serde_json::json!({
+            "current": self.len(),
+            "created": self.created(),
+            "refused": self.refused(),
+        })
     }
 
     /// Number of live transactions.
@@ -225,12 +295,18 @@ impl crate::metrics::prom::GaugeSource for TmLayer {
     fn gauges(&self) -> Vec<(&'static str, &'static str, i64)> {
         let active = i64::try_from(self.len()).unwrap_or(i64::MAX);
         let created = i64::try_from(self.created()).unwrap_or(i64::MAX);
+        let refused = i64::try_from(self.refused()).unwrap_or(i64::MAX);
         vec![
             ("tm_transactions_active", "Transactions alive now.", active),
             (
                 "tm_transactions_created",
                 "Transactions created since start.",
                 created,
+            ),
+            (
+                "tm_transactions_refused",
+                "Requests refused with 503 since start: max_transactions reached.",
+                refused,
             ),
         ]
     }

@@ -4,8 +4,6 @@
 //! for (two headers when the request changes sockets), `ksr_onsend_route` run, and our Via
 //! with the given branch on top.
 
-use std::fmt::Write as _;
-
 use kemi_runtime::msg::Proto;
 use kemi_runtime::sip::{HeaderEdit, HeaderKind, Uri};
 use kemi_runtime::SipMsg;
@@ -76,12 +74,19 @@ pub fn build_request(
         msg.route.edits.truncate(base);
         return Err(e);
     }
-    let mut via_line = String::with_capacity(96);
-    let _ = write!(
-        via_line,
-        "Via: SIP/2.0/{} {out_sent_by};branch={branch};rport\r\n",
-        target.proto.via_name()
-    );
+    // Our Via, without `core::fmt`.
+    let mut via_line = String::with_capacity(48 + out_sent_by.len() + branch.len());
+    for part in [
+        "Via: SIP/2.0/",
+        target.proto.via_name(),
+        " ",
+        &out_sent_by,
+        ";branch=",
+        branch,
+        ";rport\r\n",
+    ] {
+        via_line.push_str(part);
+    }
     let new_ruri = (msg.message.ruri() != Some(ruri)).then_some(ruri);
     let mut wire = Vec::with_capacity(msg.message.as_bytes().len() + 256);
     msg.message

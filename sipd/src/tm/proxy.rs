@@ -33,7 +33,7 @@ use super::key::{self, ServerKey};
 use super::outbound::{build_request, OutboundCtx, OutboundError};
 use super::server::{SendOutcome, ServerTimer, ServerTxn};
 use super::txn::{BranchLeg, Callbacks, CancelLeg, Hop, Txn};
-use super::{lock, wire, TimerKind, TimerReq, TmLayer, TxnCell};
+use super::{lock, wire, TimerHandle, TimerKind, TimerQueue, TimerReq, TmLayer, TxnCell};
 use crate::router::{Routed, Router};
 use crate::server::locals::Locals;
 use crate::server::pipeline::{Dest, Outgoing};
@@ -55,8 +55,8 @@ pub struct TmHost<'a> {
     pub has_onsend: bool,
     /// Messages to send.
     pub out: &'a mut Vec<Outgoing>,
-    /// Timers to arm.
-    pub timers: &'a mut Vec<TimerReq>,
+    /// The worker's timer queue.
+    pub timers: &'a mut TimerQueue,
 }
 
 /// What became of a reply given to [`TmHost::on_reply`].
@@ -83,6 +83,18 @@ fn upstream_hop(req: &Message, rcv: &RecvInfo, flags: SendFlags, force_rport: bo
     }
 }
 
+/// The ACK of a non-2xx final `reply` to the branch request `sent` (as sent); `None` if the
+/// request we built does not parse back, which would be our bug (logged).
+fn ack_of(sent: &Bytes, reply: &Message) -> Option<Vec<u8>> {
+    match Message::parse(sent.clone()) {
+        Ok(req) => Some(wire::ack(&req, reply)),
+        Err(e) => {
+            warn!("branch request does not parse back, no ACK sent: {e}");
+            None
+        }
+    }
+}
+
 fn status_of(wire: &[u8]) -> u16 {
     wire.get(8..11)
         .and_then(|d| std::str::from_utf8(d).ok())
@@ -101,17 +113,40 @@ impl TmHost<'_> {
         });
     }
 
-    fn arm(&mut self, cell: &Arc<TxnCell>, kind: TimerKind, after: Duration) {
-        self.timers.push(TimerReq {
+    /// Arm a timer of `cell`, recording it in `handles` (the transaction's `timers`).
+    fn arm(
+        &mut self,
+        cell: &Arc<TxnCell>,
+        handles: &mut Vec<(TimerKind, TimerHandle)>,
+        kind: TimerKind,
+        after: Duration,
+    ) {
+        let req = TimerReq {
             txn: Arc::downgrade(cell),
             kind,
-            after,
-        });
+        };
+        handles.push((kind, self.timers.arm(req, after)));
+    }
+
+    /// Cancel the timers of `txn` that can no longer do anything (a retransmission timer once
+    /// a reply came, a final-response timer once the final came or it was re-armed, G and H
+    /// once the ACK came), so they neither fire nor stay in a queue.
+    fn prune(&mut self, txn: &mut Txn) {
+        let mut i = 0;
+        while let Some(&(kind, h)) = txn.timers.get(i) {
+            if txn.is_live(kind) {
+                i += 1;
+            } else {
+                txn.timers.swap_remove(i);
+                self.tm.cancel_timer(self.timers, h);
+            }
+        }
     }
 
     fn arm_client(
         &mut self,
         cell: &Arc<TxnCell>,
+        handles: &mut Vec<(TimerKind, TimerHandle)>,
         branch: usize,
         cancel: bool,
         timers: Vec<(ClientTimer, Duration)>,
@@ -119,6 +154,7 @@ impl TmHost<'_> {
         for (timer, after) in timers {
             self.arm(
                 cell,
+                handles,
                 TimerKind::Client {
                     branch,
                     cancel,
@@ -134,7 +170,7 @@ impl TmHost<'_> {
         match txn.server.send_reply(code, &wire, &self.tm.config) {
             SendOutcome::Send(timers) => {
                 for (t, after) in timers {
-                    self.arm(cell, TimerKind::Server(t), after);
+                    self.arm(cell, &mut txn.timers, TimerKind::Server(t), after);
                 }
                 self.send(txn.upstream, wire);
             }
@@ -166,11 +202,40 @@ impl TmHost<'_> {
         self.reply_upstream(cell, txn, code, wire);
     }
 
-    /// Remove the transaction when everything in it ended.
+    /// Remove the transaction when everything in it ended, and cancel its timers; once it
+    /// only waits for retransmissions, free what the wait does not need.
     fn cleanup(&mut self, txn: &mut Txn) {
         if txn.is_finished() {
             self.tm.remove(txn);
+            self.tm.cancel_timers(self.timers, &mut txn.timers);
+        } else {
+            self.prune(txn);
+            txn.shrink_if_waiting();
         }
+    }
+
+    /// Refuse to start a transaction over `max_transactions`: `503 Service Unavailable` with
+    /// `Retry-After`, sent statelessly.
+    fn refuse(&mut self, msg: &SipMsg) {
+        debug!(
+            call_id = msg.message.call_id().unwrap_or(""),
+            "503: max_transactions ({}) reached", self.tm.config.max_transactions
+        );
+        let w = wire::overload_reply(
+            &msg.message,
+            self.env,
+            ReplySource {
+                addr: msg.rcv.src,
+                force_rport: msg.route.force_rport,
+            },
+        );
+        let hop = upstream_hop(
+            &msg.message,
+            &msg.rcv,
+            msg.route.reply_send,
+            msg.route.force_rport,
+        );
+        self.send(hop, w);
     }
 
     /// Carry out what the request route asked of the transaction layer. Returns true when
@@ -183,8 +248,9 @@ impl TmHost<'_> {
                 match msg.tm.lookup {
                     TxnMatch::AckToNegative => {
                         for (t, after) in txn.server.on_ack(&self.tm.config) {
-                            self.arm(&cell, TimerKind::Server(t), after);
+                            self.arm(&cell, &mut txn.timers, TimerKind::Server(t), after);
                         }
+                        self.cleanup(&mut txn);
                     }
                     _ => {
                         if let Some(w) = txn.server.on_retransmission().map(<[u8]>::to_vec) {
@@ -295,18 +361,18 @@ impl TmHost<'_> {
             b.cancel_pending = true;
             return;
         }
-        let w = wire::cancel(&b.request);
-        let Ok(request) = Message::parse(Bytes::from(w)) else {
+        let Ok(sent) = Message::parse(b.request.clone()) else {
             return;
         };
+        let w = wire::cancel(&sent);
         let mut client = ClientTxn::new(false, b.hop.proto != Proto::Udp);
         let timers = client.start(&t, fr);
         let hop = b.hop;
-        let bytes = request.as_bytes().to_vec();
+        let request = Bytes::copy_from_slice(&w);
         b.cancel = Some(CancelLeg { client, request });
         b.cancel_pending = false;
-        self.send(hop, bytes);
-        self.arm_client(cell, i, true, timers);
+        self.send(hop, w);
+        self.arm_client(cell, &mut txn.timers, i, true, timers);
     }
 
     /// Create the transaction and carry out the script's replies and relay.
@@ -317,6 +383,13 @@ impl TmHost<'_> {
         let Some(key) = ServerKey::of(&msg.message, method) else {
             return;
         };
+        if !self
+            .tm
+            .admit(msg.message.to_tag().is_some_and(|t| !t.is_empty()))
+        {
+            self.refuse(msg);
+            return;
+        }
         let invite = method == "INVITE";
         let (fr, fr_inv) = self.timeouts(&msg.tm, self.tm.config.fr, self.tm.config.fr_inv);
         let mut callbacks = Callbacks::default();
@@ -336,13 +409,16 @@ impl TmHost<'_> {
                 msg.route.force_rport,
             ),
             server: ServerTxn::new(invite, msg.rcv.proto != Proto::Udp),
-            branches: Vec::new(),
+            // Room for one branch, the usual case (a `Vec`'s first push reserves four).
+            branches: Vec::with_capacity(1),
             route: callbacks.failure.is_some().then(|| msg.route.clone()),
             callbacks,
             fr,
             fr_inv,
             canceled: false,
             removed: false,
+            timers: Vec::new(),
+            lean: false,
         };
         let (cell, fresh) = self.tm.insert(txn);
         let mut txn = lock(&cell);
@@ -468,11 +544,13 @@ impl TmHost<'_> {
             }
             None => build_request(&mut ctx, msg, &target.uri, target.dst.as_deref(), &branch)?,
         };
+        // Kept as bytes, not parsed again: only a CANCEL or an ACK of this branch needs its
+        // headers, and those re-read it then.
         let (hop, wire) = built;
-        let request = Message::parse(Bytes::from(wire)).map_err(|_| OutboundError::Dropped)?;
+        let request = Bytes::copy_from_slice(&wire);
         let mut client = ClientTxn::new(txn.invite, hop.proto != Proto::Udp);
         let timers = client.start(&self.tm.config, txn.fr);
-        self.send(hop, request.as_bytes().to_vec());
+        self.send(hop, wire);
         txn.branches.push(BranchLeg {
             client,
             request,
@@ -486,7 +564,7 @@ impl TmHost<'_> {
             cancel: None,
             dropped: false,
         });
-        self.arm_client(cell, index, false, timers);
+        self.arm_client(cell, &mut txn.timers, index, false, timers);
         Ok(true)
     }
 
@@ -516,9 +594,14 @@ impl TmHost<'_> {
             .and_then(Result::ok)
             .is_some_and(|c| c.method.as_str() == "CANCEL");
         if is_cancel_reply {
-            if let Some(c) = txn.branches.get_mut(index).and_then(|b| b.cancel.as_mut()) {
+            let parts = &mut *txn;
+            if let Some(c) = parts
+                .branches
+                .get_mut(index)
+                .and_then(|b| b.cancel.as_mut())
+            {
                 let (_, timers) = c.client.on_reply(code, &t, t.fr_inv);
-                self.arm_client(&cell, index, true, timers);
+                self.arm_client(&cell, &mut parts.timers, index, true, timers);
             }
             self.cleanup(&mut txn);
             return ReplyHandling::Done;
@@ -547,21 +630,26 @@ impl TmHost<'_> {
             }
         }
         let fr_inv = txn.fr_inv;
-        let Some(b) = txn.branches.get_mut(index) else {
+        let parts = &mut *txn;
+        let Some(b) = parts.branches.get_mut(index) else {
             return ReplyHandling::Done;
         };
         let (action, timers) = b.client.on_reply(code, &t, fr_inv);
-        self.arm_client(&cell, index, false, timers);
+        self.arm_client(&cell, &mut parts.timers, index, false, timers);
         match action {
             ReplyAction::Absorb => {}
             ReplyAction::Reack => {
-                let (hop, w) = (b.hop, wire::ack(&b.request, &rmsg.message));
-                self.send(hop, w);
+                if let Some(w) = ack_of(&b.request, &rmsg.message) {
+                    let hop = b.hop;
+                    self.send(hop, w);
+                }
             }
             ReplyAction::PassUp { ack } => {
                 if ack {
-                    let (hop, w) = (b.hop, wire::ack(&b.request, &rmsg.message));
-                    self.send(hop, w);
+                    if let Some(w) = ack_of(&b.request, &rmsg.message) {
+                        let hop = b.hop;
+                        self.send(hop, w);
+                    }
                 }
                 self.pass_up(&cell, &mut txn, index, rmsg);
             }
@@ -721,8 +809,8 @@ impl TmHost<'_> {
         txn.leg_start = start;
     }
 
-    /// A timer armed earlier expired.
-    pub fn on_timer(&mut self, req: TimerReq) {
+    /// A timer armed earlier (`handle`) expired.
+    pub fn on_timer(&mut self, handle: TimerHandle, req: TimerReq) {
         let Some(cell) = req.txn.upgrade() else {
             return;
         };
@@ -730,6 +818,7 @@ impl TmHost<'_> {
         if txn.removed {
             return;
         }
+        txn.timers.retain(|(_, h)| *h != handle);
         let t = self.tm.config;
         match req.kind {
             TimerKind::Server(timer) => {
@@ -739,7 +828,7 @@ impl TmHost<'_> {
                     self.send(hop, w);
                 }
                 if let Some((timer, after)) = next {
-                    self.arm(&cell, TimerKind::Server(timer), after);
+                    self.arm(&cell, &mut txn.timers, TimerKind::Server(timer), after);
                 }
                 if matches!(timer, ServerTimer::AckTimeout) {
                     debug!("no ACK for the final reply");
@@ -750,15 +839,16 @@ impl TmHost<'_> {
                 cancel: true,
                 timer,
             } => {
-                if let Some(b) = txn.branches.get_mut(branch) {
+                let parts = &mut *txn;
+                if let Some(b) = parts.branches.get_mut(branch) {
                     if let Some(c) = b.cancel.as_mut() {
                         let (action, next) = c.client.on_timer(timer, &t);
-                        let (hop, w) = (b.hop, c.request.as_bytes().to_vec());
+                        let (hop, w) = (b.hop, c.request.to_vec());
                         if action == TimerAction::Retransmit {
                             self.send(hop, w);
                         }
                         if let Some(n) = next {
-                            self.arm_client(&cell, branch, true, vec![n]);
+                            self.arm_client(&cell, &mut parts.timers, branch, true, vec![n]);
                         }
                     }
                 }
@@ -768,17 +858,18 @@ impl TmHost<'_> {
                 cancel: false,
                 timer,
             } => {
-                let Some(b) = txn.branches.get_mut(branch) else {
+                let parts = &mut *txn;
+                let Some(b) = parts.branches.get_mut(branch) else {
                     return;
                 };
                 let (action, next) = b.client.on_timer(timer, &t);
                 if let Some(n) = next {
-                    self.arm_client(&cell, branch, false, vec![n]);
+                    self.arm_client(&cell, &mut parts.timers, branch, false, vec![n]);
                 }
                 match action {
                     TimerAction::Nothing => {}
                     TimerAction::Retransmit => {
-                        let (hop, w) = (b.hop, b.request.as_bytes().to_vec());
+                        let (hop, w) = (b.hop, b.request.to_vec());
                         self.send(hop, w);
                     }
                     TimerAction::Timeout => {

@@ -150,6 +150,18 @@ impl ServerTxn {
         }
     }
 
+    /// Whether `timer` can still do something when it fires (else it may be cancelled).
+    pub fn is_live(&self, timer: ServerTimer) -> bool {
+        match (timer, self.state) {
+            (ServerTimer::Retransmit(_) | ServerTimer::AckTimeout, ServerState::Completed) => {
+                self.invite
+            }
+            (ServerTimer::Wait, ServerState::Confirmed | ServerState::Accepted) => true,
+            (ServerTimer::Wait, ServerState::Completed) => !self.invite,
+            _ => false,
+        }
+    }
+
     /// A timer fired: the reply to resend and the timer to re-arm, if any.
     pub fn on_timer(
         &mut self,

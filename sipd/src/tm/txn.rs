@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::Bytes;
 use kemi_runtime::msg::{Proto, RecvInfo, RouteState, SendFlags};
 use kemi_runtime::sip::Message;
 
@@ -60,8 +61,8 @@ impl Callbacks {
 pub struct CancelLeg {
     /// Client transaction of the CANCEL.
     pub client: ClientTxn,
-    /// The CANCEL as sent.
-    pub request: Message,
+    /// The CANCEL as sent (for retransmissions).
+    pub request: Bytes,
 }
 
 /// One branch: the request sent and what came back.
@@ -69,8 +70,9 @@ pub struct CancelLeg {
 pub struct BranchLeg {
     /// Its client transaction.
     pub client: ClientTxn,
-    /// The request as sent (for retransmissions, CANCEL and ACK).
-    pub request: Message,
+    /// The request as sent (for retransmissions; parsed again only to write a CANCEL or
+    /// an ACK, which most branches never need).
+    pub request: Bytes,
     /// Where it went.
     pub hop: Hop,
     /// The final status (408 for a timeout), 0 while pending.
@@ -144,12 +146,78 @@ pub struct Txn {
     pub route: Option<RouteState>,
     /// Removed from the table.
     pub removed: bool,
+    /// Its armed timers (which timer, where), cancelled when they can no longer do anything
+    /// ([`Txn::is_live`]) and when the transaction is removed.
+    pub timers: Vec<(super::TimerKind, super::TimerHandle)>,
+    /// [`Txn::shrink_if_waiting`] freed what the wait does not need.
+    pub lean: bool,
+}
+
+/// A request with nothing in it, standing in for a finished transaction's request (no
+/// allocation: an empty header list, a static buffer).
+fn placeholder() -> Option<Message> {
+    static EMPTY: std::sync::OnceLock<Option<Message>> = std::sync::OnceLock::new();
+    EMPTY
+        .get_or_init(|| Message::parse(Bytes::from_static(b"ACK sip:x SIP/2.0\r\n\r\n")).ok())
+        .clone()
 }
 
 impl Txn {
     /// Whether some branch still waits for a final reply.
     pub fn has_pending(&self) -> bool {
         self.branches.iter().any(BranchLeg::is_pending)
+    }
+
+    /// Once the final reply went upstream and every branch has its own, what remains of the
+    /// transaction only absorbs retransmissions until its timers end (RFC 3261 17: I, J, K,
+    /// D, and Accepted): the server transaction with its last reply, the client transactions,
+    /// and an INVITE branch's request while it may still need to ACK a retransmitted non-2xx
+    /// final (timer D). Everything else (the request as received, the other branch requests,
+    /// the replies kept for failure callbacks, the route state) is freed here at once.
+    pub fn shrink_if_waiting(&mut self) {
+        if self.lean || !self.server.is_final() || self.has_pending() {
+            return;
+        }
+        self.lean = true;
+        if let Some(empty) = placeholder() {
+            self.request = empty;
+        }
+        self.route = None;
+        self.callbacks = Callbacks::default();
+        let invite = self.invite;
+        for b in &mut self.branches {
+            b.reply = None;
+            b.reply_wire = None;
+            if !(invite && b.client.state() == ClientState::Completed) {
+                b.request = Bytes::new();
+            }
+            if b.cancel
+                .as_ref()
+                .is_some_and(|c| c.client.state() == ClientState::Terminated)
+            {
+                b.cancel = None;
+            }
+        }
+        self.branches.shrink_to_fit();
+        self.timers.shrink_to_fit();
+    }
+
+    /// Whether timer `kind` can still do something when it fires.
+    pub fn is_live(&self, kind: super::TimerKind) -> bool {
+        match kind {
+            super::TimerKind::Server(t) => self.server.is_live(t),
+            super::TimerKind::Client {
+                branch,
+                cancel,
+                timer,
+            } => self.branches.get(branch).is_some_and(|b| {
+                if cancel {
+                    b.cancel.as_ref().is_some_and(|c| c.client.is_live(timer))
+                } else {
+                    b.client.is_live(timer)
+                }
+            }),
+        }
     }
 
     /// Whether every part ended, so the transaction can go.
@@ -175,19 +243,16 @@ impl Txn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tm::config::TmConfig;
+
+    const REQ: &str =
+        "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nl: 0\r\n\r\n";
 
     fn leg(code: u16) -> BranchLeg {
-        let m = Message::parse(
-            "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nl: 0\r\n\r\n"
-                .as_bytes()
-                .to_vec()
-                .into(),
-        )
-        .unwrap();
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
         BranchLeg {
             client: ClientTxn::new(true, true),
-            request: m,
+            request: Bytes::from_static(REQ.as_bytes()),
             hop: Hop {
                 proto: Proto::Udp,
                 local: a,
@@ -206,7 +271,7 @@ mod tests {
     }
 
     fn txn(codes: &[u16]) -> Txn {
-        let m = leg(0).request;
+        let m = Message::parse(Bytes::from_static(REQ.as_bytes())).unwrap();
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
         Txn {
             id: TxnId(1),
@@ -230,6 +295,8 @@ mod tests {
             canceled: false,
             route: None,
             removed: false,
+            timers: Vec::new(),
+            lean: false,
         }
     }
 
@@ -243,5 +310,36 @@ mod tests {
         assert_eq!(t.best_final(), Some(1));
         assert!(!t.has_pending());
         assert!(txn(&[0, 486]).has_pending());
+    }
+
+    #[test]
+    fn a_waiting_transaction_keeps_only_what_absorbs_retransmissions() {
+        let t = TmConfig::default();
+        let mut w = txn(&[0]);
+        w.shrink_if_waiting();
+        assert!(!w.lean, "a pending branch keeps everything");
+        w.branches[0].code = 200;
+        w.branches[0].client.on_reply(200, &t, t.fr_inv);
+        w.branches[0].reply_wire = Some(b"SIP/2.0 200 OK\r\n\r\n".to_vec());
+        w.shrink_if_waiting();
+        assert!(!w.lean, "no final reply upstream yet");
+        assert!(matches!(
+            w.server.send_reply(200, b"SIP/2.0 200 OK\r\n\r\n", &t),
+            crate::tm::server::SendOutcome::Send(_)
+        ));
+        w.shrink_if_waiting();
+        assert!(w.lean);
+        assert!(w.branches[0].request.is_empty() && w.branches[0].reply_wire.is_none());
+        assert_eq!(w.request.headers().count(), 0);
+        assert!(placeholder().is_some());
+        // An INVITE branch that got a non-2xx keeps its request for the ACK of a
+        // retransmitted final (timer D).
+        let mut f = txn(&[0]);
+        f.branches[0].client = ClientTxn::new(true, false);
+        f.branches[0].client.on_reply(486, &t, t.fr_inv);
+        f.branches[0].code = 486;
+        let _ = f.server.send_reply(486, b"SIP/2.0 486 Busy\r\n\r\n", &t);
+        f.shrink_if_waiting();
+        assert!(f.lean && !f.branches[0].request.is_empty());
     }
 }

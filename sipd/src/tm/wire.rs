@@ -70,6 +70,16 @@ pub fn local_reply(
     out
 }
 
+/// `503 Service Unavailable` with `Retry-After` ([`super::RETRY_AFTER_S`]) to `req`: a new
+/// transaction would exceed `max_transactions`.
+pub fn overload_reply(req: &Message, env: &RouteEnv, src: reply::ReplySource) -> Vec<u8> {
+    let mut extra = vec![format!("Retry-After: {}\r\n", super::RETRY_AFTER_S)];
+    extra.extend(env.server_header.iter().map(|s| format!("Server: {s}\r\n")));
+    let mut out = Vec::with_capacity(512);
+    reply::build(req, 503, "Service Unavailable", None, &extra, src, &mut out);
+    out
+}
+
 /// The usual reason phrase of the codes generated here.
 pub fn reason(code: u16) -> &'static str {
     match code {

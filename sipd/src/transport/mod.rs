@@ -6,10 +6,13 @@
 //!   Content-Length, with a bounded buffer.
 //! - [`tcp`]: [`tcp::ConnTable`], the open connections by peer address, and the per-connection
 //!   writer.
+//! - [`tls`]: [`tls::TlsContext`], the rustls configurations (certificates, SNI, client
+//!   verification, outgoing verification) of `tls:` listeners and outgoing TLS connections.
 //!
 //! What runs the sockets (receive loops, accept loops, per-connection readers) is the worker, in
 //! [`crate::server`]; nothing here routes.
 
 pub mod stream;
 pub mod tcp;
+pub mod tls;
 pub mod udp;

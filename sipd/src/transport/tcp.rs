@@ -11,8 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 /// Messages queued per connection before further sends are refused.
@@ -115,17 +114,26 @@ pub fn queue_and_close(tx: &ConnSender, peer: SocketAddr, wire: Vec<u8>) -> Resu
     queue(tx, peer, Vec::new())
 }
 
-/// Write everything queued on `rx` to `wr` until every sender is gone, a write fails, or an
-/// empty buffer asks to close. Dropping `rx` on the way out tells the connection's reader
-/// (which waits on its sender's `closed()`) to stop too.
-pub async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>, peer: SocketAddr) {
+/// Write everything queued on `rx` to `wr` (a TCP write half, or a TLS stream's) until every
+/// sender is gone, a write fails, or an empty buffer asks to close. Dropping `rx` on the way
+/// out tells the connection's reader (which waits on its sender's `closed()`) to stop too.
+pub async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    peer: SocketAddr,
+) {
     while let Some(wire) = rx.recv().await {
         if wire.is_empty() {
-            tracing::debug!(%peer, "closing tcp connection as the script asked");
+            tracing::debug!(%peer, "closing stream connection as the script asked");
             break;
         }
         if let Err(e) = wr.write_all(&wire).await {
-            tracing::info!(%peer, "tcp write failed, closing: {e}");
+            tracing::info!(%peer, "stream write failed, closing: {e}");
+            break;
+        }
+        // A TLS stream may hold the record until flushed; a TCP write half's flush is a no-op.
+        if let Err(e) = wr.flush().await {
+            tracing::info!(%peer, "stream write failed, closing: {e}");
             break;
         }
     }

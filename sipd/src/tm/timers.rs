@@ -1,0 +1,313 @@
+//! [`TimerQueue`]: one worker's transaction timers, ordered by deadline, driven by one task of
+//! that worker (no task per timer).
+//!
+//! A timer is a [`TimerReq`] under a [`TimerKey`] (deadline in milliseconds since the queue was
+//! made, then a per-queue sequence number), in a `BTreeMap`: arming and cancelling are one
+//! ordered insert or remove (O(log n), no allocation beyond the map's nodes, which are freed as
+//! entries leave), the next deadline is the first key. The transaction keeps a [`TimerHandle`]
+//! of each timer armed for it; when it ends, [`TimerQueue::cancel`] removes them at once from
+//! the queue that holds them: directly when that is this worker's, else through that worker's
+//! [`CancelInbox`] (a small per-worker list behind its own lock, touched only by cross-worker
+//! cancellations), drained by the owner before it next looks at its queue. So a finished
+//! transaction leaves nothing behind in any queue, and a queue holds only the timers of live
+//! transactions.
+//!
+//! Measured against the previous design (a tokio task and a tokio sleep per timer), see
+//! "Memory and timers" in `docs/PERFORMANCE.md`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use super::{TimerKind, TxnCell};
+
+/// A timer's place in its queue: its deadline (ms since the queue's start), then the order in
+/// which it was armed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimerKey {
+    at: u64,
+    seq: u64,
+}
+
+/// A timer armed for a transaction: which worker's queue holds it and under which key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimerHandle {
+    /// The worker whose queue holds it.
+    pub worker: usize,
+    /// Its key there.
+    pub key: TimerKey,
+}
+
+/// What a timer does when it expires: the transaction (held weakly: only the table keeps a
+/// transaction alive) and which of its timers.
+#[derive(Debug)]
+pub struct TimerReq {
+    /// The transaction.
+    pub txn: Weak<TxnCell>,
+    /// Which timer.
+    pub kind: TimerKind,
+}
+
+/// Timers taken out of a queue by [`TimerQueue::take_all`]; dropping it drops them.
+#[derive(Debug)]
+pub struct Taken(BTreeMap<TimerKey, TimerReq>);
+
+impl Taken {
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Cancellations other workers post for one worker's queue.
+#[derive(Debug, Default)]
+pub struct CancelInbox {
+    pending: AtomicBool,
+    keys: Mutex<Vec<TimerKey>>,
+}
+
+impl CancelInbox {
+    /// Post the cancellation of `key`.
+    pub fn post(&self, key: TimerKey) {
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(key);
+        self.pending.store(true, Ordering::Release);
+    }
+
+    /// Take what was posted (one relaxed load when nothing was).
+    fn take(&self) -> Vec<TimerKey> {
+        if !self.pending.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.pending.store(false, Ordering::Release);
+        std::mem::take(&mut *keys)
+    }
+}
+
+/// One worker's timers.
+#[derive(Debug)]
+pub struct TimerQueue {
+    worker: usize,
+    start: Instant,
+    /// "Now" for the event being handled (ms since `start`), read from the clock at most once
+    /// per event.
+    now: Option<u64>,
+    seq: u64,
+    map: BTreeMap<TimerKey, TimerReq>,
+    /// The deadline the driver sleeps until (`u64::MAX`: none; 0: it is running and looks at
+    /// the queue again before it sleeps).
+    sleeping_until: u64,
+    /// A timer earlier than `sleeping_until` was armed: the driver must be woken.
+    wake: bool,
+}
+
+impl TimerQueue {
+    /// An empty queue for worker `worker`.
+    pub fn new(worker: usize) -> TimerQueue {
+        TimerQueue {
+            worker,
+            start: Instant::now(),
+            now: None,
+            seq: 0,
+            map: BTreeMap::new(),
+            sleeping_until: u64::MAX,
+            wake: false,
+        }
+    }
+
+    /// The worker this queue belongs to.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// A new event starts: "now" is read again at the next arm.
+    pub fn begin_event(&mut self) {
+        self.now = None;
+    }
+
+    fn clock(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn now(&mut self) -> u64 {
+        match self.now {
+            Some(n) => n,
+            None => {
+                let n = self.clock();
+                self.now = Some(n);
+                n
+            }
+        }
+    }
+
+    /// Arm `req` to expire after `after` (rounded up to the millisecond).
+    pub fn arm(&mut self, req: TimerReq, after: Duration) -> TimerHandle {
+        let ms = u64::try_from(after.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+        let key = TimerKey {
+            at: self.now().saturating_add(ms),
+            seq: self.seq,
+        };
+        self.seq += 1;
+        if key.at < self.sleeping_until {
+            self.wake = true;
+        }
+        self.map.insert(key, req);
+        TimerHandle {
+            worker: self.worker,
+            key,
+        }
+    }
+
+    /// Remove the timer under `key`, if still armed.
+    pub fn cancel(&mut self, key: TimerKey) {
+        self.map.remove(&key);
+    }
+
+    /// Apply the cancellations other workers posted in `inbox`.
+    pub fn drain(&mut self, inbox: Option<&CancelInbox>) {
+        if let Some(inbox) = inbox {
+            for key in inbox.take() {
+                self.map.remove(&key);
+            }
+        }
+    }
+
+    /// The next timer due now, removed from the queue.
+    pub fn pop_due(&mut self) -> Option<(TimerHandle, TimerReq)> {
+        let now = self.clock();
+        self.now = Some(now);
+        let first = self.map.first_key_value().map(|(k, _)| *k)?;
+        if first.at > now {
+            return None;
+        }
+        let (key, req) = self.map.pop_first()?;
+        Some((
+            TimerHandle {
+                worker: self.worker,
+                key,
+            },
+            req,
+        ))
+    }
+
+    /// The driver goes to sleep: the instant of the next deadline, if any. Arming an earlier
+    /// timer from now on sets the wake flag ([`Self::take_wake`]).
+    pub fn sleep(&mut self) -> Option<Instant> {
+        self.wake = false;
+        match self.map.first_key_value() {
+            Some((k, _)) => {
+                self.sleeping_until = k.at;
+                Some(self.start + Duration::from_millis(k.at))
+            }
+            None => {
+                self.sleeping_until = u64::MAX;
+                None
+            }
+        }
+    }
+
+    /// The driver woke and works: no wake is needed until it sleeps again.
+    pub fn awake(&mut self) {
+        self.sleeping_until = 0;
+        self.wake = false;
+    }
+
+    /// Whether the driver must be woken (an earlier timer was armed since it slept); clears it.
+    pub fn take_wake(&mut self) -> bool {
+        std::mem::take(&mut self.wake)
+    }
+
+    /// Take every armed timer out of the queue without running it (no allocation), for
+    /// callers that run no timer driver (offline tools, tests).
+    pub fn take_all(&mut self) -> Taken {
+        Taken(std::mem::take(&mut self.map))
+    }
+
+    /// Timers armed.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no timer is armed.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tm::server::ServerTimer;
+
+    fn req() -> TimerReq {
+        TimerReq {
+            txn: Weak::new(),
+            kind: TimerKind::Server(ServerTimer::Wait),
+        }
+    }
+
+    #[test]
+    fn expires_in_deadline_order_and_cancels() {
+        let mut q = TimerQueue::new(3);
+        q.begin_event();
+        let late = q.arm(req(), Duration::from_millis(40));
+        let early = q.arm(req(), Duration::from_millis(10));
+        let gone = q.arm(req(), Duration::from_millis(5));
+        assert_eq!(early.worker, 3);
+        q.cancel(gone.key);
+        assert_eq!(q.len(), 2);
+        assert!(q.pop_due().is_none(), "nothing is due yet");
+        std::thread::sleep(Duration::from_millis(15));
+        assert_eq!(q.pop_due().map(|(h, _)| h), Some(early));
+        assert!(q.pop_due().is_none());
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(q.pop_due().map(|(h, _)| h), Some(late));
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn wakes_the_driver_only_for_an_earlier_deadline() {
+        let mut q = TimerQueue::new(0);
+        q.begin_event();
+        q.arm(req(), Duration::from_secs(10));
+        assert!(q.take_wake(), "the driver slept with nothing armed");
+        assert!(q.sleep().is_some());
+        q.arm(req(), Duration::from_secs(20));
+        assert!(!q.take_wake(), "later than what the driver waits for");
+        q.arm(req(), Duration::from_secs(1));
+        assert!(q.take_wake());
+        q.awake();
+        q.arm(req(), Duration::from_millis(1));
+        assert!(
+            !q.take_wake(),
+            "a running driver looks again before sleeping"
+        );
+    }
+
+    #[test]
+    fn cancellations_from_other_workers_arrive_through_the_inbox() {
+        let mut q = TimerQueue::new(1);
+        let inbox = CancelInbox::default();
+        q.begin_event();
+        let a = q.arm(req(), Duration::from_secs(5));
+        let b = q.arm(req(), Duration::from_secs(6));
+        inbox.post(a.key);
+        q.drain(Some(&inbox));
+        assert_eq!(q.len(), 1);
+        q.drain(Some(&inbox));
+        q.cancel(b.key);
+        assert!(q.is_empty());
+    }
+}
