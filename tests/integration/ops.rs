@@ -70,6 +70,7 @@ impl Live {
             }
             config.rpc = Some(RpcConfig {
                 socket: dir.join("ctl.sock"),
+                explicit: true,
                 http: Some(SocketAddr::new(LOOPBACK, 0)),
             });
             config.metrics = Some(MetricsConfig {

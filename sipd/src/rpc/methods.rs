@@ -115,13 +115,8 @@ impl RpcContext {
             return r;
         }
         match method {
-            "core.version" => no_params(method, params).map(|()| {
-                json!(format!(
-                    "sipd {} ({} engine)",
-                    env!("CARGO_PKG_VERSION"),
-                    kind
-                ))
-            }),
+            "core.version" => no_params(method, params)
+                .map(|()| json!(format!("sipd {} ({} engine)", crate::VERSION, kind))),
             "core.uptime" => no_params(method, params).map(|()| self.uptime()),
             "tm.stats" => no_params(method, params).map(|()| self.tm.stats()),
             "core.ps" => no_params(method, params).map(|()| self.ps()),

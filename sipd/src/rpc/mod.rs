@@ -35,13 +35,31 @@ use crate::metrics::prom;
 pub use jsonrpc::RpcError;
 pub use methods::RpcContext;
 
-/// The socket path when `[rpc]` names none: `$XDG_RUNTIME_DIR/sipd.sock`, else
-/// `/tmp/sipd-rpc.sock`.
-pub fn default_socket() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() => Path::new(&d).join("sipd.sock"),
-        _ => PathBuf::from("/tmp/sipd-rpc.sock"),
+/// The socket path when `[rpc]` names none, for the instance called `name` (`--name`), the same
+/// in `sipd run` and `sipd rpc` run by the same user: `$XDG_RUNTIME_DIR/sipd[-NAME].sock`; as root
+/// without it `/run/sipd/sipd[-NAME].sock`; else `/tmp/sipd-<uid>[-NAME].sock`.
+pub fn default_socket(name: Option<&str>) -> PathBuf {
+    let suffix = name.map(|n| format!("-{n}")).unwrap_or_default();
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return Path::new(&dir).join(format!("sipd{suffix}.sock"));
     }
+    // The owner of /proc/self is the process's effective uid.
+    let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    match uid {
+        Ok(0) => PathBuf::from(format!("/run/sipd/sipd{suffix}.sock")),
+        Ok(uid) => PathBuf::from(format!("/tmp/sipd-{uid}{suffix}.sock")),
+        Err(_) => PathBuf::from(format!("/tmp/sipd{suffix}.sock")),
+    }
+}
+
+/// True when `name` can name an instance (and so a socket file): 1 to 64 of `A-Z a-z 0-9 _ . -`,
+/// not starting with `.`.
+pub fn valid_instance_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// Why the control listeners did not start.
@@ -115,8 +133,19 @@ impl OpsThread {
             metrics: None,
         };
         if let Some(r) = rpc {
-            l.unix = Some(socket::bind_private(&r.socket)?);
-            me.socket = Some(r.socket.clone());
+            match socket::bind_private(&r.socket) {
+                Ok(bound) => {
+                    l.unix = Some(bound);
+                    me.socket = Some(r.socket.clone());
+                }
+                Err(socket::SocketError::InUse(path)) if !r.explicit => warn!(
+                    "rpc: the default control socket {} belongs to another running sipd: this \
+                     one has no control socket; give each instance a name (--name NAME, then \
+                     `sipd rpc --name NAME ...`) or set [rpc] socket",
+                    path.display()
+                ),
+                Err(e) => return Err(e.into()),
+            }
             if let Some(addr) = r.http {
                 let t = bind_tcp("rpc.http", addr)?;
                 let bound = t.local_addr()?;

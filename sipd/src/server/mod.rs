@@ -17,10 +17,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod drop_log;
 pub mod hop;
 pub mod locals;
 pub mod malformed;
 pub mod pipeline;
+pub mod rate_limit;
 pub mod script_log;
 pub mod target;
 pub mod via;

@@ -25,9 +25,9 @@ use tracing::{debug, info, warn};
 use super::hop::{self, HopRefusal};
 use super::locals::Locals;
 use super::malformed;
-use super::script_log;
 use super::target::Target;
 use super::via::{self, Branch, BRANCH_PREFIX};
+use super::{drop_log, script_log};
 use crate::config::OnLimit;
 use crate::metrics::{Callback, WorkerStats};
 use crate::reload::ScriptWatch;
@@ -192,11 +192,15 @@ impl Pipeline {
 
     fn request(&mut self, message: Message, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
         if let Err(e) = message.check_required() {
-            info!(src = %rcv.src, proto = rcv.proto.as_str(), "dropping request: {e}");
+            drop_log::input(rcv.src, rcv.proto, format_args!("dropping request: {e}"));
             return;
         }
         if !matches!(message.top_via(), Some(Ok(_))) {
-            info!(src = %rcv.src, proto = rcv.proto.as_str(), "dropping request: top Via does not parse");
+            drop_log::input(
+                rcv.src,
+                rcv.proto,
+                "dropping request: top Via does not parse",
+            );
             return;
         }
         self.ops
@@ -357,17 +361,17 @@ impl Pipeline {
                 _ => false,
             };
             if !ours {
-                info!(src = %rcv.src, "dropping reply: top Via is not ours");
+                drop_log::input(rcv.src, rcv.proto, "dropping reply: top Via is not ours");
                 return;
             }
             match vias.next() {
                 Some(Ok(v)) => Target::from_via(&v),
                 Some(Err(e)) => {
-                    info!(src = %rcv.src, "dropping reply: {e}");
+                    drop_log::input(rcv.src, rcv.proto, format_args!("dropping reply: {e}"));
                     return;
                 }
                 None => {
-                    info!(src = %rcv.src, "dropping reply: no Via below ours");
+                    drop_log::input(rcv.src, rcv.proto, "dropping reply: no Via below ours");
                     return;
                 }
             }
@@ -468,14 +472,22 @@ fn malformed_input(raw: &Bytes, e: ParseError, rcv: RecvInfo, out: &mut Vec<Outg
         Some(505) => "Version Not Supported",
         Some(513) => "Message Too Large",
         _ => {
-            info!(src = %rcv.src, proto = rcv.proto.as_str(), "dropping unparsable message: {e}");
+            drop_log::input(
+                rcv.src,
+                rcv.proto,
+                format_args!("dropping unparsable message: {e}"),
+            );
             return;
         }
     };
     let code = e.status().unwrap_or(400);
     let mut wire = Vec::with_capacity(512);
     if malformed::build_reply(raw, code, reason, &mut wire) {
-        info!(src = %rcv.src, proto = rcv.proto.as_str(), "answering {code} to a malformed request: {e}");
+        drop_log::input(
+            rcv.src,
+            rcv.proto,
+            format_args!("answering {code} to a malformed request: {e}"),
+        );
         let dest = if rcv.proto == Proto::Udp {
             Dest::Addr(rcv.src)
         } else {
@@ -489,6 +501,10 @@ fn malformed_input(raw: &Bytes, e: ParseError, rcv: RecvInfo, out: &mut Vec<Outg
             flags: SendFlags::default(),
         });
     } else {
-        info!(src = %rcv.src, proto = rcv.proto.as_str(), "dropping malformed message: {e}");
+        drop_log::input(
+            rcv.src,
+            rcv.proto,
+            format_args!("dropping malformed message: {e}"),
+        );
     }
 }
