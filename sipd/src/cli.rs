@@ -48,6 +48,28 @@ pub enum Command {
     Address(crate::admin::address::AddressArgs),
     /// Edit the auth_db subscribers in the store (works while sipd runs).
     User(crate::admin::user::UserArgs),
+    /// Show SIP traffic live, one line per message, from the HEP copies `siptrace` sends.
+    Trace(TraceArgs),
+}
+
+/// `sipd trace`.
+#[derive(Debug, clap::Args)]
+pub struct TraceArgs {
+    /// Where to receive HEP (the `duplicate_uri` of `[modparam.siptrace]`).
+    #[arg(long, default_value = "127.0.0.1:9060")]
+    pub hep: std::net::SocketAddr,
+    /// Only this Call-ID.
+    #[arg(long)]
+    pub call_id: Option<String>,
+    /// Only this method (requests, and replies by their CSeq).
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Only messages from or to this IP.
+    #[arg(long)]
+    pub from_ip: Option<std::net::IpAddr>,
+    /// Stop after this many messages.
+    #[arg(long)]
+    pub count: Option<u64>,
 }
 
 /// `sipd rpc METHOD [PARAMS...]`.
@@ -182,6 +204,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rpc(args) => rpc_call(&args),
         Command::Address(args) => crate::admin::address::run(&args),
         Command::User(args) => crate::admin::user::run(&args),
+        Command::Trace(args) => {
+            let filter = crate::trace::Filter {
+                call_id: args.call_id,
+                method: args.method,
+                ip: args.from_ip,
+            };
+            crate::trace::run(args.hep, &filter, args.count)
+                .with_context(|| format!("receiving HEP on {}", args.hep))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

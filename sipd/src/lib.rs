@@ -16,6 +16,7 @@
 //! - [`rpc`]: the JSON-RPC control socket, its methods and the `sipd rpc` client.
 //! - [`notify`]: systemd readiness (`sd_notify`).
 //! - [`script_scan`]: `sipd check`'s scan for `KSR.*` names sipd cannot call.
+//! - [`trace`]: `sipd trace`, a live view of the HEP copies `siptrace` sends.
 
 /// The version with the git revision it was built from (`sipd --version`, `core.version`).
 pub const VERSION: &str = concat!(
@@ -42,4 +43,5 @@ pub mod script_scan;
 pub mod server;
 pub mod stubs;
 pub mod tm;
+pub mod trace;
 pub mod transport;

@@ -1,5 +1,6 @@
 //! sipd integration tests: one binary, one module per area (links far faster than many binaries).
 
+mod dashboard;
 mod engines;
 mod route_test;
 mod stubs;
@@ -11,4 +12,5 @@ mod registrar;
 mod rport;
 mod server;
 mod sipp;
+mod siptrace;
 mod tm;

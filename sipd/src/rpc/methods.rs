@@ -86,6 +86,9 @@ impl RpcContext {
         {
             m.extend(super::permissions::METHODS.iter().map(|s| s.to_string()));
         }
+        if self.services.get::<modules::siptrace::Tracer>().is_some() {
+            m.extend(super::siptrace::METHODS.iter().map(|s| s.to_string()));
+        }
         m.sort();
         m
     }
@@ -112,6 +115,9 @@ impl RpcContext {
             return r;
         }
         if let Some(r) = super::permissions::call(&self.services, method, params) {
+            return r;
+        }
+        if let Some(r) = super::siptrace::call(&self.services, method, params) {
             return r;
         }
         match method {

@@ -199,7 +199,13 @@ impl Server {
         for e in &handle.local {
             info!(workers = config.workers, "listening on {e}");
         }
-        let tm_gauges: Arc<dyn crate::metrics::prom::GaugeSource> = tm.clone();
+        let tm_gauges: Arc<dyn crate::metrics::prom::GaugeSource> =
+            Arc::new(crate::metrics::prom::Sources(vec![
+                tm.clone(),
+                Arc::new(crate::metrics::modules::ModuleMetrics::new(
+                    services.clone(),
+                )),
+            ]));
         let ctx = RpcContext {
             versions,
             metrics,

@@ -33,6 +33,7 @@ use crate::metrics::{Callback, WorkerStats};
 use crate::reload::ScriptWatch;
 use crate::router::{Routed, Router};
 use crate::tm::{self, proxy::TmHost, TimerReq, TmLayer};
+use modules::siptrace::Tracer;
 
 /// Where an [`Outgoing`] message goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +69,8 @@ pub struct Pipeline {
     ops: Ops,
     tm: Arc<TmLayer>,
     tm_timers: Vec<TimerReq>,
+    /// `siptrace`, when set up: sees every message in and out.
+    tracer: Option<Arc<Tracer>>,
 }
 
 /// What the live-operation layer adds to a pipeline: counters, reloads, the limit policy.
@@ -97,7 +100,9 @@ impl Pipeline {
         let has_onsend = router
             .engine_mut()
             .has_callback(kemi_runtime::engine::ONSEND_ROUTE);
+        let tracer = env.services.get_arc::<Tracer>();
         Pipeline {
+            tracer,
             router,
             env,
             locals,
@@ -122,7 +127,9 @@ impl Pipeline {
 
     /// A transaction timer expired: carry it out, appending what is to be sent to `out`.
     pub fn tm_timer(&mut self, timer: TimerReq, out: &mut Vec<Outgoing>) {
+        let first_out = out.len();
         self.tm_host(out).on_timer(timer);
+        self.trace_sent(out.get(first_out..).unwrap_or_default(), None);
     }
 
     /// The transaction layer's view of this worker for one event.
@@ -183,10 +190,31 @@ impl Pipeline {
     /// sent to `out`.
     pub fn handle(&mut self, bytes: Bytes, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
         self.follow_reload();
+        let first_out = out.len();
+        if let Some(t) = &self.tracer {
+            t.on_wire(rcv.proto, rcv.src, rcv.dst, &bytes);
+        }
         match Message::parse_or_return(bytes) {
             Ok(m) if m.is_request() => self.request(m, rcv, out),
             Ok(m) => self.response(m, rcv, out),
             Err((e, bytes)) => malformed_input(&bytes, e, rcv, out),
+        }
+        self.trace_sent(out.get(first_out..).unwrap_or_default(), Some(rcv.src));
+    }
+
+    /// Show `sent` (what one step produced) to `siptrace`; `peer` is where a reply on the
+    /// connection the step came from goes.
+    fn trace_sent(&self, sent: &[Outgoing], peer: Option<SocketAddr>) {
+        let Some(t) = &self.tracer else {
+            return;
+        };
+        for o in sent {
+            let dst = match (o.dest, peer) {
+                (Dest::Addr(a), _) => a,
+                (Dest::Connection, Some(p)) => p,
+                (Dest::Connection, None) => continue,
+            };
+            t.on_wire(o.proto, o.local, dst, &o.wire);
         }
     }
 
