@@ -246,15 +246,40 @@ async fn serve(
         .await;
 }
 
+/// Control connections served at once; more are answered with an error and closed.
+pub const MAX_CONNECTIONS: usize = 32;
+
 async fn unix_loop(listener: UnixListener, owner: u32, ctx: Arc<RpcContext>) {
+    let open = std::rc::Rc::new(std::cell::Cell::new(0usize));
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
+            Ok((mut stream, _)) => {
                 if !socket::peer_allowed(&stream, owner) {
                     warn!("rpc: refused a connection from another user");
                     continue;
                 }
-                tokio::task::spawn_local(unix_exchange(stream, Arc::clone(&ctx)));
+                if open.get() >= MAX_CONNECTIONS {
+                    warn!("rpc: {MAX_CONNECTIONS} control connections open; refusing another");
+                    let busy = jsonrpc::response(
+                        serde_json::Value::Null,
+                        Err(RpcError::new(
+                            jsonrpc::INTERNAL_ERROR,
+                            "too many control connections",
+                        )),
+                    );
+                    tokio::task::spawn_local(async move {
+                        let _ = stream.write_all(busy.as_bytes()).await;
+                        let _ = stream.shutdown().await;
+                    });
+                    continue;
+                }
+                open.set(open.get() + 1);
+                let open = std::rc::Rc::clone(&open);
+                let ctx = Arc::clone(&ctx);
+                tokio::task::spawn_local(async move {
+                    unix_exchange(stream, ctx).await;
+                    open.set(open.get() - 1);
+                });
             }
             Err(e) => {
                 debug!("rpc accept failed: {e}");
@@ -264,21 +289,59 @@ async fn unix_loop(listener: UnixListener, owner: u32, ctx: Arc<RpcContext>) {
     }
 }
 
-/// One request per connection: read to EOF (bounded), answer, close.
+/// How much of a control connection's input is one request.
+#[derive(Debug, PartialEq, Eq)]
+enum Framed {
+    /// A complete JSON value ends at this offset.
+    Complete(usize),
+    /// Not JSON, whatever follows.
+    Garbage,
+    /// A JSON value has started and not ended yet (or nothing but blanks arrived).
+    Incomplete,
+}
+
+/// Where the first JSON value of `buf` ends, if it does.
+fn frame(buf: &[u8]) -> Framed {
+    let mut values = serde_json::Deserializer::from_slice(buf).into_iter::<serde::de::IgnoredAny>();
+    match values.next() {
+        Some(Ok(_)) => Framed::Complete(values.byte_offset()),
+        Some(Err(e)) if e.is_eof() => Framed::Incomplete,
+        Some(Err(_)) => Framed::Garbage,
+        None => Framed::Incomplete,
+    }
+}
+
+/// One request per connection: read until a whole JSON value has arrived (bounded in size and
+/// time), answer, close. Input that cannot become JSON is answered with a parse error (-32700)
+/// at once and the connection closed.
 async fn unix_exchange(mut s: UnixStream, ctx: Arc<RpcContext>) {
     let exchange = async {
-        let mut body = Vec::new();
-        (&mut s)
-            .take(http::MAX_BODY as u64 + 1)
-            .read_to_end(&mut body)
-            .await?;
-        let answer = if body.len() > http::MAX_BODY {
+        let mut body = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 4096];
+        let parse_error = |why: &str| {
             Some(jsonrpc::response(
                 serde_json::Value::Null,
-                Err(RpcError::new(jsonrpc::INVALID_REQUEST, "request too large")),
+                Err(RpcError::new(jsonrpc::PARSE_ERROR, why)),
             ))
-        } else {
-            jsonrpc::handle(&body, &|m, p| ctx.call(m, p))
+        };
+        let answer = loop {
+            let n = s.read(&mut chunk).await?;
+            body.extend_from_slice(&chunk[..n]);
+            match frame(&body) {
+                Framed::Complete(end) => {
+                    break jsonrpc::handle(&body[..end], &|m, p| ctx.call(m, p))
+                }
+                Framed::Garbage => break parse_error("Parse error: not JSON"),
+                Framed::Incomplete if body.len() > http::MAX_BODY => {
+                    break Some(jsonrpc::response(
+                        serde_json::Value::Null,
+                        Err(RpcError::new(jsonrpc::INVALID_REQUEST, "request too large")),
+                    ))
+                }
+                Framed::Incomplete if n == 0 && body.trim_ascii().is_empty() => break None,
+                Framed::Incomplete if n == 0 => break parse_error("Parse error: truncated JSON"),
+                Framed::Incomplete => {}
+            }
         };
         if let Some(mut a) = answer {
             a.push('\n');
