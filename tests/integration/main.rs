@@ -8,6 +8,7 @@ mod support;
 
 mod lua_modules;
 mod ops;
+mod probes;
 mod registrar;
 mod rport;
 mod server;
