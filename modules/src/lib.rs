@@ -50,6 +50,7 @@ pub mod registrar;
 pub mod rr;
 pub mod sanity;
 pub mod setup;
+pub mod siptrace;
 pub mod siputils;
 pub mod sl;
 pub mod store;
@@ -86,5 +87,6 @@ pub static MODULES: ModuleSet = ModuleSet {
         "pike",
         "permissions",
         "registrar",
+        "siptrace",
     ],
 };

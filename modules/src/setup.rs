@@ -135,6 +135,7 @@ const STATEFUL: &[(&str, SetupFn)] = &[
     ("rr", crate::rr::config::setup),
     ("maxfwd", crate::maxfwd::setup),
     ("sanity", crate::sanity::setup),
+    ("siptrace", crate::siptrace::setup),
 ];
 
 /// Modules that take modparams but export nothing to scripts, and the KSR module they serve.

@@ -20,7 +20,7 @@ use crate::{exports, route_test};
 
 /// sipd: a SIP proxy routed by Lua through Kamailio's KEMI `KSR` API.
 #[derive(Debug, Parser)]
-#[command(name = "sipd", version, about)]
+#[command(name = "sipd", version = crate::VERSION, about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -48,6 +48,28 @@ pub enum Command {
     Address(crate::admin::address::AddressArgs),
     /// Edit the auth_db subscribers in the store (works while sipd runs).
     User(crate::admin::user::UserArgs),
+    /// Show SIP traffic live, one line per message, from the HEP copies `siptrace` sends.
+    Trace(TraceArgs),
+}
+
+/// `sipd trace`.
+#[derive(Debug, clap::Args)]
+pub struct TraceArgs {
+    /// Where to receive HEP (the `duplicate_uri` of `[modparam.siptrace]`).
+    #[arg(long, default_value = "127.0.0.1:9060")]
+    pub hep: std::net::SocketAddr,
+    /// Only this Call-ID.
+    #[arg(long)]
+    pub call_id: Option<String>,
+    /// Only this method (requests, and replies by their CSeq).
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Only messages from or to this IP.
+    #[arg(long)]
+    pub from_ip: Option<std::net::IpAddr>,
+    /// Stop after this many messages.
+    #[arg(long)]
+    pub count: Option<u64>,
 }
 
 /// `sipd rpc METHOD [PARAMS...]`.
@@ -64,6 +86,9 @@ pub struct RpcArgs {
     /// Read the socket path from this configuration file.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The instance started with `--name NAME` (its default socket).
+    #[arg(long, conflicts_with = "socket")]
+    pub name: Option<String>,
     /// Talk HTTP to this address (`[rpc] http`) instead of the Unix socket.
     #[arg(long, conflicts_with = "socket")]
     pub http: Option<std::net::SocketAddr>,
@@ -179,6 +204,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rpc(args) => rpc_call(&args),
         Command::Address(args) => crate::admin::address::run(&args),
         Command::User(args) => crate::admin::user::run(&args),
+        Command::Trace(args) => {
+            let filter = crate::trace::Filter {
+                call_id: args.call_id,
+                method: args.method,
+                ip: args.from_ip,
+            };
+            crate::trace::run(args.hep, &filter, args.count)
+                .with_context(|| format!("receiving HEP on {}", args.hep))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -193,14 +228,19 @@ fn rpc_call(args: &RpcArgs) -> Result<ExitCode> {
         (None, None, Some(cfg)) => {
             let config = Config::load(&RunArgs {
                 config: Some(cfg.clone()),
+                name: args.name.clone(),
                 ..RunArgs::default()
             })?;
             let rpc = config
                 .rpc
-                .with_context(|| format!("{}: no [rpc] section", cfg.display()))?;
+                .with_context(|| format!("{}: [rpc] enabled = false", cfg.display()))?;
             client::call(&rpc.socket, &args.method, &params)
         }
-        (None, None, None) => client::call(&crate::rpc::default_socket(), &args.method, &params),
+        (None, None, None) => client::call(
+            &crate::rpc::default_socket(args.name.as_deref()),
+            &args.method,
+            &params,
+        ),
     };
     let render = |v: &serde_json::Value| {
         if args.compact {
@@ -242,8 +282,10 @@ fn run_server(args: &RunArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the signal runtime")?;
+    crate::notify::ready();
     rt.block_on(wait_for_signal(&server))
         .context("waiting for signals")?;
+    crate::notify::stopping();
     tracing::info!("stopping");
     let mut server = server;
     let stuck = server.stop_within(crate::server::SHUTDOWN_GRACE);
@@ -254,6 +296,16 @@ fn run_server(args: &RunArgs) -> Result<ExitCode> {
     }
     drop(server);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reload the script, telling the service manager (`RELOADING=1`, then `READY=1`).
+fn reload_notified(
+    server: &crate::server::ServerHandle,
+) -> Result<crate::reload::Reloaded, kemi_runtime::engine::LoadError> {
+    crate::notify::notify("RELOADING=1");
+    let result = server.reload();
+    crate::notify::ready();
+    result
 }
 
 /// Resolve on the first SIGINT or SIGTERM; reload the script (and the TLS certificates) on
@@ -269,7 +321,7 @@ async fn wait_for_signal(server: &crate::server::ServerHandle) -> std::io::Resul
                 r = tokio::signal::ctrl_c() => return r,
                 _ = term.recv() => return Ok(()),
                 _ = hup.recv() => {
-                    match server.reload() {
+                    match reload_notified(server) {
                         Ok(r) => tracing::info!(old = r.old, new = r.new, "SIGHUP: script reloaded"),
                         Err(e) => tracing::warn!("SIGHUP: reload rejected, the running script stays: {e}"),
                     }
@@ -291,17 +343,53 @@ async fn wait_for_signal(server: &crate::server::ServerHandle) -> std::io::Resul
     }
 }
 
-/// Install the global `tracing` subscriber (once; later calls are ignored).
+/// Install the global `tracing` subscriber (once; later calls are ignored), on stderr: colours
+/// only when stderr is a terminal and `NO_COLOR` is unset; under systemd (stderr is the journal,
+/// `JOURNAL_STREAM`) no timestamp, since the journal stamps each line itself.
 fn init_logging(level: &str, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let style = LogStyle::from_env(std::io::stderr().is_terminal());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(style.colour)
         .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let _ = match (format, style.timestamps) {
+        (LogFormat::Text, true) => builder.try_init(),
+        (LogFormat::Text, false) => builder.without_time().try_init(),
+        (LogFormat::Json, true) => builder.json().try_init(),
+        (LogFormat::Json, false) => builder.json().without_time().try_init(),
     };
+}
+
+/// How log lines look, from where they go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LogStyle {
+    /// ANSI colours.
+    colour: bool,
+    /// A timestamp at the start of each line.
+    timestamps: bool,
+}
+
+impl LogStyle {
+    /// For stderr (`terminal` when it is one) and this process's environment.
+    fn from_env(terminal: bool) -> LogStyle {
+        LogStyle::new(
+            terminal,
+            std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            std::env::var_os("JOURNAL_STREAM").is_some(),
+        )
+    }
+
+    /// Colours on a terminal unless `no_color` (<https://no-color.org>); no timestamps when the
+    /// journal takes stderr.
+    fn new(terminal: bool, no_color: bool, journal: bool) -> LogStyle {
+        LogStyle {
+            colour: terminal && !no_color,
+            timestamps: !journal,
+        }
+    }
 }
 
 /// `sipd check`: validate the configuration and load the script once.
@@ -312,7 +400,8 @@ fn check_config(args: &CheckArgs) -> Result<ExitCode> {
     })?;
     let table =
         Arc::new(exports::build_table(&config.modules).context("building the export table")?);
-    Router::load(config.engine, &config.script, table)?;
+    let mut router = Router::load(config.engine, &config.script, Arc::clone(&table))?;
+    let companions = router.engine_mut().companions();
     // Module parameters are checked by setting the modules up on a private in-memory store, so
     // that `check` creates no database file.
     let mut offline = config.clone();
@@ -331,5 +420,44 @@ fn check_config(args: &CheckArgs) -> Result<ExitCode> {
         config.engine,
         config.script.display()
     );
+    // The script and the companions it loaded: every KSR name sipd cannot call, as warnings.
+    let all = exports::build_table(&Enabled::All).context("building the export table")?;
+    let mut files = vec![(config.script.clone(), None)];
+    files.extend(companions.into_iter().map(|c| (c.path, Some(c.text))));
+    let mut missing = 0;
+    for (path, text) in files {
+        let text = match text {
+            Some(t) => String::from_utf8_lossy(&t).into_owned(),
+            None => std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        };
+        for m in crate::script_scan::scan(&text, config.engine, &table, &all) {
+            missing += 1;
+            println!(
+                "{}:{}: warning: {}: {}",
+                path.display(),
+                m.line,
+                m.name,
+                m.why
+            );
+        }
+    }
+    if missing > 0 {
+        println!("{missing} KSR name(s) the script uses cannot be called in sipd (warnings)");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogStyle;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(LogStyle::new(true, false, false).colour);
+        assert!(!LogStyle::new(false, false, false).colour);
+        assert!(!LogStyle::new(true, true, false).colour);
+        assert!(!LogStyle::new(false, false, true).timestamps);
+        assert!(LogStyle::new(false, false, false).timestamps);
+    }
 }

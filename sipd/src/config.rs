@@ -42,11 +42,19 @@ pub const DEFAULT_MAX_MEMORY_MB: u64 = 256;
 pub const DEFAULT_METRICS_LISTEN: std::net::SocketAddr =
     std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9090);
 
-/// `[rpc]`: the JSON-RPC control interface.
+/// What an instance name may be (`--name`, `name`).
+const INSTANCE_NAME_RULE: &str =
+    "an instance name is 1 to 64 of A-Z a-z 0-9 _ . - (not starting with .)";
+
+/// `[rpc]`: the JSON-RPC control interface, on unless `[rpc] enabled = false`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RpcConfig {
     /// The Unix socket (mode 0600).
     pub socket: PathBuf,
+    /// Whether the operator named the socket (`[rpc] socket`). A default socket that another
+    /// running sipd holds leaves this one without control (a warning says so) instead of
+    /// failing the start; a named one in use is an error.
+    pub explicit: bool,
     /// An optional HTTP listener (`POST` a JSON-RPC request); meant for loopback.
     pub http: Option<std::net::SocketAddr>,
 }
@@ -114,6 +122,10 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// The instance's name, for several sipd on one host: its default control socket is
+    /// `sipd-NAME.sock` (`sipd rpc --name NAME` finds it); replaces the configuration's `name`.
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 /// `sipd check` arguments.
@@ -137,6 +149,8 @@ pub struct Config {
     pub log_level: String,
     /// Log format.
     pub log_format: LogFormat,
+    /// The instance's name (`--name`, `name`), which names its default control socket.
+    pub name: Option<String>,
     /// Extra names and addresses that are this proxy (`is_myself`).
     pub aliases: Vec<String>,
     /// Script engine.
@@ -266,6 +280,7 @@ struct TcpSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RpcSection {
+    enabled: Option<bool>,
     socket: Option<PathBuf>,
     http: Option<Spanned<String>>,
 }
@@ -302,6 +317,7 @@ struct RawConfig {
     workers: Option<Spanned<usize>>,
     log_level: Option<Spanned<String>>,
     log_format: Option<LogFormat>,
+    name: Option<Spanned<String>>,
     #[serde(default)]
     aliases: Vec<String>,
     cfgengine: Option<Spanned<String>>,
@@ -648,12 +664,33 @@ impl Config {
             None => DEFAULT_MAX_MESSAGE_SIZE,
         };
 
-        let rpc = match raw.rpc {
-            None => None,
-            Some(r) => Some(RpcConfig {
-                socket: r
-                    .socket
-                    .map_or_else(crate::rpc::default_socket, |s| base_dir.join(s)),
+        let name = match (&args.name, &raw.name) {
+            (Some(n), _) if !crate::rpc::valid_instance_name(n) => {
+                return Err(ConfigError::Invalid {
+                    file: COMMAND_LINE.into(),
+                    line: 0,
+                    message: format!("--name `{n}`: {INSTANCE_NAME_RULE}"),
+                })
+            }
+            (Some(n), _) => Some(n.clone()),
+            (None, Some(n)) if !crate::rpc::valid_instance_name(n.get_ref()) => {
+                return Err(
+                    origin.invalid(n, format!("name `{}`: {INSTANCE_NAME_RULE}", n.get_ref()))
+                )
+            }
+            (None, n) => n.as_ref().map(|n| n.get_ref().clone()),
+        };
+        let rpc = match raw.rpc.unwrap_or_default() {
+            RpcSection {
+                enabled: Some(false),
+                ..
+            } => None,
+            r => Some(RpcConfig {
+                explicit: r.socket.is_some(),
+                socket: r.socket.map_or_else(
+                    || crate::rpc::default_socket(name.as_deref()),
+                    |s| base_dir.join(s),
+                ),
                 http: match r.http {
                     None => None,
                     Some(h) => Some(h.get_ref().parse().map_err(|e| {
@@ -800,6 +837,7 @@ impl Config {
             workers,
             log_level,
             log_format: args.log_format.or(raw.log_format).unwrap_or_default(),
+            name,
             aliases: raw.aliases,
             engine,
             script,
@@ -1066,6 +1104,30 @@ mod tests {
             .cfg(&format!("{base}[lua]\nc_module = false\n"))
             .unwrap_err();
         assert!(e.to_string().contains("c_module"), "{e}");
+    }
+
+    #[test]
+    fn rpc_is_on_by_default_per_instance_name_and_can_be_turned_off() {
+        let d = Dir::new("rpc");
+        let base = "listen = [\"udp:127.0.0.1:5060\"]\nscript = \"proxy.lua\"\n";
+        let on = d.cfg(base).unwrap().rpc.expect("on by default");
+        assert!(!on.explicit);
+        assert_eq!(on.socket, crate::rpc::default_socket(None));
+        let named = d.cfg(&format!("name = \"edge\"\n{base}")).unwrap();
+        assert_eq!(named.name.as_deref(), Some("edge"));
+        let socket = named.rpc.expect("on").socket;
+        assert!(socket.ends_with("sipd-edge.sock"), "{}", socket.display());
+        let set = d
+            .cfg(&format!("{base}[rpc]\nsocket = \"ctl.sock\"\n"))
+            .unwrap();
+        assert!(set.rpc.expect("on").explicit);
+        assert!(d
+            .cfg(&format!("{base}[rpc]\nenabled = false\n"))
+            .unwrap()
+            .rpc
+            .is_none());
+        let e = d.cfg(&format!("{base}name = \"a/b\"\n")).unwrap_err();
+        assert!(e.to_string().contains("sipd.toml:3:"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,17 @@
 //! - [`reload`]: script reload without restart (staging, generations, per-worker switch).
 //! - [`metrics`]: per-worker counters and the Prometheus exposition.
 //! - [`rpc`]: the JSON-RPC control socket, its methods and the `sipd rpc` client.
+//! - [`notify`]: systemd readiness (`sd_notify`).
+//! - [`script_scan`]: `sipd check`'s scan for `KSR.*` names sipd cannot call.
+//! - [`trace`]: `sipd trace`, a live view of the HEP copies `siptrace` sends.
+
+/// The version with the git revision it was built from (`sipd --version`, `core.version`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("SIPD_GIT_REVISION"),
+    ")"
+);
 
 pub mod admin;
 pub mod api;
@@ -23,11 +34,14 @@ pub mod endpoint;
 pub mod exports;
 pub mod metrics;
 pub mod modsetup;
+pub mod notify;
 pub mod reload;
 pub mod route_test;
 pub mod router;
 pub mod rpc;
+pub mod script_scan;
 pub mod server;
 pub mod stubs;
 pub mod tm;
+pub mod trace;
 pub mod transport;

@@ -1,5 +1,6 @@
 //! sipd integration tests: one binary, one module per area (links far faster than many binaries).
 
+mod dashboard;
 mod engines;
 mod route_test;
 mod stubs;
@@ -9,9 +10,11 @@ mod limits_watchdog;
 mod lua_modules;
 mod ops;
 mod overload;
+mod probes;
 mod registrar;
 mod rport;
 mod server;
 mod sipp;
+mod siptrace;
 mod tls;
 mod tm;

@@ -70,6 +70,7 @@ impl Live {
             }
             config.rpc = Some(RpcConfig {
                 socket: dir.join("ctl.sock"),
+                explicit: true,
                 http: Some(SocketAddr::new(LOOPBACK, 0)),
             });
             config.metrics = Some(MetricsConfig {
@@ -444,6 +445,46 @@ fn rpc_api_list_matches_sipd_api_list_and_errors_are_json_rpc() {
         .find(|e| e["module"] == json!("sl") && e["name"] == json!("sl_send_reply"))
         .expect("sl_send_reply counted");
     assert_eq!(reply["calls"], json!(3), "{k}");
+}
+
+#[test]
+fn rpc_garbage_is_answered_and_closed_without_waiting_and_connections_are_bounded() {
+    use std::os::unix::net::UnixStream;
+    let live = Live::start(1, OnLimit::Reply);
+    // Garbage, the write side left open: a parse error and the close come at once.
+    let read_answer = |raw: &mut UnixStream| {
+        raw.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut answer = String::new();
+        raw.read_to_string(&mut answer)
+            .expect("answered and closed within 2 s");
+        serde_json::from_str::<Value>(&answer).expect("json answer")
+    };
+    let mut raw = UnixStream::connect(live.socket()).expect("connect");
+    raw.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("write");
+    assert_eq!(read_answer(&mut raw)["error"]["code"], json!(-32700));
+    // A request whose JSON is complete is answered without the client closing its side.
+    let mut raw = UnixStream::connect(live.socket()).expect("connect");
+    raw.write_all(br#"{"jsonrpc":"2.0","method":"core.uptime","id":1}"#)
+        .expect("write");
+    assert!(read_answer(&mut raw)["result"]["uptime"].is_u64());
+    // Idle connections beyond the bound are refused with an error; the server still answers
+    // once they are gone.
+    let idle: Vec<UnixStream> = (0..sipd::rpc::MAX_CONNECTIONS)
+        .map(|_| UnixStream::connect(live.socket()).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = UnixStream::connect(live.socket()).expect("connect");
+    let refused = read_answer(&mut extra);
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("too many")),
+        "{refused}"
+    );
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(live.rpc("core.uptime", &[]).is_ok());
 }
 
 #[test]

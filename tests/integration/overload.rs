@@ -91,6 +91,7 @@ fn beyond_max_transactions_calls_get_503_with_retry_after_and_sipd_recovers() {
             config.tm.t4 = Duration::from_secs(1);
             config.rpc = Some(RpcConfig {
                 socket: dir.join("ctl.sock"),
+                explicit: true,
                 http: None,
             });
         },

@@ -505,6 +505,7 @@ fn start_error(url: String) -> String {
     };
     let mut config = Config::load(&args).expect("configuration");
     config.db_url = url;
+    config.rpc = None;
     config.modparams = toml::from_str(MODPARAMS).expect("test modparams");
     match sipd::server::Server::start(config) {
         Ok(_) => panic!("sipd started on a store it cannot write"),
@@ -569,6 +570,7 @@ fn the_shipped_registrar_example_registers_and_is_no_open_relay() {
     };
     let mut config = Config::load(&args).expect("examples/registrar.toml loads");
     config.db_url = url;
+    config.rpc = None;
     let handle = sipd::server::Server::start(config).expect("the example starts");
     let proxy = handle.local_addr(Proto::Udp, false).expect("udp address");
 

@@ -198,6 +198,7 @@ fn sipd(pki: &Pki, listen: Vec<Endpoint>, next: &str, tune: impl FnOnce(&mut Tls
             c.tls = Some(tls);
             c.rpc = Some(RpcConfig {
                 socket: dir.join("ctl.sock"),
+                explicit: true,
                 http: None,
             });
             c.metrics = Some(MetricsConfig {

@@ -15,6 +15,7 @@
 //! subscriber shape.
 
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -95,6 +96,8 @@ pub struct AuthDbState {
     /// One hash per lookup picks the shard and the bucket.
     hasher: DefaultHashBuilder,
     cache: Box<[Shard]>,
+    /// Check outcomes.
+    pub stats: AuthStats,
 }
 
 impl AuthDbState {
@@ -230,6 +233,7 @@ pub fn setup(ctx: &mut SetupCtx<'_>) -> Result<(), SetupError> {
         ttl: Duration::from_secs(ttl),
         hasher: DefaultHashBuilder::default(),
         cache: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
+        stats: AuthStats::default(),
     };
     ctx.services.insert(Arc::new(state));
     Ok(())
@@ -280,12 +284,45 @@ fn db_auth(
         return code::ERROR;
     }
     let mut user = user;
-    auth::authenticate(msg, realm, hf, method, &mut |c| {
+    let r = auth::authenticate(msg, realm, hf, method, &mut |c| {
         if let Some(u) = user.as_deref_mut() {
             u.push_str(c.user());
         }
         lookup(&st, table, realm, c)
-    })
+    });
+    st.stats.count(r);
+    r
+}
+
+/// Outcomes of the credential checks, for the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct AuthStats {
+    success: AtomicU64,
+    failure: AtomicU64,
+}
+
+impl AuthStats {
+    /// Count the result `r` of a check: 1 is a success; a wrong password, an unknown user, a
+    /// stale or reused nonce are failures; no credentials (the first, unchallenged request)
+    /// and errors are neither.
+    fn count(&self, r: i32) {
+        let slot = match r {
+            code::OK => &self.success,
+            -2 | -3 | -4 | -6 => &self.failure,
+            _ => return,
+        };
+        slot.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Credentials that checked out.
+    pub fn successes(&self) -> u64 {
+        self.success.load(Ordering::Relaxed)
+    }
+
+    /// Credentials that did not (wrong password, unknown user, stale or reused nonce).
+    pub fn failures(&self) -> u64 {
+        self.failure.load(Ordering::Relaxed)
+    }
 }
 
 /// Check the `Authorization` credentials for `realm` against subscriber table `table`.

@@ -9,6 +9,7 @@
 //! What is not here: serving HTTP (`crate::rpc::http`), deciding what to count (the pipeline).
 
 pub mod histogram;
+pub mod modules;
 pub mod prom;
 pub mod stats;
 

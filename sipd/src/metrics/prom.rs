@@ -23,6 +23,25 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 pub trait GaugeSource: std::fmt::Debug + Send + Sync {
     /// `(name, help, value)` triples; names get the `sipd_` prefix.
     fn gauges(&self) -> Vec<(&'static str, &'static str, i64)>;
+
+    /// `(name, help, value)` counters; names get the `sipd_` prefix and the `_total` suffix.
+    fn counters(&self) -> Vec<(&'static str, &'static str, u64)> {
+        Vec::new()
+    }
+}
+
+/// Several sources as one.
+#[derive(Debug)]
+pub struct Sources(pub Vec<Arc<dyn GaugeSource>>);
+
+impl GaugeSource for Sources {
+    fn gauges(&self) -> Vec<(&'static str, &'static str, i64)> {
+        self.0.iter().flat_map(|s| s.gauges()).collect()
+    }
+
+    fn counters(&self) -> Vec<(&'static str, &'static str, u64)> {
+        self.0.iter().flat_map(|s| s.counters()).collect()
+    }
 }
 
 /// The collector behind the endpoint.
@@ -219,6 +238,11 @@ impl Collector for SipdCollector {
         if let Some(extra) = &self.extra {
             for (name, help, v) in extra.gauges() {
                 gauge(&mut enc, &format!("sipd_{name}"), help, v)?;
+            }
+            for (name, help, v) in extra.counters() {
+                let name = format!("sipd_{name}");
+                let m = enc.encode_descriptor(&name, help, None, MetricType::Counter)?;
+                ConstCounter::new(v).encode(m)?;
             }
         }
         Ok(())

@@ -15,7 +15,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// No sipd listens there (or we may not talk to it).
-    #[error("cannot connect to {path}: {source} (is sipd running with [rpc] configured?)")]
+    #[error("cannot connect to {path}: {source} (is sipd running as this user? an instance started with --name needs `sipd rpc --name NAME`)")]
     Connect {
         /// The socket path.
         path: PathBuf,

@@ -91,6 +91,9 @@ impl RpcContext {
         if self.tls.is_some() {
             m.push("tls.reload".into());
         }
+        if self.services.get::<modules::siptrace::Tracer>().is_some() {
+            m.extend(super::siptrace::METHODS.iter().map(|s| s.to_string()));
+        }
         m.sort();
         m
     }
@@ -119,14 +122,12 @@ impl RpcContext {
         if let Some(r) = super::permissions::call(&self.services, method, params) {
             return r;
         }
+        if let Some(r) = super::siptrace::call(&self.services, method, params) {
+            return r;
+        }
         match method {
-            "core.version" => no_params(method, params).map(|()| {
-                json!(format!(
-                    "sipd {} ({} engine)",
-                    env!("CARGO_PKG_VERSION"),
-                    kind
-                ))
-            }),
+            "core.version" => no_params(method, params)
+                .map(|()| json!(format!("sipd {} ({} engine)", crate::VERSION, kind))),
             "core.uptime" => no_params(method, params).map(|()| self.uptime()),
             "tm.stats" => no_params(method, params).map(|()| self.tm.stats()),
             "core.ps" => no_params(method, params).map(|()| self.ps()),

@@ -17,6 +17,7 @@ pub mod http;
 pub mod jsonrpc;
 pub mod methods;
 pub mod permissions;
+pub mod siptrace;
 pub mod socket;
 pub mod ul;
 
@@ -35,13 +36,31 @@ use crate::metrics::prom;
 pub use jsonrpc::RpcError;
 pub use methods::RpcContext;
 
-/// The socket path when `[rpc]` names none: `$XDG_RUNTIME_DIR/sipd.sock`, else
-/// `/tmp/sipd-rpc.sock`.
-pub fn default_socket() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() => Path::new(&d).join("sipd.sock"),
-        _ => PathBuf::from("/tmp/sipd-rpc.sock"),
+/// The socket path when `[rpc]` names none, for the instance called `name` (`--name`), the same
+/// in `sipd run` and `sipd rpc` run by the same user: `$XDG_RUNTIME_DIR/sipd[-NAME].sock`; as root
+/// without it `/run/sipd/sipd[-NAME].sock`; else `/tmp/sipd-<uid>[-NAME].sock`.
+pub fn default_socket(name: Option<&str>) -> PathBuf {
+    let suffix = name.map(|n| format!("-{n}")).unwrap_or_default();
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return Path::new(&dir).join(format!("sipd{suffix}.sock"));
     }
+    // The owner of /proc/self is the process's effective uid.
+    let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    match uid {
+        Ok(0) => PathBuf::from(format!("/run/sipd/sipd{suffix}.sock")),
+        Ok(uid) => PathBuf::from(format!("/tmp/sipd-{uid}{suffix}.sock")),
+        Err(_) => PathBuf::from(format!("/tmp/sipd{suffix}.sock")),
+    }
+}
+
+/// True when `name` can name an instance (and so a socket file): 1 to 64 of `A-Z a-z 0-9 _ . -`,
+/// not starting with `.`.
+pub fn valid_instance_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// Why the control listeners did not start.
@@ -115,8 +134,19 @@ impl OpsThread {
             metrics: None,
         };
         if let Some(r) = rpc {
-            l.unix = Some(socket::bind_private(&r.socket)?);
-            me.socket = Some(r.socket.clone());
+            match socket::bind_private(&r.socket) {
+                Ok(bound) => {
+                    l.unix = Some(bound);
+                    me.socket = Some(r.socket.clone());
+                }
+                Err(socket::SocketError::InUse(path)) if !r.explicit => warn!(
+                    "rpc: the default control socket {} belongs to another running sipd: this \
+                     one has no control socket; give each instance a name (--name NAME, then \
+                     `sipd rpc --name NAME ...`) or set [rpc] socket",
+                    path.display()
+                ),
+                Err(e) => return Err(e.into()),
+            }
             if let Some(addr) = r.http {
                 let t = bind_tcp("rpc.http", addr)?;
                 let bound = t.local_addr()?;
@@ -216,15 +246,40 @@ async fn serve(
         .await;
 }
 
+/// Control connections served at once; more are answered with an error and closed.
+pub const MAX_CONNECTIONS: usize = 32;
+
 async fn unix_loop(listener: UnixListener, owner: u32, ctx: Arc<RpcContext>) {
+    let open = std::rc::Rc::new(std::cell::Cell::new(0usize));
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
+            Ok((mut stream, _)) => {
                 if !socket::peer_allowed(&stream, owner) {
                     warn!("rpc: refused a connection from another user");
                     continue;
                 }
-                tokio::task::spawn_local(unix_exchange(stream, Arc::clone(&ctx)));
+                if open.get() >= MAX_CONNECTIONS {
+                    warn!("rpc: {MAX_CONNECTIONS} control connections open; refusing another");
+                    let busy = jsonrpc::response(
+                        serde_json::Value::Null,
+                        Err(RpcError::new(
+                            jsonrpc::INTERNAL_ERROR,
+                            "too many control connections",
+                        )),
+                    );
+                    tokio::task::spawn_local(async move {
+                        let _ = stream.write_all(busy.as_bytes()).await;
+                        let _ = stream.shutdown().await;
+                    });
+                    continue;
+                }
+                open.set(open.get() + 1);
+                let open = std::rc::Rc::clone(&open);
+                let ctx = Arc::clone(&ctx);
+                tokio::task::spawn_local(async move {
+                    unix_exchange(stream, ctx).await;
+                    open.set(open.get() - 1);
+                });
             }
             Err(e) => {
                 debug!("rpc accept failed: {e}");
@@ -234,21 +289,59 @@ async fn unix_loop(listener: UnixListener, owner: u32, ctx: Arc<RpcContext>) {
     }
 }
 
-/// One request per connection: read to EOF (bounded), answer, close.
+/// How much of a control connection's input is one request.
+#[derive(Debug, PartialEq, Eq)]
+enum Framed {
+    /// A complete JSON value ends at this offset.
+    Complete(usize),
+    /// Not JSON, whatever follows.
+    Garbage,
+    /// A JSON value has started and not ended yet (or nothing but blanks arrived).
+    Incomplete,
+}
+
+/// Where the first JSON value of `buf` ends, if it does.
+fn frame(buf: &[u8]) -> Framed {
+    let mut values = serde_json::Deserializer::from_slice(buf).into_iter::<serde::de::IgnoredAny>();
+    match values.next() {
+        Some(Ok(_)) => Framed::Complete(values.byte_offset()),
+        Some(Err(e)) if e.is_eof() => Framed::Incomplete,
+        Some(Err(_)) => Framed::Garbage,
+        None => Framed::Incomplete,
+    }
+}
+
+/// One request per connection: read until a whole JSON value has arrived (bounded in size and
+/// time), answer, close. Input that cannot become JSON is answered with a parse error (-32700)
+/// at once and the connection closed.
 async fn unix_exchange(mut s: UnixStream, ctx: Arc<RpcContext>) {
     let exchange = async {
-        let mut body = Vec::new();
-        (&mut s)
-            .take(http::MAX_BODY as u64 + 1)
-            .read_to_end(&mut body)
-            .await?;
-        let answer = if body.len() > http::MAX_BODY {
+        let mut body = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 4096];
+        let parse_error = |why: &str| {
             Some(jsonrpc::response(
                 serde_json::Value::Null,
-                Err(RpcError::new(jsonrpc::INVALID_REQUEST, "request too large")),
+                Err(RpcError::new(jsonrpc::PARSE_ERROR, why)),
             ))
-        } else {
-            jsonrpc::handle(&body, &|m, p| ctx.call(m, p))
+        };
+        let answer = loop {
+            let n = s.read(&mut chunk).await?;
+            body.extend_from_slice(&chunk[..n]);
+            match frame(&body) {
+                Framed::Complete(end) => {
+                    break jsonrpc::handle(&body[..end], &|m, p| ctx.call(m, p))
+                }
+                Framed::Garbage => break parse_error("Parse error: not JSON"),
+                Framed::Incomplete if body.len() > http::MAX_BODY => {
+                    break Some(jsonrpc::response(
+                        serde_json::Value::Null,
+                        Err(RpcError::new(jsonrpc::INVALID_REQUEST, "request too large")),
+                    ))
+                }
+                Framed::Incomplete if n == 0 && body.trim_ascii().is_empty() => break None,
+                Framed::Incomplete if n == 0 => break parse_error("Parse error: truncated JSON"),
+                Framed::Incomplete => {}
+            }
         };
         if let Some(mut a) = answer {
             a.push('\n');

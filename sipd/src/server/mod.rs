@@ -17,10 +17,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod drop_log;
 pub mod hop;
 pub mod locals;
 pub mod malformed;
 pub mod pipeline;
+pub mod rate_limit;
 pub mod script_log;
 pub mod target;
 pub mod via;
@@ -100,16 +102,6 @@ pub struct ServerHandle {
     services: kemi_runtime::services::Services,
     housekeeping: Option<JoinHandle<()>>,
     tls: Option<Arc<TlsContext>>,
-}
-
-/// Several gauge sources as one (the transaction layer's and TLS').
-#[derive(Debug)]
-struct Gauges(Vec<Arc<dyn crate::metrics::prom::GaugeSource>>);
-
-impl crate::metrics::prom::GaugeSource for Gauges {
-    fn gauges(&self) -> Vec<(&'static str, &'static str, i64)> {
-        self.0.iter().flat_map(|g| g.gauges()).collect()
-    }
 }
 
 impl Server {
@@ -247,10 +239,17 @@ impl Server {
         for e in &handle.local {
             info!(workers = config.workers, "listening on {e}");
         }
-        let tm_gauges: Arc<dyn crate::metrics::prom::GaugeSource> = match &tls {
-            Some(t) => Arc::new(Gauges(vec![tm.clone(), t.clone()])),
-            None => tm.clone(),
-        };
+        let mut gauges: Vec<Arc<dyn crate::metrics::prom::GaugeSource>> = vec![
+            tm.clone(),
+            Arc::new(crate::metrics::modules::ModuleMetrics::new(
+                services.clone(),
+            )),
+        ];
+        if let Some(t) = &tls {
+            gauges.push(t.clone());
+        }
+        let tm_gauges: Arc<dyn crate::metrics::prom::GaugeSource> =
+            Arc::new(crate::metrics::prom::Sources(gauges));
         handle.tls = tls;
         let ctx = RpcContext {
             versions,

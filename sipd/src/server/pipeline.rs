@@ -25,14 +25,15 @@ use tracing::{debug, info, warn};
 use super::hop::{self, HopRefusal};
 use super::locals::Locals;
 use super::malformed;
-use super::script_log;
 use super::target::Target;
 use super::via::{self, Branch, BRANCH_PREFIX};
+use super::{drop_log, script_log};
 use crate::config::OnLimit;
 use crate::metrics::{Callback, WorkerStats};
 use crate::reload::ScriptWatch;
 use crate::router::{Routed, Router};
 use crate::tm::{self, proxy::TmHost, TimerQueue, TmLayer};
+use modules::siptrace::Tracer;
 
 /// Where an [`Outgoing`] message goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +69,8 @@ pub struct Pipeline {
     ops: Ops,
     tm: Arc<TmLayer>,
     tm_timers: TimerQueue,
+    /// `siptrace`, when set up: sees every message in and out.
+    tracer: Option<Arc<Tracer>>,
 }
 
 /// What the live-operation layer adds to a pipeline: counters, reloads, the limit policy.
@@ -97,7 +100,9 @@ impl Pipeline {
         let has_onsend = router
             .engine_mut()
             .has_callback(kemi_runtime::engine::ONSEND_ROUTE);
+        let tracer = env.services.get_arc::<Tracer>();
         Pipeline {
+            tracer,
             router,
             env,
             locals,
@@ -134,13 +139,17 @@ impl Pipeline {
     pub fn tm_expire(&mut self, out: &mut Vec<Outgoing>, max: usize) -> bool {
         self.tm_timers.awake();
         self.tm_timers.drain(self.tm.inbox(self.tm_timers.worker()));
+        let first_out = out.len();
+        let mut more = true;
         for _ in 0..max {
             let Some((handle, req)) = self.tm_timers.pop_due() else {
-                return false;
+                more = false;
+                break;
             };
             self.tm_host(out).on_timer(handle, req);
         }
-        true
+        self.trace_sent(out.get(first_out..).unwrap_or_default(), None);
+        more
     }
 
     /// Take the transaction timers armed on this worker out of its queue, unrun (for callers
@@ -213,20 +222,45 @@ impl Pipeline {
     /// sent to `out`.
     pub fn handle(&mut self, bytes: Bytes, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
         self.follow_reload();
+        let first_out = out.len();
+        if let Some(t) = &self.tracer {
+            t.on_wire(rcv.proto, rcv.src, rcv.dst, &bytes);
+        }
         match Message::parse_or_return(bytes) {
             Ok(m) if m.is_request() => self.request(m, rcv, out),
             Ok(m) => self.response(m, rcv, out),
             Err((e, bytes)) => malformed_input(&bytes, e, rcv, out),
         }
+        self.trace_sent(out.get(first_out..).unwrap_or_default(), Some(rcv.src));
+    }
+
+    /// Show `sent` (what one step produced) to `siptrace`; `peer` is where a reply on the
+    /// connection the step came from goes.
+    fn trace_sent(&self, sent: &[Outgoing], peer: Option<SocketAddr>) {
+        let Some(t) = &self.tracer else {
+            return;
+        };
+        for o in sent {
+            let dst = match (o.dest, peer) {
+                (Dest::Addr(a), _) => a,
+                (Dest::Connection, Some(p)) => p,
+                (Dest::Connection, None) => continue,
+            };
+            t.on_wire(o.proto, o.local, dst, &o.wire);
+        }
     }
 
     fn request(&mut self, message: Message, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
         if let Err(e) = message.check_required() {
-            info!(src = %rcv.src, proto = rcv.proto.as_str(), "dropping request: {e}");
+            drop_log::input(rcv.src, rcv.proto, format_args!("dropping request: {e}"));
             return;
         }
         if !matches!(message.top_via(), Some(Ok(_))) {
-            info!(src = %rcv.src, proto = rcv.proto.as_str(), "dropping request: top Via does not parse");
+            drop_log::input(
+                rcv.src,
+                rcv.proto,
+                "dropping request: top Via does not parse",
+            );
             return;
         }
         self.ops
@@ -387,17 +421,17 @@ impl Pipeline {
                 _ => false,
             };
             if !ours {
-                info!(src = %rcv.src, "dropping reply: top Via is not ours");
+                drop_log::input(rcv.src, rcv.proto, "dropping reply: top Via is not ours");
                 return;
             }
             match vias.next() {
                 Some(Ok(v)) => Target::from_via(&v),
                 Some(Err(e)) => {
-                    info!(src = %rcv.src, "dropping reply: {e}");
+                    drop_log::input(rcv.src, rcv.proto, format_args!("dropping reply: {e}"));
                     return;
                 }
                 None => {
-                    info!(src = %rcv.src, "dropping reply: no Via below ours");
+                    drop_log::input(rcv.src, rcv.proto, "dropping reply: no Via below ours");
                     return;
                 }
             }
@@ -498,14 +532,22 @@ fn malformed_input(raw: &Bytes, e: ParseError, rcv: RecvInfo, out: &mut Vec<Outg
         Some(505) => "Version Not Supported",
         Some(513) => "Message Too Large",
         _ => {
-            info!(src = %rcv.src, proto = rcv.proto.as_str(), "dropping unparsable message: {e}");
+            drop_log::input(
+                rcv.src,
+                rcv.proto,
+                format_args!("dropping unparsable message: {e}"),
+            );
             return;
         }
     };
     let code = e.status().unwrap_or(400);
     let mut wire = Vec::with_capacity(512);
     if malformed::build_reply(raw, code, reason, &mut wire) {
-        info!(src = %rcv.src, proto = rcv.proto.as_str(), "answering {code} to a malformed request: {e}");
+        drop_log::input(
+            rcv.src,
+            rcv.proto,
+            format_args!("answering {code} to a malformed request: {e}"),
+        );
         let dest = if rcv.proto == Proto::Udp {
             Dest::Addr(rcv.src)
         } else {
@@ -519,6 +561,10 @@ fn malformed_input(raw: &Bytes, e: ParseError, rcv: RecvInfo, out: &mut Vec<Outg
             flags: SendFlags::default(),
         });
     } else {
-        info!(src = %rcv.src, proto = rcv.proto.as_str(), "dropping malformed message: {e}");
+        drop_log::input(
+            rcv.src,
+            rcv.proto,
+            format_args!("dropping malformed message: {e}"),
+        );
     }
 }

@@ -2,55 +2,23 @@
 //!
 //! A script that fails on every message (a typo in a rarely tested branch, a limit hit under a
 //! flood) would otherwise write one line per message and fill the disk. Each worker thread logs
-//! at most [`BURST`] failures per [`WINDOW`]; the rest are counted, and the next line that gets
-//! through says how many were left out. The per-callback error counters
+//! at most [`BURST`] failures per [`WINDOW`] ([`super::rate_limit`]); the rest are counted, and
+//! the next line that gets through says how many were left out. The per-callback error counters
 //! (`sipd_script_errors_total`) still count every failure.
 
-use std::cell::Cell;
 use std::fmt::Display;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// Lines logged per worker per window.
-pub const BURST: u32 = 10;
-/// The window.
-pub const WINDOW: Duration = Duration::from_secs(10);
-
-struct Budget {
-    since: Cell<Option<Instant>>,
-    logged: Cell<u32>,
-    suppressed: Cell<u64>,
-}
+use super::rate_limit::LogBudget;
+pub use super::rate_limit::{BURST, WINDOW};
 
 thread_local! {
-    static BUDGET: Budget = const {
-        Budget {
-            since: Cell::new(None),
-            logged: Cell::new(0),
-            suppressed: Cell::new(0),
-        }
-    };
+    static BUDGET: LogBudget = const { LogBudget::new() };
 }
 
-/// Whether one more failure line may be written now on this thread; `Some(n)` carries how many
-/// were left out since the last line that got through.
+/// Whether one more failure line may be written now on this thread (see [`LogBudget::admit`]).
 fn admit(now: Instant) -> Option<u64> {
-    BUDGET.with(|b| {
-        let fresh = b
-            .since
-            .get()
-            .is_none_or(|t| now.duration_since(t) >= WINDOW);
-        if fresh {
-            b.since.set(Some(now));
-            b.logged.set(0);
-        }
-        if b.logged.get() < BURST {
-            b.logged.set(b.logged.get() + 1);
-            Some(b.suppressed.replace(0))
-        } else {
-            b.suppressed.set(b.suppressed.get() + 1);
-            None
-        }
-    })
+    BUDGET.with(|b| b.admit(now))
 }
 
 /// Log that `callback` failed with `error` on message `call_id` (from `src`, when known),

@@ -201,7 +201,11 @@ async fn udp_loop(worker: Rc<Worker>, index: usize) {
             }
         };
         if n > worker.max {
-            info!(%src, "dropping datagram larger than {} octets", worker.max);
+            super::drop_log::input(
+                src,
+                Proto::Udp,
+                format_args!("dropping datagram larger than {} octets", worker.max),
+            );
             continue;
         }
         let bytes = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());

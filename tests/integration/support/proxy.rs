@@ -48,6 +48,9 @@ impl Sipd {
             ..RunArgs::default()
         };
         let mut config = Config::load(&args).expect("sipd configuration");
+        // In-process servers of many tests at once: no default control socket unless a test
+        // configures one.
+        config.rpc = None;
         tune(&mut config, script.dir());
         let handle = Server::start(config).unwrap_or_else(|e| panic!("starting sipd: {e}"));
         Sipd {

@@ -1,0 +1,58 @@
+//! Metrics of the stateful modules, read from the server's [`Services`] at scrape time:
+//! registrations (`usrloc`) and digest authentication outcomes (`auth_db`).
+
+use kemi_runtime::services::Services;
+
+use super::prom::GaugeSource;
+
+/// The modules' gauges and counters (those set up on this server).
+#[derive(Debug)]
+pub struct ModuleMetrics {
+    services: Services,
+}
+
+impl ModuleMetrics {
+    /// Read the modules of `services`.
+    pub fn new(services: Services) -> ModuleMetrics {
+        ModuleMetrics { services }
+    }
+}
+
+impl GaugeSource for ModuleMetrics {
+    fn gauges(&self) -> Vec<(&'static str, &'static str, i64)> {
+        let mut out = Vec::new();
+        if let Some(reg) = self.services.get::<modules::registrar::Registrar>() {
+            let (records, contacts) = reg
+                .ul
+                .tables()
+                .iter()
+                .map(|t| t.counts())
+                .fold((0, 0), |(r, c), (tr, tc)| (r + tr, c + tc));
+            let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+            out.push((
+                "usrloc_records",
+                "Addresses of record with at least one binding",
+                n(records),
+            ));
+            out.push(("usrloc_contacts", "Registered contacts", n(contacts)));
+        }
+        out
+    }
+
+    fn counters(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut out = Vec::new();
+        if let Some(auth) = self.services.get::<modules::auth_db::AuthDbState>() {
+            out.push((
+                "auth_successes",
+                "Digest credentials that checked out (auth_db)",
+                auth.stats.successes(),
+            ));
+            out.push((
+                "auth_failures",
+                "Digest credentials refused: wrong password, unknown user, stale or reused nonce (auth_db)",
+                auth.stats.failures(),
+            ));
+        }
+        out
+    }
+}
