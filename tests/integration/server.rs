@@ -346,6 +346,29 @@ fn tcp_framing_error_closes_the_connection() {
 }
 
 #[test]
+fn tcp_request_over_the_size_limit_gets_513_then_the_close() {
+    let p = start(ANSWER_OPTIONS, &["tcp:127.0.0.1:0"]);
+    let mut s = TcpStream::connect(p.addr_in(Proto::Tcp, false)).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    // A readable head announcing a body far over max_message_size (65,535 by default).
+    let head =
+        "MESSAGE sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-big\r\n\
+                From: <sip:b@127.0.0.1>;tag=1\r\nTo: <sip:a@127.0.0.1>\r\nCall-ID: too-big\r\n\
+                CSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 200000\r\n\r\n";
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(&[b'x'; 1000]);
+    let mut got = Vec::new();
+    s.read_to_end(&mut got)
+        .expect("answered and closed, not timed out");
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("SIP/2.0 513 Message Too Large\r\n"),
+        "{text}"
+    );
+    assert_eq!(header(&text, "Call-ID"), ["too-big"]);
+}
+
+#[test]
 fn forward_over_tcp_reply_back_over_udp() {
     let next_hop = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let next_addr = next_hop.local_addr().unwrap();

@@ -24,7 +24,7 @@ use crate::config::OnLimit;
 use crate::metrics::WorkerStats;
 use crate::reload::{ScriptVersions, ScriptWatch};
 use crate::router::Router;
-use crate::transport::stream::StreamFramer;
+use crate::transport::stream::{FrameError, StreamFramer};
 use crate::transport::tcp::{self, ConnSender, ConnTable, SEND_QUEUE};
 use crate::transport::tls::TlsContext;
 
@@ -407,6 +407,29 @@ async fn connect_and_send(worker: Rc<Worker>, dst: SocketAddr, wire: Vec<u8>, cl
     }
 }
 
+/// A request over a stream that is larger than `max_message_size` while its head was read:
+/// answer `513 Message Too Large` (RFC 3261 21.5.14) from the head in `buffered`, then close.
+/// Nothing is sent when no reply can be built (a response, or a head without the headers a
+/// reply needs).
+async fn answer_too_large(worker: &Rc<Worker>, buffered: &[u8], rcv: RecvInfo, tx: &ConnSender) {
+    let mut wire = Vec::with_capacity(512);
+    if !super::malformed::build_reply(buffered, 513, "Message Too Large", &mut wire) {
+        return;
+    }
+    let close = kemi_runtime::msg::SendFlags {
+        close: true,
+        ..Default::default()
+    };
+    let reply = Outgoing {
+        proto: rcv.proto,
+        local: rcv.dst,
+        dest: Dest::Connection,
+        wire,
+        flags: close,
+    };
+    worker.send(reply, Some((tx, rcv.src))).await;
+}
+
 /// Read one stream connection (TCP, or TLS after its handshake) as `rcv` describes it, frame
 /// its messages and route them, until it closes, idles out or breaks framing.
 async fn read_loop<R: AsyncRead + Unpin>(
@@ -455,6 +478,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
                 Ok(None) => break,
                 Err(e) => {
+                    if matches!(e, FrameError::TooLarge(_)) {
+                        answer_too_large(&worker, framer.buffered(), rcv, &tx).await;
+                    }
                     info!(%peer, "closing {proto} connection: {e}");
                     break 'conn;
                 }

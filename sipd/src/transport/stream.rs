@@ -73,6 +73,12 @@ impl StreamFramer {
     pub fn pending(&self) -> usize {
         self.buf.len()
     }
+
+    /// The bytes buffered and not yet framed (after [`FrameError::TooLarge`]: the head of the
+    /// message that is too large, to answer it).
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
 }
 
 #[cfg(test)]
