@@ -338,7 +338,7 @@ impl Worker {
                 match sock {
                     Some((_, s)) => {
                         if let Err(e) = s.send_to(&o.wire, dst).await {
-                            info!(%dst, "udp send failed: {e}");
+                            super::drop_log::unanswerable(dst, Proto::Udp, e);
                         }
                     }
                     None => info!(%dst, "no udp socket to send from"),
