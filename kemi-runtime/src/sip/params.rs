@@ -183,8 +183,25 @@ pub(crate) fn find_outside_quotes(s: &str, sep: u8) -> Option<usize> {
     find_outside_quotes_from(b, sep, i)
 }
 
+/// Whether `s` ends outside any quoted string and `<...>`, as [`find_outside_quotes`] reads
+/// it: text appended after an unbalanced `"` or `<` would be read as part of it.
+pub(crate) fn is_balanced(s: &str) -> bool {
+    let b = s.as_bytes();
+    let Some(i) = memchr::memchr2(b'"', b'<', b) else {
+        return true;
+    };
+    // A separator that never occurs: the scan runs to the end and reports its state there.
+    scan_outside_quotes(b, None, i).1
+}
+
 /// The state machine of [`find_outside_quotes`], from `i` (outside quotes and brackets).
-fn find_outside_quotes_from(b: &[u8], sep: u8, mut i: usize) -> Option<usize> {
+fn find_outside_quotes_from(b: &[u8], sep: u8, i: usize) -> Option<usize> {
+    scan_outside_quotes(b, Some(sep), i).0
+}
+
+/// From `i` (outside quotes and brackets): the first `sep` outside both, and whether the
+/// scan ended outside both (meaningful when no `sep` was found).
+fn scan_outside_quotes(b: &[u8], sep: Option<u8>, mut i: usize) -> (Option<usize>, bool) {
     let (mut quoted, mut angle) = (false, false);
     while let Some(&c) = b.get(i) {
         if quoted {
@@ -197,8 +214,8 @@ fn find_outside_quotes_from(b: &[u8], sep: u8, mut i: usize) -> Option<usize> {
             if c == b'>' {
                 angle = false;
             }
-        } else if c == sep {
-            return Some(i);
+        } else if Some(c) == sep {
+            return (Some(i), true);
         } else if c == b'"' {
             quoted = true;
         } else if c == b'<' {
@@ -206,7 +223,7 @@ fn find_outside_quotes_from(b: &[u8], sep: u8, mut i: usize) -> Option<usize> {
         }
         i += 1;
     }
-    None
+    (None, !quoted && !angle)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use super::edit::push_line;
 use super::header::HeaderKind;
 use super::message::{Message, ViaReplyParams};
 use super::name_addr::NameAddr;
-use super::params::{find_outside_quotes, is_lws};
+use super::params::{find_outside_quotes, is_lws, trim_lws_end, trim_lws_start};
 use super::text::{Decimal, IpText};
 use super::via::Via;
 
@@ -97,7 +97,7 @@ pub fn build(
                 };
                 match cached_top_via(req, top) {
                     Some((via, params)) => write_via(out, &via, params, rcv_src),
-                    None => write_top_via(out, top.trim_end(), rcv_src),
+                    None => write_top_via(out, trim_lws_end(top), rcv_src),
                 }
                 out.extend_from_slice(rest.as_bytes());
                 out.extend_from_slice(b"\r\n");
@@ -154,24 +154,23 @@ impl From<SocketAddr> for ReplySource {
     }
 }
 
-/// The message's cached top Via when it is exactly what parsing `top.trim_end()` gives: it
-/// parsed, and `top` ends with its value plus LWS only (and the value does not end with other
-/// white space, which `trim_end` would also remove).
+/// The message's cached top Via when it is exactly what parsing `trim_lws_end(top)` gives: it
+/// parsed, and `top` ends with its value plus LWS only. Only SIP's LWS (space, tab, CR, LF) is
+/// trimmed, as the parser does: another byte (a form feed, a Unicode space) is part of the
+/// value and must come back in the reply.
 fn cached_top_via<'m>(req: &'m Message, top: &str) -> Option<(Via<'m>, ViaReplyParams)> {
     let via = req.top_via()?.ok()?;
     let params = req.top_via_reply_params()?;
     let end = (via.raw.as_ptr() as usize + via.raw.len()).checked_sub(top.as_ptr() as usize)?;
     let tail = top.as_bytes().get(end..)?;
-    let last = *via.raw.as_bytes().last()?;
-    (last.is_ascii() && !last.is_ascii_whitespace() && tail.iter().all(|c| is_lws(*c)))
-        .then_some((via, params))
+    tail.iter().all(|c| is_lws(*c)).then_some((via, params))
 }
 
 /// The top Via value with `rport` filled in and `received` added as RFC 3261 18.2.1 and
 /// RFC 3581 4 ask. A Via that does not parse is copied unchanged.
 fn write_top_via(out: &mut Vec<u8>, top: &str, src: ReplySource) {
     let Ok(via) = Via::parse(top) else {
-        out.extend_from_slice(top.trim_start().as_bytes());
+        out.extend_from_slice(trim_lws_start(top).as_bytes());
         return;
     };
     let raw = via.raw;
@@ -367,6 +366,41 @@ mod tests {
                 false
             ),
             "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK1"
+        );
+    }
+    /// Found by fuzzing (fuzz/fuzz_targets/sip_message.rs): a top Via ending in a byte that
+    /// Rust counts as whitespace but SIP does not (form feed) lost it in the reply, so the
+    /// reply's branch was not the request's and the client could not match it.
+    #[test]
+    fn reply_via_keeps_trailing_bytes_that_are_not_lws() {
+        let text = "OPTIONS sip:b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKx\x0c\r\n\
+                    From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let req = Message::parse(text.into()).unwrap();
+        assert_eq!(req.top_via_branch(), Some("z9hG4bKx\x0c"));
+        let mut out = Vec::new();
+        let src: SocketAddr = "192.0.2.1:5062".parse().unwrap();
+        build(&req, 480, "x", None, &[], src, &mut out);
+        let rep = Message::parse(out.into()).unwrap();
+        assert_eq!(rep.top_via_branch(), req.top_via_branch());
+        assert_eq!(
+            rep.first("via").map(|h| h.value),
+            Some("SIP/2.0/TCP h;branch=z9hG4bKx\x0c;received=192.0.2.1")
+        );
+    }
+    /// Found by fuzzing: a top Via with an open quoted string took the reply's `;received`
+    /// into its branch. Such a Via does not parse now, and a reply copies it unchanged.
+    #[test]
+    fn reply_via_with_an_open_quote_is_copied_unchanged() {
+        let text = "OPTIONS sip:b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK\"x\r\n\
+                    From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let req = Message::parse(text.into()).unwrap();
+        let mut out = Vec::new();
+        let src: SocketAddr = "192.0.2.1:5062".parse().unwrap();
+        build(&req, 480, "x", None, &[], src, &mut out);
+        let rep = Message::parse(out.into()).unwrap();
+        assert_eq!(
+            rep.first("via").map(|h| h.value),
+            Some("SIP/2.0/UDP h;branch=z9hG4bK\"x")
         );
     }
 }

@@ -3,7 +3,7 @@
 //! them all, across headers.
 
 use super::error::ValueError;
-use super::params::{is_lws, trim_lws, trim_lws_start, Params};
+use super::params::{is_balanced, is_lws, trim_lws, trim_lws_start, Params};
 use super::uri::{parse_port, split_host, strip_brackets};
 
 const VIA: &str = "Via";
@@ -73,12 +73,20 @@ impl<'a> Via<'a> {
         };
         let rest = trim_lws_start(rest);
         let params = match rest.strip_prefix(';') {
+            // `raw` ends without LWS, so nothing after the `;` is a trailing `;`: an empty
+            // parameter, which `has_empty` cannot see in an empty list.
+            Some("") => return Err(ValueError::new(VIA, "empty parameter")),
             Some(p) => Params::new(p),
             None if rest.is_empty() => Params::default(),
             None => return Err(ValueError::new(VIA, "junk after sent-by")),
         };
         if params.has_empty() {
             return Err(ValueError::new(VIA, "empty parameter"));
+        }
+        // An open quoted string (or `<`) would swallow whatever follows, such as the
+        // `;received` a reply adds.
+        if !is_balanced(params.as_str()) {
+            return Err(ValueError::new(VIA, "unterminated quoted string"));
         }
         Ok(Via {
             raw,
@@ -131,6 +139,46 @@ pub(crate) fn split_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (fuzz/fuzz_targets/sip_message.rs): a param with an open quoted
+    /// string (or `<`) parsed, and the `;received` a reply appends then landed inside it,
+    /// changing the branch the client matches the reply by.
+    /// Found by fuzzing: a trailing `;` parsed as "no params", and a reply's `;received`
+    /// then made `;;`, a Via that does not parse.
+    #[test]
+    fn a_trailing_semicolon_is_an_empty_parameter() {
+        for bad in [
+            "SIP/2.0/UDP h;",
+            "SIP/2.0/UDP h:5060 ; \r\n ",
+            "SIP/2.0/UDP h;lr;",
+        ] {
+            assert_eq!(
+                Via::parse(bad),
+                Err(ValueError::new(VIA, "empty parameter")),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unterminated_quotes_in_params_are_an_error() {
+        for bad in [
+            "SIP/2.0/UDP h;branch=z9hG4bK\"x",
+            "SIP/2.0/UDP h;branch=z9hG4bKx;a=\"b\\\"",
+            "SIP/2.0/UDP h;branch=z9hG4bK<x",
+        ] {
+            assert_eq!(
+                Via::parse(bad),
+                Err(ValueError::new(VIA, "unterminated quoted string")),
+                "{bad}"
+            );
+        }
+        let v = Via::parse("SIP/2.0/UDP h;x=\"a;\\\"b<\";branch=z9hG4bK1").unwrap();
+        assert_eq!(
+            (v.param("x"), v.branch()),
+            (Some("\"a;\\\"b<\""), Some("z9hG4bK1"))
+        );
+    }
 
     #[test]
     fn lws_everywhere() {
