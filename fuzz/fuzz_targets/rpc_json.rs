@@ -55,6 +55,7 @@ fn context() -> &'static RpcContext {
             table,
             tm: Arc::new(sipd::tm::TmLayer::new(config.tm)),
             services: sipd::modsetup::services(&config).expect("services"),
+            tls: None,
         }
     })
 }
