@@ -31,35 +31,8 @@ use kemi_runtime::engine::{self, Engine, EngineKind, RunOutcome, REQUEST_ROUTE};
 use kemi_runtime::table::Enabled;
 use kemi_runtime::{ExportTable, SipMsg};
 
-/// `benches/load/lua/a_real.lua`.
-const LUA: &str = r#"
-function ksr_request_route()
-    if KSR.maxfwd.process_maxfwd(10) < 0 then
-        KSR.sl.sl_send_reply(483, "Too Many Hops")
-        return 1
-    end
-    local ru = KSR.pv.get("$ru")
-    local si = KSR.pv.get("$si")
-    if ru == nil or si == nil then
-        KSR.sl.sl_send_reply(400, "Bad Request")
-        return 1
-    end
-    local ua = KSR.pv.gete("$ua")
-    if string.find(ua, "friendly-scanner", 1, true) or string.find(ua, "sipcli", 1, true) then
-        return 1
-    end
-    if KSR.hdr.is_present("X-Bench") < 0 then
-        KSR.sl.sl_send_reply(403, "Forbidden")
-        return 1
-    end
-    if KSR.is_OPTIONS() then
-        KSR.sl.sl_send_reply(200, "OK")
-        return 1
-    end
-    KSR.sl.sl_send_reply(405, "Method Not Allowed")
-    return 1
-end
-"#;
+/// The load harness's a_real route.
+const LUA: &str = include_str!("../load/lua/a_real.lua");
 
 /// The same route in JavaScript (the `engines` bench's port).
 const JS: &str = r#"
