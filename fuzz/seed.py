@@ -30,6 +30,20 @@ blobs = [p.read_bytes() for p in sorted(conf.glob("robustness/*.bin"))]
 if not messages:
     sys.exit(f"no messages under {conf}")
 
+# Heads that are not UTF-8 (issue 15 item 4): a Latin-1 INVITE (display names, Subject, a
+# quoted Contact param) and a reply with a Latin-1 reason phrase, parsed through the lossy view.
+latin1 = [
+    b"INVITE sip:bob@b.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK.l1;rport\r\n"
+    b"Max-Forwards: 70\r\nFrom: \"Jos\xe9 M\xfcller\" <sip:jose@a.example>;tag=f1\r\n"
+    b"To: \"Ren\xe9e\" <sip:bob@b.example>\r\nCall-ID: latin1@192.0.2.1\r\nCSeq: 1 INVITE\r\n"
+    b"Contact: \"Jos\xe9\" <sip:jose@192.0.2.1>;x=\"\xe0 la\"\r\nSubject: caf\xc3\xa9 \xe0 \xfc\xe9\x80\r\n"
+    b"Content-Length: 0\r\n\r\n",
+    b"SIP/2.0 486 Occup\xe9\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK.l1\r\n"
+    b"From: \"Jos\xe9\" <sip:jose@a.example>;tag=f1\r\nTo: <sip:bob@b.example>;tag=t\r\n"
+    b"Call-ID: latin1@192.0.2.1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+]
+messages += latin1
+
 # sip_message: every message and blob as is.
 for m in messages + blobs:
     put("sip_message", m)

@@ -238,12 +238,35 @@ fn start_line_faults() {
         err("OPTIONS sip:a@b SIP/2.0\r\nBad Name: x\r\n\r\n").kind(),
         K::BadHeader
     );
+    // Latin-1 in a header value parses (a lossy view, see `non_utf8_heads`); in the request
+    // line it is a 400.
     let latin1 = Message::parse(Bytes::from_static(
         b"OPTIONS sip:a@b SIP/2.0\r\nX: \xe9\r\n\r\n",
     ));
+    assert!(latin1.is_ok_and(|m| m.is_lossy()));
+    // A method that is not a token is not SIP at all (dropped); a bad version is a 400 too.
+    for line in [
+        &b"OPTIONS sip:jos\xe9@b SIP/2.0"[..],
+        b"OPTIONS\xe9 sip:a@b SIP/2.0",
+        b"OPTIONS sip:a@b SIP/2.0\xe9",
+    ] {
+        let mut msg = line.to_vec();
+        msg.extend_from_slice(b"\r\nX: 1\r\n\r\n");
+        assert!(Message::parse(msg.into()).is_err());
+    }
     assert_eq!(
-        latin1.map(|_| ()).map_err(|e| (e.kind(), e.status())),
-        Err((K::NotUtf8, Some(400)))
+        Message::parse(Bytes::from_static(b"OPTIONS sip:jos\xe9@b SIP/2.0\r\n\r\n"))
+            .map(|_| ())
+            .map_err(|e| (e.kind(), e.status())),
+        Err((K::BadStartLine, Some(400)))
+    );
+    assert_eq!(
+        Message::parse(Bytes::from_static(
+            b"OPTIONS sip:a@b SIP/2.0\r\nX\xe9: 1\r\n\r\n"
+        ))
+        .map(|_| ())
+        .map_err(|e| e.kind()),
+        Err(K::BadHeader)
     );
     assert_eq!(
         err("OPTIONS sip:a@b SIP/2.0\r\nX: 1\r\n").kind(),
@@ -516,4 +539,125 @@ fn parse_speed() {
             text.len()
         );
     }
+}
+
+/// An INVITE as a phone that writes Latin-1 sends it: display names, Subject and a quoted
+/// Contact param in ISO-8859-1 (not UTF-8), with a UTF-8 `ü` in the same head.
+const LATIN1_INVITE: &[u8] = b"INVITE sip:bob@b.example SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK.l1;rport\r\n\
+Max-Forwards: 70\r\n\
+From: \"Jos\xe9 M\xfcller\" <sip:jose@a.example>;tag=f1\r\n\
+To: \"Ren\xe9e\" <sip:bob@b.example>\r\n\
+Call-ID: latin1@192.0.2.1\r\n\
+CSeq: 1 INVITE\r\n\
+Contact: \"Jos\xe9\" <sip:jose@192.0.2.1>;x=\"\xe0 la\"\r\n\
+Subject: caf\xc3\xa9 \xe0 \xfc\xe9\x80\r\n\
+Content-Length: 0\r\n\r\n";
+
+#[test]
+fn non_utf8_heads_parse_into_a_lossy_view_and_go_out_as_received() {
+    let m = Message::parse(Bytes::from_static(LATIN1_INVITE)).expect("parses");
+    assert!(m.is_lossy());
+    assert!(!msg(OPTIONS).is_lossy());
+    // The view: each invalid octet is one U+001A, valid UTF-8 stays.
+    let from = m.from_hdr().expect("From").expect("parses");
+    assert_eq!(from.display, Some("\"Jos\u{1a} M\u{1a}ller\""));
+    assert_eq!(from.uri, "sip:jose@a.example");
+    assert_eq!(from.tag(), Some("f1"));
+    let to = m.to_hdr().expect("To").expect("parses");
+    assert_eq!(to.display, Some("\"Ren\u{1a}e\""));
+    assert_eq!(
+        m.header_value("s"),
+        Some("caf\u{e9} \u{1a} \u{1a}\u{1a}\u{1a}")
+    );
+    assert_eq!(m.call_id(), Some("latin1@192.0.2.1"));
+    assert_eq!(m.top_via_branch(), Some("z9hG4bK.l1"));
+    let contact = m.contacts().next().expect("Contact").expect("parses");
+    assert_eq!(contact.params.get("x"), Some("\"\u{1a} la\""));
+    // Offsets are those of the received buffer; `wire` gives the received octets back.
+    let value = m.header_value("From").expect("From");
+    let at = m.offset_of(value).expect("inside");
+    assert_eq!(&LATIN1_INVITE[at..at + value.len()], m.wire(value));
+    assert_eq!(
+        m.wire(value),
+        b"\"Jos\xe9 M\xfcller\" <sip:jose@a.example>;tag=f1"
+    );
+    // Forwarded untouched: byte for byte; with edits: every untouched line byte for byte.
+    let mut out = Vec::new();
+    m.write_request(&mut out, None, &[], None);
+    assert_eq!(out, LATIN1_INVITE);
+    out.clear();
+    let edits = [
+        HeaderEdit::Remove(1),
+        HeaderEdit::InsertBefore(1, "Max-Forwards: 69".into()),
+    ];
+    m.write_request(
+        &mut out,
+        Some("sip:bob@192.0.2.9"),
+        &edits,
+        Some("Via: SIP/2.0/UDP p;branch=z9hG4bK2\r\n"),
+    );
+    let mut want =
+        b"INVITE sip:bob@192.0.2.9 SIP/2.0\r\nVia: SIP/2.0/UDP p;branch=z9hG4bK2\r\n".to_vec();
+    let first_line = LATIN1_INVITE
+        .iter()
+        .position(|c| *c == b'\n')
+        .expect("line")
+        + 1;
+    let rest = &LATIN1_INVITE[first_line..];
+    let via_end = rest.iter().position(|c| *c == b'\n').expect("line") + 1;
+    want.extend_from_slice(&rest[..via_end]);
+    want.extend_from_slice(b"Max-Forwards: 69\r\n");
+    let mf_end = via_end
+        + rest[via_end..]
+            .iter()
+            .position(|c| *c == b'\n')
+            .expect("line")
+        + 1;
+    want.extend_from_slice(&rest[mf_end..]);
+    assert_eq!(out, want);
+    // A local reply copies From and To as received, adds the To tag, keeps the branch.
+    out.clear();
+    reply::build(&m, 486, "Busy Here", None, &[], src(), &mut out);
+    let r = Message::parse(out.clone().into()).expect("reply parses");
+    assert!(r.is_lossy());
+    assert!(out
+        .windows(60)
+        .any(|w| w.starts_with(b"From: \"Jos\xe9 M\xfcller\" <sip:jose@a.example>;tag=f1\r\n")));
+    let tag = ToTag::for_request(&m);
+    let mut to_want = b"To: \"Ren\xe9e\" <sip:bob@b.example>;tag=".to_vec();
+    to_want.extend_from_slice(tag.as_str().as_bytes());
+    assert!(out.windows(to_want.len()).any(|w| w == to_want));
+    assert_eq!(r.top_via_branch(), Some("z9hG4bK.l1"));
+    // The To tag hashes the received octets: stable, and two tags that differ only in octets
+    // the view shows alike do not collide.
+    let tagged = |t: &[u8]| {
+        let mut b = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=".to_vec();
+        b.extend_from_slice(t);
+        b.extend_from_slice(b"\r\nTo: <sip:b@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n");
+        ToTag::for_request(&Message::parse(b.into()).expect("parses"))
+    };
+    assert_eq!(tagged(b"t\xe9"), tagged(b"t\xe9"));
+    assert_ne!(tagged(b"t\xe9"), tagged(b"t\xe8"));
+    // A URI never holds a substitute: lossy text is not an identifier.
+    let u = Message::parse(Bytes::from_static(
+        b"OPTIONS sip:a@b SIP/2.0\r\nFrom: <sip:jos\xe9@a>;tag=1\r\n\r\n",
+    ))
+    .expect("parses");
+    let from = u.from_hdr().expect("From").expect("name-addr parses");
+    assert!(kemi_runtime::sip::Uri::parse(from.uri).is_err());
+}
+
+#[test]
+fn non_utf8_reason_phrases_are_forwarded_as_received() {
+    let raw: &[u8] = b"SIP/2.0 486 Occup\xe9\r\nVia: SIP/2.0/UDP p;branch=z9hG4bK1\r\nv: SIP/2.0/UDP ua;branch=z9hG4bK0\r\nFrom: \"Jos\xe9\" <sip:j@a>;tag=1\r\nl: 0\r\n\r\n";
+    let m = Message::parse(Bytes::from_static(raw)).expect("parses");
+    assert_eq!(m.status(), Some(486));
+    assert_eq!(m.reason(), Some("Occup\u{1a}"));
+    let mut out = Vec::new();
+    m.write_response(&mut out, &[], true);
+    assert_eq!(
+        out,
+        b"SIP/2.0 486 Occup\xe9\r\nv: SIP/2.0/UDP ua;branch=z9hG4bK0\r\nFrom: \"Jos\xe9\" <sip:j@a>;tag=1\r\nl: 0\r\n\r\n"
+    );
 }

@@ -1,6 +1,8 @@
 //! Header edits recorded by scripts ([`HeaderEdit`], Kamailio's lumps) and the serializers that
 //! apply them at send time: [`Message::write_request`] and [`Message::write_response`]. Every
-//! byte not touched by an edit is copied verbatim from the received buffer.
+//! byte not touched by an edit is copied verbatim from the received buffer (the received
+//! octets, not the lossy view of a non-UTF-8 head: [`Message::wire`]). Edit lines are text
+//! (`String`): a line a script or sipd builds from a lossy view carries its substitutes.
 
 use super::message::Message;
 use super::params::find_outside_quotes;
@@ -56,11 +58,11 @@ impl Message {
         match (self.method_str(), self.ruri()) {
             (Some(method), Some(ruri)) => {
                 out.reserve(self.as_bytes().len() + 128);
-                out.extend_from_slice(method.as_bytes());
+                out.extend_from_slice(self.wire(method));
                 out.push(b' ');
-                out.extend_from_slice(new_ruri.unwrap_or(ruri).as_bytes());
+                out.extend_from_slice(self.wire(new_ruri.unwrap_or(ruri)));
                 out.push(b' ');
-                out.extend_from_slice(self.version().as_bytes());
+                out.extend_from_slice(self.wire(self.version()));
                 out.extend_from_slice(b"\r\n");
             }
             _ => out.extend_from_slice(self.raw(self.index().start_line)),
@@ -116,13 +118,13 @@ impl Message {
                     // Keep the values after the first one, if any, under the name as written.
                     if let Some(comma) = find_outside_quotes(h.value, b',') {
                         let rest = h.value.get(comma + 1..).unwrap_or_default().trim_start();
-                        out.extend_from_slice(h.name.as_bytes());
+                        out.extend_from_slice(self.wire(h.name));
                         out.extend_from_slice(b": ");
-                        out.extend_from_slice(rest.as_bytes());
+                        out.extend_from_slice(self.wire(rest));
                         out.extend_from_slice(b"\r\n");
                     }
                 } else {
-                    out.extend_from_slice(h.line.as_bytes());
+                    out.extend_from_slice(self.wire(h.line));
                 }
             }
             for e in edits {
@@ -138,7 +140,7 @@ impl Message {
                 push_line(out, line);
             }
         }
-        out.extend_from_slice(self.raw(self.index().blank));
+        out.extend_from_slice(self.raw(self.index().blank()));
         out.extend_from_slice(self.body());
     }
 }

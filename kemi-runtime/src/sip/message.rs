@@ -2,9 +2,11 @@
 //! every value parsed only when asked for.
 //!
 //! The header section is checked to be UTF-8 once, at parse time, so every accessor returns
-//! `&str` without re-validating. The cost is that a message whose headers carry Latin-1 or other
-//! non-UTF-8 octets is rejected (400); RFC 3261 requires UTF-8 there (`TEXT-UTF8`). The body is
-//! never inspected and stays bytes.
+//! `&str` without re-validating. A head whose header values carry octets that are not UTF-8
+//! (Latin-1 display names) is kept as received and gets a second, lossy copy in which each such
+//! octet is [`SUBSTITUTE`](super::SUBSTITUTE) (same length, same offsets): accessors read the
+//! copy, serializers write the received bytes ([`Message::wire`]). The body is never
+//! inspected and stays bytes.
 
 use bytes::Bytes;
 
@@ -32,12 +34,22 @@ use super::via::Via;
 #[derive(Clone, Debug)]
 pub struct Message {
     buf: Bytes,
+    /// The lossy view of the head (`buf[..head end]` with every octet of an invalid UTF-8
+    /// sequence replaced by [`SUBSTITUTE`](super::SUBSTITUTE)) when the head is not UTF-8;
+    /// text accessors read it instead of `buf`. `None` for UTF-8 heads (every normal message).
+    /// A thin pointer (8 bytes, not a 16-byte `Box<[u8]>`): `Message` moves by value and
+    /// stays within its size budget; the second indirection costs only on the lossy path.
+    view: Option<Box<LossyView>>,
     idx: Index,
     /// The topmost Via value, parsed once at parse time (every request and reply needs it:
     /// the pipeline, replies, branches): spans into `buf`, or why it does not parse; `None`
     /// without a Via header.
     top: Option<Result<ViaIdx, ValueError>>,
 }
+
+/// The lossy view of a head that is not UTF-8 (see `Message::view`).
+#[derive(Clone, Debug)]
+struct LossyView(Vec<u8>);
 
 /// Where the parts of the top Via are in the buffer (see [`Via`]).
 #[derive(Clone, Copy, Debug)]
@@ -96,12 +108,13 @@ impl Message {
     /// or logs malformed input needs no clone of it (cloning a `Bytes` made from a `Vec`
     /// allocates).
     pub fn parse_or_return(buf: Bytes) -> Result<Message, (ParseError, Bytes)> {
-        let idx = match index(&buf) {
-            Ok(idx) => idx,
+        let (idx, view) = match index(&buf) {
+            Ok((idx, view)) => (idx, view.map(|v| Box::new(LossyView(v)))),
             Err(e) => return Err((e, buf)),
         };
         let mut m = Message {
             buf,
+            view,
             idx,
             top: None,
         };
@@ -112,8 +125,8 @@ impl Message {
     /// Parse the first value of the first Via header into spans.
     fn parse_top_via(&self) -> Option<Result<ViaIdx, ValueError>> {
         let value = self.list(HeaderKind::Via).next()?;
-        let base = self.buf.as_ptr() as usize;
-        let len = self.buf.len();
+        let base = self.text_buf().as_ptr() as usize;
+        let len = self.text_buf().len();
         // Every non-empty part borrows from `value`, itself inside the buffer: its span is its
         // offset from the buffer's start. Empty parts (no params) get an empty span.
         let span = |s: &str| {
@@ -168,21 +181,73 @@ impl Message {
         self.text(span)
     }
 
+    /// What the text accessors read: the lossy view when there is one, else the buffer.
+    #[inline]
+    fn text_buf(&self) -> &[u8] {
+        match &self.view {
+            Some(v) => &v.0,
+            None => &self.buf,
+        }
+    }
+
     /// Text of a span inside the header section.
     fn text(&self, span: Span) -> &str {
-        let bytes = self.buf.get(span.range()).unwrap_or_default();
+        let bytes = self.text_buf().get(span.range()).unwrap_or_default();
         debug_assert!(std::str::from_utf8(bytes).is_ok());
-        // SAFETY: `index` validated the whole header section as UTF-8, and every span this is
-        // called with lies inside it with both ends next to an ASCII delimiter (SP, HT, CR,
-        // LF, ':') or at the section's ends, hence on char boundaries: ASCII bytes are never
-        // part of a multi-byte UTF-8 sequence. The top Via's spans are the extents of `&str`
-        // sub-slices of a header value, so on char boundaries too (or empty).
+        // SAFETY: `index` validated the whole header section as UTF-8, or built the lossy view
+        // (every invalid octet replaced by one ASCII byte, so the view is UTF-8), and every
+        // span this is called with lies inside it with both ends next to an ASCII delimiter
+        // (SP, HT, CR, LF, ':') or at the section's ends, hence on char boundaries: ASCII
+        // bytes are never part of a multi-byte UTF-8 sequence. The top Via's spans are the
+        // extents of `&str` sub-slices of a header value, so on char boundaries too (or empty).
         unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 
     /// The bytes received (the whole datagram, including anything past Content-Length).
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf
+    }
+
+    /// Whether the head was not UTF-8, so the text accessors return its lossy view: each octet
+    /// of an invalid UTF-8 sequence reads as [`SUBSTITUTE`](super::SUBSTITUTE) (U+001A).
+    /// The received bytes are what [`Message::as_bytes`] and the serializers give.
+    pub fn is_lossy(&self) -> bool {
+        self.view.is_some()
+    }
+
+    /// Offset from the start of the message of `s`, a slice returned by one of this message's
+    /// text accessors (a header, a value, a part of one); `None` for any other string.
+    pub fn offset_of(&self, s: &str) -> Option<usize> {
+        let base = self.text_buf();
+        let at = (s.as_ptr() as usize).checked_sub(base.as_ptr() as usize)?;
+        (at + s.len() <= base.len()).then_some(at)
+    }
+
+    /// The received bytes behind `s`: for a slice returned by one of this message's text
+    /// accessors, the same range of the received buffer (the original octets where the
+    /// accessor showed [`SUBSTITUTE`](super::SUBSTITUTE)); any other string as it is. Whatever
+    /// goes back on the wire from the message's text goes through this, so a non-UTF-8 head is
+    /// forwarded byte for byte. Free for UTF-8 heads (no view: the text is the buffer).
+    ///
+    /// ```
+    /// use kemi_runtime::sip::Message;
+    /// let m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nFrom: \"Jos\xe9\" <sip:j@b>\r\n\r\n".to_vec().into()).unwrap();
+    /// let from = m.header_value("From").unwrap();
+    /// assert_eq!(from, "\"Jos\u{1a}\" <sip:j@b>");
+    /// assert_eq!(m.wire(from), b"\"Jos\xe9\" <sip:j@b>");
+    /// assert_eq!(m.wire("other"), b"other");
+    /// ```
+    #[inline]
+    pub fn wire<'a>(&'a self, s: &'a str) -> &'a [u8] {
+        if let Some(LossyView(v)) = self.view.as_deref() {
+            let at = (s.as_ptr() as usize).wrapping_sub(v.as_ptr() as usize);
+            if at <= v.len() && s.len() <= v.len() - at {
+                if let Some(raw) = self.buf.get(at..at + s.len()) {
+                    return raw;
+                }
+            }
+        }
+        s.as_bytes()
     }
 
     /// The received buffer (cheap to clone).
@@ -513,7 +578,8 @@ mod tests {
 
     #[test]
     fn message_stays_small() {
-        // It moves by value (into `SipMsg`, through the transaction layer's enums).
+        // It moves by value (into `SipMsg`, through the transaction layer's enums; clippy's
+        // `large_enum_variant` draws the line at 200 bytes).
         assert!(std::mem::size_of::<Message>() <= 200);
     }
 

@@ -1,8 +1,9 @@
 //! The zero-copy SIP message model.
 //!
 //! - [`Message::parse`] keeps the received bytes, indexes the start line and every header by
-//!   position (name, value and line ranges), checks the header section is UTF-8 once, and
-//!   parses a header's value only when asked ([`Message::vias`], [`Message::cseq`], ...).
+//!   position (name, value and line ranges), checks the header section is UTF-8 once (else
+//!   keeps a lossy view of it for the text accessors, [`Message::wire`] giving the received
+//!   bytes back), and parses a header's value only when asked ([`Message::vias`], [`Message::cseq`], ...).
 //! - Header names compare case-insensitively, and compact forms are the same header
 //!   (`v`=Via, `f`=From, `t`=To, `i`=Call-ID, `m`=Contact, `l`=Content-Length, `c`=Content-Type,
 //!   `k`=Supported, `s`=Subject, `e`=Content-Encoding, `o`=Event, `r`=Refer-To, `b`=Referred-By,
@@ -37,7 +38,7 @@ pub use message::Message;
 pub use method::Method;
 pub use name_addr::NameAddr;
 pub use params::{Param, Params};
-pub use parse::{frame_len, MAX_HEAD_LEN};
+pub use parse::{frame_len, MAX_HEAD_LEN, SUBSTITUTE};
 pub use uri::{percent_decode, Scheme, Uri};
 pub use value::{parse_decimal, CSeq};
 pub use via::Via;

@@ -70,14 +70,25 @@ pub(crate) struct Index {
     /// The start line including its terminator (leading keepalive CRLFs excluded).
     pub start_line: Span,
     pub headers: Vec<HeaderIdx>,
-    /// The empty line that ends the header section.
-    pub blank: Span,
+    /// Where the empty line that ends the header section starts (it ends where the body
+    /// starts; see [`Index::blank`]). Kept as one offset so `Message` stays within 200 bytes.
+    pub blank_start: u32,
     pub content_length: Option<u32>,
     pub body: Span,
 }
 
+impl Index {
+    /// The empty line that ends the header section.
+    pub fn blank(&self) -> Span {
+        Span {
+            start: self.blank_start,
+            end: self.body.start,
+        }
+    }
+}
+
 /// Index one datagram.
-pub(crate) fn index(buf: &[u8]) -> Result<Index, ParseError> {
+pub(crate) fn index(buf: &[u8]) -> Result<(Index, Option<Vec<u8>>), ParseError> {
     if u32::try_from(buf.len()).is_err() {
         return Err(ParseError::new(K::TooLarge, "message too large"));
     }
@@ -102,11 +113,11 @@ pub(crate) fn index(buf: &[u8]) -> Result<Index, ParseError> {
         return Err(ParseError::new(K::TooLarge, "header section too large").in_response(response));
     }
     let head = buf.get(off..head_end).unwrap_or_default();
-    if !is_ascii(head) && std::str::from_utf8(head).is_err() {
-        return Err(
-            ParseError::new(K::NotUtf8, "header section is not UTF-8").in_response(response)
-        );
-    }
+    let lossy = if !is_ascii(head) && std::str::from_utf8(head).is_err() {
+        Some(lossy_view(buf, head_end, next, response).map_err(|e| e.in_response(response))?)
+    } else {
+        None
+    };
     let received = buf.len() - head_end;
     let body_len = match content_length {
         Some(cl) if cl as usize > received => {
@@ -119,14 +130,57 @@ pub(crate) fn index(buf: &[u8]) -> Result<Index, ParseError> {
         Some(cl) => cl as usize,
         None => received,
     };
-    Ok(Index {
+    let idx = Index {
         start,
         start_line: Span::new(off, next),
         headers,
-        blank: Span::new(blank_start, head_end),
+        blank_start: blank_start as u32,
         content_length,
         body: Span::new(head_end, head_end + body_len),
-    })
+    };
+    Ok((idx, lossy))
+}
+
+/// The byte that stands for each octet of an invalid UTF-8 sequence in the lossy view of a head:
+/// ASCII SUB (U+001A), the substitute character. One byte for one byte, so every offset of the
+/// index is the same in the view and in the received buffer. It is a control character, so
+/// it never reads as a token, a delimiter or whitespace: a URI holding one does not parse
+/// ([`Uri::parse`](super::Uri::parse) refuses control characters), so lossy text is never
+/// taken for an identifier.
+pub const SUBSTITUTE: u8 = 0x1a;
+
+/// The lossy view of a head that is not UTF-8: `buf[..head_end]` with every byte of every
+/// invalid UTF-8 sequence replaced by [`SUBSTITUTE`]. A request line (method, Request-URI,
+/// version: `start_line_end` is the start of the first header line) that holds such a byte
+/// is an error: the Request-URI is what routing keys on and a URI is ASCII (RFC 3261 25.1).
+/// `start_line` refuses those already (a method that is not a token is not SIP, a
+/// Request-URI that is not UTF-8 is a bad start line); this check keeps the rule if that
+/// changes.
+/// Header names never hold one (they are tokens: `scan_headers` refused them already), and a
+/// status line's version and code are ASCII, so in a response only the reason phrase can.
+#[cold]
+fn lossy_view(
+    buf: &[u8],
+    head_end: usize,
+    start_line_end: usize,
+    response: bool,
+) -> Result<Vec<u8>, ParseError> {
+    let head = buf.get(..head_end).unwrap_or_default();
+    let mut view = head.to_vec();
+    let mut at = 0;
+    for chunk in head.utf8_chunks() {
+        at += chunk.valid().len();
+        let bad = chunk.invalid().len();
+        if bad > 0 && !response && at < start_line_end {
+            return Err(ParseError::new(K::NotUtf8, "request line is not UTF-8"));
+        }
+        if let Some(b) = view.get_mut(at..at + bad) {
+            b.fill(SUBSTITUTE);
+        }
+        at += bad;
+    }
+    debug_assert!(std::str::from_utf8(&view).is_ok());
+    Ok(view)
 }
 
 /// Stream framing (TCP, TLS): the total length of the message at the start of `buf` (leading
@@ -351,6 +405,28 @@ fn merge_content_length(seen: &mut Option<u32>, buf: &[u8], value: Span) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lossy_view_replaces_each_invalid_octet_in_place() {
+        let head = b"SIP/2.0 486 Occup\xe9\r\nX: a\xe9b \xc3\xa9 \xe2\x82 \xff\xfe \xf0\x9f\x98\x80\r\n\r\nbody\xff";
+        let (idx, view) = index(head).expect("parses");
+        let view = view.expect("not UTF-8");
+        // Same length as the head, body excluded; every invalid octet is one SUB; valid
+        // UTF-8 (é, the emoji) and ASCII stay.
+        assert_eq!(view.len(), idx.body.start as usize);
+        assert_eq!(
+            std::str::from_utf8(&view).expect("the view is UTF-8"),
+            "SIP/2.0 486 Occup\u{1a}\r\nX: a\u{1a}b \u{e9} \u{1a}\u{1a} \u{1a}\u{1a} \u{1f600}\r\n\r\n"
+        );
+        // A UTF-8 head has no view.
+        assert!(index(b"OPTIONS sip:a@b SIP/2.0\r\nX: \xc3\xa9\r\n\r\n")
+            .expect("parses")
+            .1
+            .is_none());
+        // Not in a request line.
+        let e = lossy_view(b"OPTIONS sip:a@b SIP/2.0\xe9\r\n\r\n", 28, 26, false);
+        assert_eq!(e.map_err(|e| e.kind()), Err(K::NotUtf8));
+    }
 
     #[test]
     fn is_ascii_agrees_with_std() {

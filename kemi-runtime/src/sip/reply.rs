@@ -78,11 +78,9 @@ pub fn build(
                 out.extend_from_slice(b"Via: ");
                 // Where parsing split the first value off (the same `,` as searching for
                 // it here), else search.
-                let split = req.top_via_elem_end().and_then(|end| {
-                    let start =
-                        (value.as_ptr() as usize).checked_sub(req.as_bytes().as_ptr() as usize)?;
-                    end.checked_sub(start)
-                });
+                let split = req
+                    .top_via_elem_end()
+                    .and_then(|end| end.checked_sub(req.offset_of(value)?));
                 let split = match split.filter(|&at| at <= value.len()) {
                     Some(at) if at == value.len() => None,
                     Some(at) => Some(at),
@@ -96,21 +94,21 @@ pub fn build(
                     None => (value, ""),
                 };
                 match cached_top_via(req, top) {
-                    Some((via, params)) => write_via(out, &via, params, rcv_src),
-                    None => write_top_via(out, trim_lws_end(top), rcv_src),
+                    Some((via, params)) => write_via(req, out, &via, params, rcv_src),
+                    None => write_top_via(req, out, trim_lws_end(top), rcv_src),
                 }
-                out.extend_from_slice(rest.as_bytes());
+                out.extend_from_slice(req.wire(rest));
                 out.extend_from_slice(b"\r\n");
             }
             HeaderKind::Via | HeaderKind::From | HeaderKind::CallId | HeaderKind::CSeq => {
                 out.extend_from_slice(kind.name().as_bytes());
                 out.extend_from_slice(b": ");
-                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(req.wire(value));
                 out.extend_from_slice(b"\r\n");
             }
             HeaderKind::To => {
                 out.extend_from_slice(b"To: ");
-                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(req.wire(value));
                 // The first To is this one: what `req.to_hdr()` would parse.
                 let has_tag = *to_has_tag.get_or_insert_with(|| {
                     NameAddr::parse(value, "To")
@@ -168,9 +166,9 @@ fn cached_top_via<'m>(req: &'m Message, top: &str) -> Option<(Via<'m>, ViaReplyP
 
 /// The top Via value with `rport` filled in and `received` added as RFC 3261 18.2.1 and
 /// RFC 3581 4 ask. A Via that does not parse is copied unchanged.
-fn write_top_via(out: &mut Vec<u8>, top: &str, src: ReplySource) {
+fn write_top_via(req: &Message, out: &mut Vec<u8>, top: &str, src: ReplySource) {
     let Ok(via) = Via::parse(top) else {
-        out.extend_from_slice(trim_lws_start(top).as_bytes());
+        out.extend_from_slice(req.wire(trim_lws_start(top)));
         return;
     };
     let raw = via.raw;
@@ -192,12 +190,19 @@ fn write_top_via(out: &mut Vec<u8>, top: &str, src: ReplySource) {
             params.has_received = true;
         }
     }
-    write_via(out, &via, params, src);
+    write_via(req, out, &via, params, src);
 }
 
 /// A parsed top Via with `rport` filled in and `received` added, given what its params say.
 /// With `force_rport` and no `rport` param, `;rport=<port>` is appended (before `received`).
-fn write_via(out: &mut Vec<u8>, via: &Via<'_>, params: ViaReplyParams, src: ReplySource) {
+/// The Via's text is `req`'s, written as received ([`Message::wire`]).
+fn write_via(
+    req: &Message,
+    out: &mut Vec<u8>,
+    via: &Via<'_>,
+    params: ViaReplyParams,
+    src: ReplySource,
+) {
     let ReplySource {
         addr: src,
         force_rport,
@@ -213,12 +218,12 @@ fn write_via(out: &mut Vec<u8>, via: &Via<'_>, params: ViaReplyParams, src: Repl
                 raw.get(..at).unwrap_or(raw),
                 raw.get(at..).unwrap_or_default(),
             );
-            out.extend_from_slice(head.as_bytes());
+            out.extend_from_slice(req.wire(head));
             out.push(b'=');
             out.extend_from_slice(Decimal::new(u64::from(src.port())).as_bytes());
-            out.extend_from_slice(tail.as_bytes());
+            out.extend_from_slice(req.wire(tail));
         }
-        None => out.extend_from_slice(raw.as_bytes()),
+        None => out.extend_from_slice(req.wire(raw)),
     }
     if append_rport {
         out.extend_from_slice(b";rport=");
@@ -240,10 +245,14 @@ impl ToTag {
     /// 8-byte words (each part's length mixed in, so ("ab","c") and ("a","bc") differ), a
     /// final avalanche, 16 hex digits by table.
     pub fn new(call_id: &str, from_tag: &str, branch: &str) -> ToTag {
+        ToTag::from_bytes(call_id.as_bytes(), from_tag.as_bytes(), branch.as_bytes())
+    }
+
+    /// [`ToTag::new`] over bytes.
+    fn from_bytes(call_id: &[u8], from_tag: &[u8], branch: &[u8]) -> ToTag {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for part in [call_id, from_tag, branch] {
-            let b = part.as_bytes();
+        for b in [call_id, from_tag, branch] {
             h = mix(h, b.len() as u64);
             let mut words = b.chunks_exact(8);
             for w in &mut words {
@@ -270,13 +279,14 @@ impl ToTag {
         ToTag(tag)
     }
 
-    /// The tag for a request: missing parts hash as empty.
+    /// The tag for a request: missing parts hash as empty. The parts hash as received
+    /// ([`Message::wire`]), so two requests that differ only in octets a lossy view shows as
+    /// the same substitute get different tags.
     pub fn for_request(req: &Message) -> ToTag {
-        let branch = req.top_via_branch();
-        ToTag::new(
-            req.call_id().unwrap_or(""),
-            req.from_tag().unwrap_or(""),
-            branch.unwrap_or(""),
+        ToTag::from_bytes(
+            req.wire(req.call_id().unwrap_or("")),
+            req.wire(req.from_tag().unwrap_or("")),
+            req.wire(req.top_via_branch().unwrap_or("")),
         )
     }
 

@@ -30,7 +30,7 @@ pub enum RewriteError {
 
 /// Offset of `sub`, a slice of the message's buffer, from the buffer's start.
 pub fn offset_in(m: &Message, sub: &str) -> usize {
-    (sub.as_ptr() as usize).saturating_sub(m.as_bytes().as_ptr() as usize)
+    m.offset_of(sub).unwrap_or(0)
 }
 
 /// Byte ranges of every header line (name to CRLF) in the received buffer.

@@ -87,7 +87,12 @@ pub fn msg(text: &str) -> SipMsg {
 
 /// A routing context for `text` received over `proto` from `src`.
 pub fn msg_from(text: &str, proto: Proto, src: &str) -> SipMsg {
-    let message = Message::parse(Bytes::copy_from_slice(text.as_bytes()))
+    msg_bytes(text.as_bytes(), proto, src)
+}
+
+/// A routing context for a message given as bytes (a head that need not be UTF-8).
+pub fn msg_bytes(text: &[u8], proto: Proto, src: &str) -> SipMsg {
+    let message = Message::parse(Bytes::copy_from_slice(text))
         .unwrap_or_else(|e| panic!("test message does not parse: {e}"));
     let src: SocketAddr = src
         .parse()

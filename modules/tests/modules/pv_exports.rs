@@ -3,7 +3,7 @@
 
 use kemi_runtime::{Arg, Xval};
 
-use crate::common::{b, i, msg, pv, s, x, INVITE, RINGING};
+use crate::common::{b, i, msg, msg_bytes, pv, s, x, CLIENT, INVITE, RINGING};
 
 #[test]
 fn reads_of_a_request() {
@@ -280,4 +280,45 @@ fn script_variables() {
     assert!(b(&mut m, "pv", "unset", &[Arg::Str("$var(n)")]));
     assert_eq!(pv(&mut m, "$var(n)"), Xval::Int(0));
     assert!(m.vars.contains_key("big"));
+}
+
+/// A head that is not UTF-8 (Latin-1 display names, User-Agent, Subject): reads return its
+/// lossy view, each such octet as U+001A; URIs, tags and the rest read as usual.
+#[test]
+fn reads_of_a_latin1_head_are_the_lossy_view() {
+    let raw: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.5:5062;rport;branch=z9hG4bK1\r\n\
+From: \"Jos\xe9\" <sip:jose@atlanta.example.com>;tag=f1\r\n\
+To: \"Ren\xe9e\" <sip:ren\xe9e@example.com>\r\n\
+Call-ID: latin1\r\n\
+CSeq: 1 INVITE\r\n\
+User-Agent: T\xe9l\xe9phone\r\n\
+Subject: caf\xc3\xa9 \xe0\r\n\
+Content-Length: 0\r\n\r\n";
+    let mut m = msg_bytes(raw, kemi_runtime::msg::Proto::Udp, CLIENT);
+    assert!(m.message.is_lossy());
+    for (name, want) in [
+        ("$fn", s("Jos\u{1a}")),
+        ("$fu", s("sip:jose@atlanta.example.com")),
+        ("$fU", s("jose")),
+        ("$ft", s("f1")),
+        ("$tn", s("Ren\u{1a}e")),
+        ("$ua", s("T\u{1a}l\u{1a}phone")),
+        ("$hdr(Subject)", s("caf\u{e9} \u{1a}")),
+        (
+            "$hdr(From)",
+            s("\"Jos\u{1a}\" <sip:jose@atlanta.example.com>;tag=f1"),
+        ),
+        ("$ci", s("latin1")),
+    ] {
+        assert_eq!(pv(&mut m, name), want, "{name}");
+    }
+    assert_eq!(
+        x(&mut m, "hdr", "get", &[Arg::Str("From")]),
+        s("\"Jos\u{1a}\" <sip:jose@atlanta.example.com>;tag=f1")
+    );
+    // A URI with a Latin-1 octet reads marked too (pv splits URIs leniently, as Kamailio
+    // does); `Uri::parse`, which the registrar keys on, refuses it.
+    assert_eq!(pv(&mut m, "$tU"), s("ren\u{1a}e"));
+    assert!(kemi_runtime::sip::Uri::parse("sip:ren\u{1a}e@example.com").is_err());
 }

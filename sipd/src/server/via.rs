@@ -27,19 +27,21 @@ impl Branch {
     pub fn for_request(req: &Message, index: usize) -> Branch {
         let mut h = Fnv::new();
         match req.top_via_branch().filter(|b| b.starts_with(MAGIC)) {
-            Some(b) => h.part(b),
+            Some(b) => h.part(req.wire(b)),
             None => {
+                // Hashed as received ([`Message::wire`]): stable, and lossless for a head
+                // that is not UTF-8.
                 let top = req.top_via().and_then(Result::ok);
-                h.part(req.call_id().unwrap_or(""));
-                h.part(req.from_tag().unwrap_or(""));
-                h.part(req.to_tag().unwrap_or(""));
+                h.part(req.wire(req.call_id().unwrap_or("")));
+                h.part(req.wire(req.from_tag().unwrap_or("")));
+                h.part(req.wire(req.to_tag().unwrap_or("")));
                 h.num(
                     req.cseq()
                         .and_then(Result::ok)
                         .map_or(0, |c| u64::from(c.number)),
                 );
-                h.part(req.ruri().unwrap_or(""));
-                h.part(top.map_or("", |v| v.raw));
+                h.part(req.wire(req.ruri().unwrap_or("")));
+                h.part(req.wire(top.map_or("", |v| v.raw)));
             }
         }
         h.num(index as u64);
@@ -67,8 +69,8 @@ impl Fnv {
     fn new() -> Fnv {
         Fnv(0xcbf2_9ce4_8422_2325)
     }
-    fn part(&mut self, s: &str) {
-        for b in s.bytes().chain(std::iter::once(0)) {
+    fn part(&mut self, s: &[u8]) {
+        for b in s.iter().copied().chain(std::iter::once(0)) {
             self.0 ^= u64::from(b);
             self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }

@@ -125,8 +125,8 @@ impl ServerKey {
             Some(branch) => {
                 let mut w = KeyWriter::new(1);
                 w.part(class);
-                w.part(branch.as_bytes());
-                w.part(top.host_unbracketed().as_bytes());
+                w.part(req.wire(branch));
+                w.part(req.wire(top.host_unbracketed()));
                 match top.port {
                     Some(port) => w.part(&port.to_be_bytes()),
                     None => w.part(&[]),
@@ -136,12 +136,12 @@ impl ServerKey {
             None => {
                 let mut w = KeyWriter::new(2);
                 w.part(class);
-                w.part(req.call_id().unwrap_or("").as_bytes());
-                w.part(req.from_tag().unwrap_or("").as_bytes());
+                w.part(req.wire(req.call_id().unwrap_or("")));
+                w.part(req.wire(req.from_tag().unwrap_or("")));
                 let cseq = req.cseq().and_then(Result::ok).map_or(0, |c| c.number);
                 w.part(&cseq.to_be_bytes());
-                w.part(req.ruri().unwrap_or("").as_bytes());
-                w.part(top.raw.as_bytes());
+                w.part(req.wire(req.ruri().unwrap_or("")));
+                w.part(req.wire(top.raw));
                 Some(w.finish())
             }
         }

@@ -10,22 +10,29 @@ use kemi_runtime::sip::{reply, HeaderKind, Message};
 /// Write a CANCEL (`ack_to: None`) or an ACK (with the To of the final reply) for `branch_req`:
 /// its request line with the new method, its top Via only, its Route headers, From, To,
 /// Call-ID, the CSeq number with the new method, Max-Forwards 70, no body.
-fn write_hop(branch_req: &Message, method: &str, to: Option<&str>, out: &mut Vec<u8>) {
+fn write_hop(branch_req: &Message, method: &str, to: Option<&[u8]>, out: &mut Vec<u8>) {
+    // Text from the branch request goes out as received ([`Message::wire`]): a From with a
+    // Latin-1 display name is the same in the CANCEL as in the INVITE.
     let ruri = branch_req.ruri().unwrap_or("");
-    let _ = write!(out, "{method} {ruri} SIP/2.0\r\n");
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(branch_req.wire(ruri));
+    out.extend_from_slice(b" SIP/2.0\r\n");
     if let Some(Ok(v)) = branch_req.top_via() {
-        let _ = write!(out, "Via: {}\r\n", v.raw.trim());
+        out.extend_from_slice(b"Via: ");
+        out.extend_from_slice(branch_req.wire(v.raw.trim()));
+        out.extend_from_slice(b"\r\n");
     }
     for h in branch_req.headers() {
-        match h.kind {
-            HeaderKind::Route | HeaderKind::From | HeaderKind::CallId => {
-                let _ = write!(out, "{}: {}\r\n", h.kind.name(), h.value);
-            }
-            HeaderKind::To => {
-                let _ = write!(out, "To: {}\r\n", to.unwrap_or(h.value));
-            }
-            _ => {}
-        }
+        let value = match h.kind {
+            HeaderKind::Route | HeaderKind::From | HeaderKind::CallId => branch_req.wire(h.value),
+            HeaderKind::To => to.unwrap_or(branch_req.wire(h.value)),
+            _ => continue,
+        };
+        out.extend_from_slice(h.kind.name().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
     }
     let num = branch_req
         .cseq()
@@ -46,7 +53,9 @@ pub fn cancel(branch_req: &Message) -> Vec<u8> {
 
 /// The ACK of a non-2xx final `reply` to a branch.
 pub fn ack(branch_req: &Message, reply: &Message) -> Vec<u8> {
-    let to = reply.first_kind(HeaderKind::To).map(|h| h.value);
+    let to = reply
+        .first_kind(HeaderKind::To)
+        .map(|h| reply.wire(h.value));
     let mut out = Vec::with_capacity(512);
     write_hop(branch_req, "ACK", to, &mut out);
     out
