@@ -104,13 +104,15 @@ for cred in [
 ]:
     put("digest_credentials", cred)
 
-# lua_kemi_args: [export slot, shape] + typed arguments (see the target).
+# lua_kemi_args, js_kemi_args, py_kemi_args (one input layout, common/kemi_args.rs):
+# [export slot, shape] + typed arguments.
 def s(b):
     return b"\x00" + bytes([len(b)]) + b
-for pick in range(0, 256, 3):
-    put("lua_kemi_args", bytes([pick, 0b0100]) + s(b"$var(x)") + s(b"sip:bob@example.com"))
-put("lua_kemi_args", bytes([1, 0b0110]) + b"\x02" + struct.pack("<q", -2**63) + b"\x03" + struct.pack("<d", float("nan")) + b"\x05")
-put("lua_kemi_args", bytes([2, 0b1111]) + b"\x04\xff" + b"\x07\x03abc" + b"\x08" + b"\x09" + b"\x06" + b"\x03" + struct.pack("<d", 2.0**63) + s(b"\x1b\x1e\x00"))
+for target in ["lua_kemi_args", "js_kemi_args", "py_kemi_args"]:
+    for pick in range(0, 256, 3):
+        put(target, bytes([pick, 0b0100]) + s(b"$var(x)") + s(b"sip:bob@example.com"))
+    put(target, bytes([1, 0b0110]) + b"\x02" + struct.pack("<q", -2**63) + b"\x03" + struct.pack("<d", float("nan")) + b"\x05")
+    put(target, bytes([2, 0b1111]) + b"\x04\xff" + b"\x07\x03abc" + b"\x08" + b"\x09" + b"\x06" + b"\x03" + struct.pack("<d", 2.0**63) + s(b"\x1b\x1e\x00"))
 
 # config_toml: the example configurations and small variations.
 for p in sorted((root / "examples").glob("*.toml")):
