@@ -220,7 +220,7 @@ impl Message {
     pub fn offset_of(&self, s: &str) -> Option<usize> {
         let base = self.text_buf();
         let at = (s.as_ptr() as usize).checked_sub(base.as_ptr() as usize)?;
-        (at + s.len() <= base.len()).then_some(at)
+        (at <= base.len() && s.len() <= base.len() - at).then_some(at)
     }
 
     /// The received bytes behind `s`: for a slice returned by one of this message's text
