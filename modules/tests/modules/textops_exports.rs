@@ -424,3 +424,58 @@ fn string_tests() {
     assert_eq!(three("in_list_prefix", "+4930123", "+33, +49", ","), 1);
     assert_eq!(three("in_list_prefix", "+4930123", "+33,,+1", ","), -1);
 }
+
+/// On a head that is not UTF-8 (read through its lossy view), textops still finds its lines at
+/// the received offsets: a substitution rewrites the right header and every other line goes
+/// out as received.
+#[test]
+fn subst_on_a_latin1_head_rewrites_the_right_line() {
+    let raw: &[u8] = b"OPTIONS sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK1\r\n\
+From: \"Jos\xe9\" <sip:jose@example.com>;tag=1\r\n\
+To: <sip:bob@example.com>\r\n\
+Call-ID: latin1-textops\r\n\
+CSeq: 1 OPTIONS\r\n\
+User-Agent: T\xe9l\xe9phone\r\n\
+Content-Length: 0\r\n\r\n";
+    let mut m = crate::common::msg_bytes(raw, kemi_runtime::msg::Proto::Udp, crate::common::CLIENT);
+    assert!(m.message.is_lossy());
+    assert_eq!(
+        t(
+            &mut m,
+            "subst_hf",
+            &[
+                Arg::Str("Call-ID"),
+                Arg::Str("/textops/moved/"),
+                Arg::Str("f")
+            ]
+        ),
+        1
+    );
+    let mut out = Vec::new();
+    m.message
+        .write_request(&mut out, None, &m.route.edits, None);
+    let want: Vec<u8> = String::from_utf8_lossy(raw)
+        .replace("latin1-textops", "latin1-moved")
+        .into_bytes();
+    // Every octet but the rewritten Call-ID is as received (the lossy rendering of `want`
+    // differs from `raw` only in the Latin-1 octets, which `out` keeps).
+    let rewritten = b"Call-ID: latin1-moved\r\n";
+    assert!(
+        out.windows(rewritten.len()).any(|w| w == rewritten),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    assert_eq!(out.len(), raw.len() - "textops".len() + "moved".len());
+    assert!(out.starts_with(
+        &raw[..raw
+            .windows(8)
+            .position(|w| w == b"Call-ID:")
+            .expect("Call-ID")]
+    ));
+    assert!(out.ends_with(b"User-Agent: T\xe9l\xe9phone\r\nContent-Length: 0\r\n\r\n"));
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        String::from_utf8_lossy(&want)
+    );
+}
