@@ -187,6 +187,13 @@ pub struct Config {
     pub tm: crate::tm::config::TmConfig,
     /// SIP over TLS (`[tls]`): required by `tls:` listeners, used by outgoing TLS.
     pub tls: Option<crate::transport::tls::TlsConfig>,
+    /// SIP over WebSocket (`[websocket]`): origins, frame size, timeouts of `ws:`/`wss:`.
+    pub websocket: crate::transport::ws::WsConfig,
+    /// Accepted stream connections (tcp, tls, ws, wss) per listener (`[tcp]
+    /// max_connections_per_listener`, 0: no limit).
+    pub max_conns_per_listener: usize,
+    /// Accepted stream connections per source IP (`[tcp] max_connections_per_ip`, 0: no limit).
+    pub max_conns_per_ip: usize,
 }
 
 /// Why a configuration was refused.
@@ -274,6 +281,23 @@ struct UdpSection {
 struct TcpSection {
     /// Seconds.
     idle_timeout: Option<Spanned<u64>>,
+    /// Every stream listener (tcp, tls, ws, wss); 0: no limit.
+    max_connections_per_listener: Option<usize>,
+    /// Every stream listener, counted over all of them; 0: no limit.
+    max_connections_per_ip: Option<usize>,
+}
+
+/// The `[websocket]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebsocketSection {
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    /// Octets.
+    max_frame_size: Option<Spanned<usize>>,
+    handshake_timeout_ms: Option<Spanned<u64>>,
+    /// Seconds; 0: no pings.
+    ping_interval: Option<u64>,
 }
 
 /// The `[rpc]` table.
@@ -342,6 +366,8 @@ struct RawConfig {
     #[serde(default)]
     db: DbSection,
     tls: Option<TlsSection>,
+    #[serde(default)]
+    websocket: WebsocketSection,
 }
 
 /// The `[tls]` table.
@@ -821,6 +847,42 @@ impl Config {
                 });
             }
         }
+        if tls.is_none() {
+            if let Some(e) = listen
+                .iter()
+                .find(|e| e.proto == kemi_runtime::msg::Proto::Wss)
+            {
+                return Err(ConfigError::Missing {
+                    file: origin.file,
+                    message: format!(
+                        "listen {e}: a wss listener needs a [tls] section with certificate and private_key"
+                    ),
+                });
+            }
+        }
+        let mut websocket = crate::transport::ws::WsConfig::with_max(max_message_size);
+        websocket.allowed_origins = raw.websocket.allowed_origins.clone();
+        if let Some(m) = &raw.websocket.max_frame_size {
+            if !(512..=16 << 20).contains(m.get_ref()) {
+                return Err(origin.invalid(
+                    m,
+                    "websocket.max_frame_size must be 512..16777216 octets".into(),
+                ));
+            }
+            websocket.max_frame_size = *m.get_ref();
+        }
+        if let Some(ms) = &raw.websocket.handshake_timeout_ms {
+            if !(1..=300_000).contains(ms.get_ref()) {
+                return Err(origin.invalid(
+                    ms,
+                    "websocket.handshake_timeout_ms must be 1..300000".into(),
+                ));
+            }
+            websocket.handshake_timeout = Duration::from_millis(*ms.get_ref());
+        }
+        if let Some(s) = raw.websocket.ping_interval {
+            websocket.ping_interval = Duration::from_secs(s);
+        }
         let db_url = match &raw.db.url {
             Some(url) => {
                 if let Err(e) = modules::store::open_check(url.get_ref()) {
@@ -858,6 +920,9 @@ impl Config {
             },
             tm,
             tls,
+            websocket,
+            max_conns_per_listener: raw.tcp.max_connections_per_listener.unwrap_or(0),
+            max_conns_per_ip: raw.tcp.max_connections_per_ip.unwrap_or(0),
         })
     }
 }

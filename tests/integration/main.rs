@@ -18,3 +18,4 @@ mod sipp;
 mod siptrace;
 mod tls;
 mod tm;
+mod ws;

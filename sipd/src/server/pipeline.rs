@@ -219,19 +219,30 @@ impl Pipeline {
     }
 
     /// Handle one received message (a datagram, or one stream frame), appending what is to be
-    /// sent to `out`.
-    pub fn handle(&mut self, bytes: Bytes, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
+    /// sent to `out`. Returns whether it parsed as a SIP message (a WebSocket connection that
+    /// sends something else is closed).
+    pub fn handle(&mut self, bytes: Bytes, rcv: RecvInfo, out: &mut Vec<Outgoing>) -> bool {
         self.follow_reload();
         let first_out = out.len();
         if let Some(t) = &self.tracer {
             t.on_wire(rcv.proto, rcv.src, rcv.dst, &bytes);
         }
-        match Message::parse_or_return(bytes) {
-            Ok(m) if m.is_request() => self.request(m, rcv, out),
-            Ok(m) => self.response(m, rcv, out),
-            Err((e, bytes)) => malformed_input(&bytes, e, rcv, out),
-        }
+        let parsed = match Message::parse_or_return(bytes) {
+            Ok(m) if m.is_request() => {
+                self.request(m, rcv, out);
+                true
+            }
+            Ok(m) => {
+                self.response(m, rcv, out);
+                true
+            }
+            Err((e, bytes)) => {
+                malformed_input(&bytes, e, rcv, out);
+                false
+            }
+        };
         self.trace_sent(out.get(first_out..).unwrap_or_default(), Some(rcv.src));
+        parsed
     }
 
     /// Show `sent` (what one step produced) to `siptrace`; `peer` is where a reply on the

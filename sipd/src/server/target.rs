@@ -22,7 +22,7 @@ pub enum TargetError {
     #[error("cannot send to `{0}`: not a sip URI with a host")]
     NotSip(String),
     /// The transport is one we do not serve.
-    #[error("cannot send over `{0}`: only udp, tcp and tls are served")]
+    #[error("cannot send over `{0}`: only udp, tcp, tls, ws and wss are served")]
     Transport(String),
     /// The host name did not resolve to an address of a family we listen on.
     #[error("cannot resolve `{0}`")]
@@ -42,17 +42,19 @@ pub struct Target {
 
 fn proto_named(name: &str) -> Result<Proto, TargetError> {
     match Proto::parse(name) {
-        Some(p @ (Proto::Udp | Proto::Tcp | Proto::Tls)) => Ok(p),
+        Some(p @ (Proto::Udp | Proto::Tcp | Proto::Tls | Proto::Ws | Proto::Wss)) => Ok(p),
         _ => Err(TargetError::Transport(name.to_string())),
     }
 }
 
-/// The port a URI or Via without one means: 5061 over TLS, else 5060.
+/// The port a URI or Via without one means: 5061 over TLS, 80 over WebSocket and 443 over
+/// secure WebSocket (RFC 7118 5.1), else 5060.
 pub fn default_port(proto: Proto) -> u16 {
-    if proto == Proto::Tls {
-        SIPS_PORT
-    } else {
-        SIP_PORT
+    match proto {
+        Proto::Tls => SIPS_PORT,
+        Proto::Ws => 80,
+        Proto::Wss => 443,
+        _ => SIP_PORT,
     }
 }
 
@@ -74,6 +76,7 @@ impl Target {
             (None, false) => Proto::Udp,
             (Some(p), false) => p?,
             (None | Some(Ok(Proto::Tcp | Proto::Tls)), true) => Proto::Tls,
+            (Some(Ok(Proto::Wss)), true) => Proto::Wss,
             (Some(Ok(p)), true) => {
                 return Err(TargetError::Transport(format!("{} with sips:", p.as_str())))
             }
@@ -188,6 +191,27 @@ mod tests {
         assert_eq!((t.proto, t.port), (Proto::Tls, 40000));
         let v = Via::parse("SIP/2.0/TLS 192.0.2.1").unwrap();
         assert_eq!(Target::from_via(&v).unwrap().port, 5061);
+        // RFC 7118: a WebSocket client's Via names a host that does not exist; the reply goes
+        // to `received`/`rport`, over the connection to that address.
+        let v =
+            Via::parse("SIP/2.0/WSS df7jal23ls0d.invalid;rport=50000;received=127.0.0.1").unwrap();
+        let t = Target::from_via(&v).unwrap();
+        assert_eq!(
+            (t.proto, t.host.as_str(), t.port),
+            (Proto::Wss, "127.0.0.1", 50000)
+        );
+    }
+
+    #[test]
+    fn websocket_transports() {
+        let t = Target::from_uri("sip:a@192.0.2.1:40000;transport=ws").unwrap();
+        assert_eq!((t.proto, t.port), (Proto::Ws, 40000));
+        let t = Target::from_uri("sip:a@192.0.2.1;transport=WSS").unwrap();
+        assert_eq!((t.proto, t.port), (Proto::Wss, 443));
+        let t = Target::from_uri("sip:a@192.0.2.1;transport=ws").unwrap();
+        assert_eq!(t.port, 80);
+        let t = Target::from_uri("sips:a@192.0.2.1;transport=wss").unwrap();
+        assert_eq!(t.proto, Proto::Wss);
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! What runs the sockets (receive loops, accept loops, per-connection readers) is the worker, in
 //! [`crate::server`]; nothing here routes.
 
+pub mod limits;
 pub mod stream;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
+pub mod ws;
