@@ -19,3 +19,4 @@ mod siptrace;
 mod tls;
 mod tm;
 mod ws;
+mod ws_sipjs;

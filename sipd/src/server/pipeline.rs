@@ -334,10 +334,8 @@ impl Pipeline {
     fn forward(&mut self, msg: &mut SipMsg, f: &Forward, index: usize, out: &mut Vec<Outgoing>) {
         let target_uri = f.dst.as_deref().unwrap_or(&f.ruri);
         let locals = &self.locals;
-        let resolved = Target::from_uri(target_uri).and_then(|t| {
-            t.resolve(|a| locals.serves(t.proto, a))
-                .map(|addr| (t.proto, addr))
-        });
+        let services = &msg.env.services;
+        let resolved = Target::from_uri(target_uri).and_then(|t| t.resolve_in(locals, services));
         let (proto, addr) = match resolved {
             Ok(r) => r,
             Err(e) => {
@@ -473,10 +471,8 @@ impl Pipeline {
             return;
         }
         let locals = &self.locals;
-        let resolved = next.and_then(|t| {
-            t.resolve(|a| locals.serves(t.proto, a))
-                .map(|addr| (t.proto, addr))
-        });
+        let services = &msg.env.services;
+        let resolved = next.and_then(|t| t.resolve_in(locals, services));
         let (proto, addr) = match resolved {
             Ok(r) => r,
             Err(e) => {

@@ -8,6 +8,7 @@
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use kemi_runtime::msg::Proto;
+use kemi_runtime::services::{OpenConnections, Services};
 use kemi_runtime::sip::{Scheme, Uri, Via};
 
 /// Default SIP port.
@@ -107,6 +108,29 @@ impl Target {
             host: host.to_string(),
             port: port.or(via.port).unwrap_or(default_port(proto)),
         })
+    }
+
+    /// Resolve over the sockets of `locals` to the transport and address to send to. ws and
+    /// wss are one family here: Kamailio writes both as `transport=ws` (an `alias` of a wss
+    /// client included), so a WebSocket target goes over whichever of the two has the open
+    /// connection to the address (the host's [`OpenConnections`] in `services`).
+    pub fn resolve_in(
+        &self,
+        locals: &super::locals::Locals,
+        services: &Services,
+    ) -> Result<(Proto, SocketAddr), TargetError> {
+        let other = match self.proto {
+            Proto::Ws => Proto::Wss,
+            Proto::Wss => Proto::Ws,
+            p => return Ok((p, self.resolve(|a| locals.serves(p, a))?)),
+        };
+        let addr = self.resolve(|a| locals.serves(self.proto, a) || locals.serves(other, a))?;
+        let proto = match services.get::<OpenConnections>() {
+            Some(c) if !c.is_open(self.proto, addr) && c.is_open(other, addr) => other,
+            _ if !locals.serves(self.proto, &addr) => other,
+            _ => self.proto,
+        };
+        Ok((proto, addr))
     }
 
     /// Resolve to one address, preferring the first one whose family `usable` accepts.
