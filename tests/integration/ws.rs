@@ -29,12 +29,16 @@ const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// Every wait of these tests.
 const WAIT: Duration = Duration::from_secs(5);
 
-/// OPTIONS answered with the transport in the reason; REGISTER saved; anything else looked up
+/// OPTIONS answered with the transport in the reason (and the connection closed after the
+/// reply when it carries `X-Close`: `KSR.websocket.close`); REGISTER saved; anything else looked up
 /// and relayed statefully (404 when the user has no reachable contact).
 const SCRIPT: &str = r#"
 function ksr_request_route()
     if KSR.is_OPTIONS() then
         KSR.sl.sl_send_reply(200, "OK " .. KSR.pv.get("$pr"))
+        if KSR.hdr.is_present("X-Close") > 0 then
+            KSR.websocket.close()
+        end
         return 1
     end
     if KSR.is_REGISTER() then
@@ -376,6 +380,17 @@ fn ws_and_wss_carry_sip_and_registered_clients_are_reached_over_their_connection
         let r = next_sip(&mut wss).await;
         assert!(r.starts_with("SIP/2.0 200 OK wss\r\n"), "{r}");
         reachable_then_gone(wss, udp, "bob", "WSS").await;
+
+        // KSR.websocket.close: the reply, then the close.
+        let mut ws = connect_ws(ws_addr).await;
+        let closing = options(4, "WS").replace("CSeq:", "X-Close: yes\r\nCSeq:");
+        ws.send(Message::text(closing)).await.expect("send");
+        let r = next_sip(&mut ws).await;
+        assert!(r.starts_with("SIP/2.0 200 OK ws\r\n"), "{r}");
+        assert!(
+            closed_by_server(&mut ws).await,
+            "websocket.close closes after the reply"
+        );
     });
     let metrics = scrape(&sipd);
     for line in ["sipd_ws_connections_open 0", "sipd_wss_connections_open 0"] {

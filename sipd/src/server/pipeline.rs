@@ -251,7 +251,7 @@ impl Pipeline {
         let Some(t) = &self.tracer else {
             return;
         };
-        for o in sent {
+        for o in sent.iter().filter(|o| !o.wire.is_empty()) {
             let dst = match (o.dest, peer) {
                 (Dest::Addr(a), _) => a,
                 (Dest::Connection, Some(p)) => p,
@@ -317,6 +317,20 @@ impl Pipeline {
         if msg.tm.absorb || msg.tm.relay.is_some() || msg.tm.new_tran || !msg.tm.replies.is_empty()
         {
             self.tm_host(out).after_request(&mut msg, found);
+        }
+        if msg.route.close_connection && rcv.proto != Proto::Udp {
+            // `websocket.close`: after what the message produced, the connection closes (an
+            // empty buffer is the writer's close request).
+            out.push(Outgoing {
+                proto: rcv.proto,
+                local: rcv.dst,
+                dest: Dest::Connection,
+                wire: Vec::new(),
+                flags: SendFlags {
+                    close: true,
+                    ..SendFlags::default()
+                },
+            });
         }
     }
 
