@@ -1289,6 +1289,52 @@ mod tests {
     }
 
     #[test]
+    fn websocket_section_listeners_and_connection_limits() {
+        use crate::transport::ws::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_PING_INTERVAL};
+        let d = Dir::new("ws");
+        let base =
+            "listen = [\"udp:127.0.0.1:5060\", \"ws:127.0.0.1:8080\"]\nscript = \"proxy.lua\"\n\
+                    max_message_size = 4096\n";
+        // Defaults: any origin, frames up to max_message_size, no connection limits.
+        let c = d.cfg(base).unwrap();
+        assert_eq!(c.listen[1].proto, kemi_runtime::msg::Proto::Ws);
+        assert!(c.websocket.allowed_origins.is_empty());
+        assert_eq!(c.websocket.max_frame_size, 4096);
+        assert_eq!(c.websocket.handshake_timeout, DEFAULT_HANDSHAKE_TIMEOUT);
+        assert_eq!(c.websocket.ping_interval, DEFAULT_PING_INTERVAL);
+        assert_eq!((c.max_conns_per_listener, c.max_conns_per_ip), (0, 0));
+        let c = d
+            .cfg(&format!(
+                "{base}[tcp]\nmax_connections_per_listener = 1000\nmax_connections_per_ip = 20\n\
+                 [websocket]\nallowed_origins = [\"https://a.example\"]\nmax_frame_size = 8192\n\
+                 handshake_timeout_ms = 700\nping_interval = 0\n"
+            ))
+            .unwrap();
+        assert_eq!(c.websocket.allowed_origins, ["https://a.example"]);
+        assert_eq!(c.websocket.max_frame_size, 8192);
+        assert_eq!(c.websocket.handshake_timeout, Duration::from_millis(700));
+        assert!(c.websocket.ping_interval.is_zero());
+        assert_eq!((c.max_conns_per_listener, c.max_conns_per_ip), (1000, 20));
+        // Bad values name their line; unknown keys are refused; wss needs [tls].
+        let e = d
+            .cfg(&format!("{base}[websocket]\nmax_frame_size = 10\n"))
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { line: 5, .. }), "{e}");
+        let e = d
+            .cfg(&format!("{base}[websocket]\nhandshake_timeout_ms = 0\n"))
+            .unwrap_err();
+        assert!(e.to_string().contains("handshake_timeout_ms"), "{e}");
+        assert!(d.cfg(&format!("{base}[websocket]\norigin = 1\n")).is_err());
+        let e = d
+            .cfg("listen = [\"wss:127.0.0.1:8443\"]\nscript = \"proxy.lua\"\n")
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("wss listener needs a [tls] section"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn tls_section_and_listeners() {
         use crate::transport::tls::{ClientAuth, MinVersion};
         let d = Dir::new("tls");
