@@ -30,7 +30,8 @@ const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const WAIT: Duration = Duration::from_secs(5);
 
 /// OPTIONS answered with the transport in the reason (and the connection closed after the
-/// reply when it carries `X-Close`: `KSR.websocket.close`); REGISTER saved; anything else looked up
+/// reply when it carries `X-Close`: `KSR.websocket.close`); INFO forwarded statelessly to its
+/// R-URI; REGISTER saved; anything else looked up
 /// and relayed statefully (404 when the user has no reachable contact).
 const SCRIPT: &str = r#"
 function ksr_request_route()
@@ -39,6 +40,10 @@ function ksr_request_route()
         if KSR.hdr.is_present("X-Close") > 0 then
             KSR.websocket.close()
         end
+        return 1
+    end
+    if KSR.pv.get("$rm") == "INFO" then
+        KSR.forward()
         return 1
     end
     if KSR.is_REGISTER() then
@@ -381,6 +386,45 @@ fn ws_and_wss_carry_sip_and_registered_clients_are_reached_over_their_connection
         assert!(r.starts_with("SIP/2.0 200 OK wss\r\n"), "{r}");
         reachable_then_gone(wss, udp, "bob", "WSS").await;
 
+        // A stateless forward from a client whose Via has no rport: the reply relayed back
+        // still finds the connection (sipd fills in rport for WebSocket).
+        let mut ws = connect_ws(ws_addr).await;
+        let peer = udp_socket();
+        let peer_addr = peer.local_addr().expect("local");
+        let info = format!(
+            "INFO sip:x@{peer_addr} SIP/2.0\r\n\
+             Via: SIP/2.0/WS k2j3h4.invalid;branch=z9hG4bKinfo1\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:a@sipd.test>;tag=i1\r\n\
+             To: <sip:x@{peer_addr}>\r\n\
+             Call-ID: info-1@ws.test\r\n\
+             CSeq: 1 INFO\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        ws.send(Message::text(info)).await.expect("send INFO");
+        let forwarded = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; 65535];
+            let deadline = Instant::now() + WAIT;
+            while Instant::now() < deadline {
+                if let Ok((n, from)) = peer.recv_from(&mut buf) {
+                    let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    peer.send_to(reply_to(&req, 200).as_bytes(), from)
+                        .expect("reply");
+                    return req;
+                }
+            }
+            String::new()
+        })
+        .await
+        .expect("join");
+        assert!(
+            forwarded.contains("Via: SIP/2.0/WS k2j3h4.invalid;branch=z9hG4bKinfo1;rport=")
+                && forwarded.contains(";received=127.0.0.1"),
+            "the client's Via got received and rport: {forwarded}"
+        );
+        let r = next_sip(&mut ws).await;
+        assert!(r.starts_with("SIP/2.0 200"), "the relayed reply: {r}");
+
         // KSR.websocket.close: the reply, then the close.
         let mut ws = connect_ws(ws_addr).await;
         let closing = options(4, "WS").replace("CSeq:", "X-Close: yes\r\nCSeq:");
@@ -486,6 +530,24 @@ fn bad_websocket_input_is_refused_or_closed_within_its_limit_and_others_are_serv
             .expect("send");
         assert!(closed_by_server(&mut junk).await, "a non-SIP frame closes");
         logged(&[&port, "not a SIP message"]);
+        served(&mut good).await;
+
+        // A Content-Length larger than the frame's body: 400, then the close.
+        let tcp = TcpStream::connect(ws_addr).await.expect("connect");
+        let (mut short, _) = tokio_tungstenite::client_async(
+            request("ws", ws_addr, "sip", Some("https://app.sipd.test")),
+            tcp,
+        )
+        .await
+        .expect("upgrade");
+        let wrong = options(60, "WS").replace("Content-Length: 0", "Content-Length: 50");
+        short.send(Message::text(wrong)).await.expect("send");
+        let r = next_sip(&mut short).await;
+        assert!(r.starts_with("SIP/2.0 400"), "{r}");
+        assert!(
+            closed_by_server(&mut short).await,
+            "a bad Content-Length closes"
+        );
         served(&mut good).await;
 
         // A TLS client that stalls mid-handshake (half a ClientHello) on wss:, and a TCP client
@@ -637,4 +699,35 @@ fn connections_over_the_per_ip_and_per_listener_limits_are_closed_at_accept() {
             .any(|l| l.starts_with("sipd_ws_connections_refused_total ") && !l.ends_with(" 0")),
         "{metrics}"
     );
+}
+
+#[test]
+fn sipd_pings_its_websocket_clients() {
+    let pki = Pki::new();
+    let sipd = sipd(&pki, |c| {
+        c.websocket.ping_interval = Duration::from_millis(200);
+    });
+    let ws_addr = sipd.addr(Proto::Ws);
+    runtime().block_on(async {
+        let mut ws = connect_ws(ws_addr).await;
+        let started = Instant::now();
+        let mut pings = 0;
+        while pings < 2 {
+            match tokio::time::timeout(WAIT, ws.next()).await {
+                Ok(Some(Ok(Message::Ping(_)))) => pings += 1,
+                Ok(Some(Ok(_))) => {}
+                other => panic!("expected pings, got {other:?}"),
+            }
+        }
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+            "two pings 200 ms apart took {took:?}"
+        );
+        // The connection still carries SIP (the client's pongs went out with the next poll).
+        ws.send(Message::text(options(50, "WS")))
+            .await
+            .expect("send");
+        assert!(next_sip(&mut ws).await.starts_with("SIP/2.0 200 OK ws"));
+    });
 }

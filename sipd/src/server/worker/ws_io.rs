@@ -34,6 +34,9 @@ use crate::transport::limits::ConnPermit;
 use crate::transport::tcp::{ConnSender, SEND_QUEUE};
 use crate::transport::ws::{check_upgrade, SUBPROTOCOL};
 
+/// How much tungstenite reads at once (and zero-fills before each read).
+const READ_BUFFER: usize = 4096;
+
 /// Accept on the `ws:`/`wss:` listener configured as `key`.
 pub(super) async fn accept_loop(
     worker: Rc<Worker>,
@@ -180,7 +183,11 @@ where
             }
         }
     };
+    // tungstenite zero-fills its read buffer up to its capacity before every read: its 128 KiB
+    // default cost 144k instructions per SIP message (callgrind, docs/PERFORMANCE.md); 4 KiB
+    // reads hold a typical message, and a larger frame grows the buffer as it arrives.
     let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .max_frame_size(Some(cfg.max_frame_size))
         .max_message_size(Some(cfg.max_frame_size));
     tokio_tungstenite::accept_hdr_async_with_config(io, check, Some(config)).await
