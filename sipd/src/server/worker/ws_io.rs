@@ -35,7 +35,7 @@ use crate::transport::tcp::{ConnSender, SEND_QUEUE};
 use crate::transport::ws::{check_upgrade, SUBPROTOCOL};
 
 /// How much tungstenite reads at once (and zero-fills before each read).
-const READ_BUFFER: usize = 4096;
+const READ_BUFFER: usize = 2048;
 
 /// Accept on the `ws:`/`wss:` listener configured as `key`.
 pub(super) async fn accept_loop(
@@ -184,8 +184,8 @@ where
         }
     };
     // tungstenite zero-fills its read buffer up to its capacity before every read: its 128 KiB
-    // default cost 144k instructions per SIP message (callgrind, docs/PERFORMANCE.md); 4 KiB
-    // reads hold a typical message, and a larger frame grows the buffer as it arrives.
+    // default cost 144k instructions per SIP message (callgrind, docs/PERFORMANCE.md, 4 KiB
+    // still 6.6k); 2 KiB reads hold a request without SDP, and a larger frame takes more reads.
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .max_frame_size(Some(cfg.max_frame_size))
