@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::{ConnGuards, Worker};
 use crate::server::drop_log;
@@ -110,7 +110,11 @@ async fn upgrade_in(
             }
             Ok(Err(Refused::Tls(e))) => {
                 ctx.stats().handshake_failed();
-                info!(%peer, %local, "wss: tls handshake failed, connection closed: {e}");
+                drop_log::input(
+                    peer,
+                    proto,
+                    format_args!("wss: tls handshake failed, connection closed: {e}"),
+                );
                 return;
             }
             Ok(Err(Refused::Upgrade(e))) => Some(e),
@@ -132,22 +136,31 @@ async fn upgrade_in(
     };
     worker.limits.stats().upgrade_refused();
     let name = proto.as_str();
+    // Bad input: one rate-limited line per refusal (drop_log), with the source.
     match failure {
-        None => {
-            info!(%peer, %local, "{name} handshake timed out after {limit:?}, connection closed")
-        }
-        Some(WsError::Http(resp)) => info!(
-            %peer,
-            %local,
-            status = resp.status().as_u16(),
-            "{name} upgrade refused: {}",
-            resp.body()
-                .as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default()
+        None => drop_log::input(
+            peer,
+            proto,
+            format_args!("{name} handshake timed out after {limit:?}, connection closed"),
         ),
-        Some(e) => info!(%peer, %local, "{name} upgrade failed, connection closed: {e}"),
-    }
+        Some(WsError::Http(resp)) => drop_log::input(
+            peer,
+            proto,
+            format_args!(
+                "{name} upgrade refused with {}: {}",
+                resp.status().as_u16(),
+                resp.body()
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default()
+            ),
+        ),
+        Some(e) => drop_log::input(
+            peer,
+            proto,
+            format_args!("{name} upgrade failed, connection closed: {e}"),
+        ),
+    };
 }
 
 /// The server side of the upgrade on `io`, with the `sip` subprotocol and the frame limits.
@@ -287,16 +300,24 @@ async fn read_loop<S>(
         };
         let frame: Bytes = match next {
             Err(_) => {
-                info!(%peer, "closing idle {proto} connection");
+                debug!(%peer, "closing idle {proto} connection");
                 break;
             }
             Ok(None) => break,
             Ok(Some(Err(WsError::Capacity(e)))) => {
-                info!(%peer, "closing {proto} connection: frame too large: {e}");
+                drop_log::input(
+                    peer,
+                    rcv.proto,
+                    format_args!("closing {proto} connection: frame too large: {e}"),
+                );
                 break;
             }
             Ok(Some(Err(e))) => {
-                info!(%peer, "closing {proto} connection: {e}");
+                drop_log::input(
+                    peer,
+                    rcv.proto,
+                    format_args!("closing {proto} connection: {e}"),
+                );
                 break;
             }
             Ok(Some(Ok(Message::Text(t)))) => Bytes::from(t),
@@ -315,7 +336,11 @@ async fn read_loop<S>(
         }
         worker.arm_tm_timers();
         if !parsed {
-            info!(%peer, "closing {proto} connection: a frame that is not a SIP message");
+            drop_log::input(
+                peer,
+                rcv.proto,
+                format_args!("closing {proto} connection: a frame that is not a SIP message"),
+            );
             break;
         }
     }
