@@ -647,6 +647,17 @@ fn connections_over_the_per_ip_and_per_listener_limits_are_closed_at_accept() {
         .expect("answered within the wait");
         assert!(third.is_err(), "over max_connections_per_ip");
         logged(&[&port, "connection refused", "max_connections_per_ip"]);
+        // The count is per source over every stream listener: wss: refuses it too, before TLS.
+        let mut over = TcpStream::connect(sipd.addr(Proto::Wss))
+            .await
+            .expect("connect");
+        let port = over.local_addr().expect("local").port().to_string();
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read(&mut over, &mut buf))
+            .await
+            .expect("closed within the wait");
+        assert!(matches!(read, Ok(0) | Err(_)), "closed at accept: {read:?}");
+        logged(&[&port, "connection refused", "max_connections_per_ip"]);
         // From another source IP: admitted (3 on the listener), then the listener is full.
         let from = |ip: [u8; 4]| async move {
             let s = tokio::net::TcpSocket::new_v4().expect("socket");

@@ -477,7 +477,7 @@ async fn connect_and_send(worker: Rc<Worker>, dst: SocketAddr, wire: Vec<u8>, cl
             let (rd, wr) = stream.into_split();
             let guards = ConnGuards {
                 tls: None,
-                permit: Some(worker.limits.opened(Proto::Tcp, dst)),
+                permit: Some(worker.limits.opened(Proto::Tcp)),
             };
             let tx = worker.start_connection(rd, wr, dst, local, Proto::Tcp, guards);
             send_on(&tx, dst, wire, close);

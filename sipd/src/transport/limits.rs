@@ -48,11 +48,12 @@ impl std::fmt::Debug for ConnLimits {
     }
 }
 
-/// Held by an accepted connection: its place in the counts.
+/// Held by a connection: its place in the counts (accepted ones: per listener and source IP
+/// too).
 pub struct ConnPermit {
     limits: Arc<ConnLimits>,
-    listener: SocketAddr,
-    ip: IpAddr,
+    /// The listener and source IP it counts against; `None` for an outgoing connection.
+    counted: Option<(SocketAddr, IpAddr)>,
     proto: Proto,
 }
 
@@ -63,17 +64,20 @@ impl Drop for ConnPermit {
             .slot(self.proto)
             .open
             .fetch_sub(1, Ordering::Relaxed);
+        let Some((listener, ip)) = self.counted else {
+            return;
+        };
         if let Ok(mut c) = self.limits.counts.lock() {
-            if let Some(n) = c.listeners.get_mut(&self.listener) {
+            if let Some(n) = c.listeners.get_mut(&listener) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
-                    c.listeners.remove(&self.listener);
+                    c.listeners.remove(&listener);
                 }
             }
-            if let Some(n) = c.ips.get_mut(&self.ip) {
+            if let Some(n) = c.ips.get_mut(&ip) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
-                    c.ips.remove(&self.ip);
+                    c.ips.remove(&ip);
                 }
             }
         }
@@ -121,8 +125,7 @@ impl ConnLimits {
                 slot.open.fetch_add(1, Ordering::Relaxed);
                 Ok(ConnPermit {
                     limits: Arc::clone(self),
-                    listener,
-                    ip,
+                    counted: Some((listener, ip)),
                     proto,
                 })
             }
@@ -133,13 +136,13 @@ impl ConnLimits {
         }
     }
 
-    /// A connection opened by sipd (outgoing): counted as open, not limited.
-    pub fn opened(self: &Arc<Self>, proto: Proto, peer: SocketAddr) -> ConnPermit {
+    /// A connection opened by sipd (outgoing): counted as open, not limited, and not counted
+    /// against its peer's IP.
+    pub fn opened(self: &Arc<Self>, proto: Proto) -> ConnPermit {
         self.stats.slot(proto).open.fetch_add(1, Ordering::Relaxed);
         ConnPermit {
             limits: Arc::clone(self),
-            listener: SocketAddr::new(peer.ip(), 0),
-            ip: peer.ip(),
+            counted: None,
             proto,
         }
     }
@@ -295,7 +298,7 @@ mod tests {
         let p1 = l.admit(Proto::Ws, lst, a).unwrap();
         let _p2 = l.admit(Proto::Ws, lst, a).unwrap();
         assert_eq!(l.admit(Proto::Ws, lst, a).err(), Some(LimitHit::Ip(2)));
-        let _p3 = l.admit(Proto::Ws, lst, b).unwrap();
+        let p3 = l.admit(Proto::Ws, lst, b).unwrap();
         assert_eq!(
             l.admit(Proto::Ws, lst, b).err(),
             Some(LimitHit::Listener(3))
@@ -305,6 +308,11 @@ mod tests {
         drop(p1);
         let _p4 = l.admit(Proto::Ws, lst, a).unwrap();
         assert_eq!(l.stats().slot(Proto::Ws).open(), 3);
+        // An outgoing connection (to `a`'s IP, say), opened and closed, leaves the counts alone.
+        drop(l.opened(Proto::Tcp));
+        drop(p3);
+        assert_eq!(l.admit(Proto::Ws, lst, a).err(), Some(LimitHit::Ip(2)));
+        assert_eq!(l.stats().slot(Proto::Tcp).open(), 0);
         let none = Arc::new(ConnLimits::new(0, 0));
         let held: Vec<_> = (0..100)
             .map(|_| none.admit(Proto::Tcp, lst, a).unwrap())

@@ -137,7 +137,7 @@ pub(super) async fn connect_and_send(
     debug!(%dst, server_name = ?name, "tls connection opened");
     let guards = ConnGuards {
         tls: Some(ctx.stats().opened()),
-        permit: Some(worker.limits.opened(Proto::Tls, dst)),
+        permit: Some(worker.limits.opened(Proto::Tls)),
     };
     let (rd, wr) = tokio::io::split(tls);
     let tx = worker.start_connection(rd, wr, dst, local, Proto::Tls, guards);
