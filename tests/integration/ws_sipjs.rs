@@ -278,6 +278,9 @@ fn sipjs_registers_over_ws_and_wss_with_digest_auth_and_calls_both_ways() {
             c.aliases = vec![DOMAIN.into()];
             c.db_url = url;
             c.modparams = toml::from_str(MODPARAMS).expect("test modparams");
+            c.metrics = Some(sipd::config::MetricsConfig {
+                listen: std::net::SocketAddr::new(LO, 0),
+            });
         },
     );
     let ws = format!("ws://{}", sipd.addr(Proto::Ws));
@@ -285,4 +288,18 @@ fn sipjs_registers_over_ws_and_wss_with_digest_auth_and_calls_both_ways() {
     let ca = pki.path("ca.pem");
     round(&sipd, &ws, "alice", &ca);
     round(&sipd, &wss, "bob", &ca);
+    // Digest auth happened: each REGISTER and each INVITE from SIP.js was challenged and came
+    // back with good credentials.
+    let metrics = crate::tls::scrape(&sipd);
+    let counter = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{name} in\n{metrics}"))
+    };
+    assert!(counter("sipd_auth_successes_total") >= 4, "{metrics}");
+    assert_eq!(counter("sipd_auth_failures_total"), 0);
+    assert!(counter("sipd_ws_frames_received_total") >= 10);
+    assert!(counter("sipd_ws_frames_sent_total") >= 10);
 }

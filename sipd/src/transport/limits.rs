@@ -195,7 +195,7 @@ impl StreamStats {
         }
     }
 
-    /// One WebSocket frame carrying a SIP message received.
+    /// One WebSocket text or binary frame received.
     pub fn frame_in(&self) {
         self.ws_frames_in.fetch_add(1, Ordering::Relaxed);
     }
@@ -268,12 +268,12 @@ impl crate::metrics::prom::GaugeSource for ConnLimits {
             ),
             (
                 "ws_frames_received",
-                "WebSocket frames received carrying a SIP message (ws: and wss:)",
+                "WebSocket text and binary frames received (ws: and wss:)",
                 fin,
             ),
             (
                 "ws_frames_sent",
-                "WebSocket frames sent carrying a SIP message (ws: and wss:)",
+                "WebSocket text and binary frames sent, one SIP message each (ws: and wss:)",
                 fout,
             ),
             (
