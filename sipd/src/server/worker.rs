@@ -1,8 +1,9 @@
 //! One worker: an OS thread with its own script engine ([`Pipeline`]) and a current-thread
 //! tokio runtime. It receives on its duplicates of the UDP listen sockets, accepts on its
-//! duplicates of the TCP listeners, reads the connections it accepted or opened, and sends what
-//! the pipeline produced. Nothing here is shared with other workers except the TCP
-//! [`ConnTable`]; the engine is not `Send` and never leaves the thread.
+//! duplicates of the TCP, TLS and WebSocket listeners, reads the connections it accepted or
+//! opened, and sends what the pipeline produced. Nothing here is shared with other workers
+//! except the connection tables ([`ConnTable`], one per stream transport) and the connection
+//! limits ([`ConnLimits`]); the engine is not `Send` and never leaves the thread.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;

@@ -8,6 +8,10 @@
 //!   writer.
 //! - [`tls`]: [`tls::TlsContext`], the rustls configurations (certificates, SNI, client
 //!   verification, outgoing verification) of `tls:` listeners and outgoing TLS connections.
+//! - [`ws`]: [`ws::WsConfig`], the `[websocket]` settings of `ws:`/`wss:` listeners, and the
+//!   upgrade check (the `sip` subprotocol, allowed origins).
+//! - [`limits`]: [`limits::ConnLimits`], accepted connections per listener and per source IP,
+//!   and the per-transport connection and WebSocket frame counters.
 //!
 //! What runs the sockets (receive loops, accept loops, per-connection readers) is the worker, in
 //! [`crate::server`]; nothing here routes.
