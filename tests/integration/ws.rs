@@ -280,7 +280,11 @@ fn reply_to(req: &str, code: u16) -> String {
 }
 
 fn udp_socket() -> UdpSocket {
-    let s = UdpSocket::bind((LO, 0)).expect("udp bind");
+    udp_socket_on(LO)
+}
+
+fn udp_socket_on(ip: IpAddr) -> UdpSocket {
+    let s = UdpSocket::bind((ip, 0)).expect("udp bind");
     s.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
     s
@@ -299,7 +303,7 @@ async fn reachable_then_gone<S: AsyncRead + AsyncWrite + Unpin>(
         .expect("send REGISTER");
     let reply = next_sip(&mut ws).await;
     assert!(reply.starts_with("SIP/2.0 200"), "REGISTER: {reply}");
-    let udp = udp_socket();
+    let udp = udp_socket_on(sipd_udp.ip());
     let user_owned = user.to_string();
     let sender = std::thread::spawn(move || message_over_udp(&udp, sipd_udp, &user_owned, 1, WAIT));
     let req = next_sip(&mut ws).await;
@@ -308,7 +312,13 @@ async fn reachable_then_gone<S: AsyncRead + AsyncWrite + Unpin>(
         "relayed to the client: {req}"
     );
     assert!(
-        req.contains(&format!("Via: SIP/2.0/{transport} 127.0.0.1:")),
+        req.contains(&format!(
+            "Via: SIP/2.0/{transport} {}:",
+            match sipd_udp.ip() {
+                IpAddr::V6(ip) => format!("[{ip}]"),
+                IpAddr::V4(ip) => ip.to_string(),
+            }
+        )),
         "sipd's Via names the transport (RFC 7118 5.2): {req}"
     );
     assert!(
@@ -327,7 +337,7 @@ async fn reachable_then_gone<S: AsyncRead + AsyncWrite + Unpin>(
     // The binding is still stored (600 s) but its connection is gone: lookup skips it.
     let user_owned = user.to_string();
     let code = tokio::task::spawn_blocking(move || {
-        let udp = udp_socket();
+        let udp = udp_socket_on(sipd_udp.ip());
         let deadline = Instant::now() + WAIT;
         let mut n = 2;
         loop {
@@ -740,5 +750,35 @@ fn sipd_pings_its_websocket_clients() {
             .await
             .expect("send");
         assert!(next_sip(&mut ws).await.starts_with("SIP/2.0 200 OK ws"));
+    });
+}
+
+/// The same over IPv6: the source stored as `sip:[::1]:port;transport=ws`, found again by the
+/// connection check.
+#[test]
+fn ws_over_ipv6() {
+    let v6 = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
+    logs();
+    let sipd = Sipd::launch(
+        "route.lua",
+        SCRIPT,
+        listen_on(v6, &[Proto::Udp, Proto::Ws]),
+        2,
+        |_, _| {},
+    );
+    let (ws_addr, udp) = (sipd.addr(Proto::Ws), sipd.addr(Proto::Udp));
+    assert!(ws_addr.is_ipv6());
+    runtime().block_on(async {
+        let mut ws = connect_ws(ws_addr).await;
+        ws.send(Message::text(options(70, "WS")))
+            .await
+            .expect("send");
+        let r = next_sip(&mut ws).await;
+        assert!(r.starts_with("SIP/2.0 200 OK ws\r\n"), "{r}");
+        assert!(
+            r.contains("received=::1") || r.contains("received=[::1]"),
+            "{r}"
+        );
+        reachable_then_gone(ws, udp, "carol", "WS").await;
     });
 }
