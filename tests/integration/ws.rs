@@ -2,10 +2,11 @@
 //! for `wss:` with a CA made at test time): the upgrade with the `sip` subprotocol, one SIP
 //! message per frame, a registration over the connection that a request from UDP reaches, the
 //! binding gone from `lookup` once the connection closed (over IPv4 and IPv6), a stateless
-//! forward whose reply finds the connection, `KSR.websocket.close`, sipd's pings; and bad input (wrong subprotocol, a
-//! foreign Origin, a 1 MB frame, a frame that is not SIP, a stalled TLS or WebSocket
-//! handshake, more connections than a limit allows), each refused or closed within its limit
-//! with a log line while another client keeps being served. The WebRTC-side library test
+//! forward whose reply finds the connection, `KSR.websocket.close`, sipd's pings; and bad input
+//! (wrong subprotocol, a foreign Origin, a 1 MB frame, a frame that is not SIP, a Content-Length
+//! past the frame, a stalled TLS or WebSocket handshake, more connections than a limit allows),
+//! each refused or closed within its limit with a log line while another client keeps being
+//! served. The WebRTC-side library test
 //! (SIP.js under node) is in `ws_sipjs.rs`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
