@@ -323,10 +323,7 @@ impl Pipeline {
     fn forward(&mut self, msg: &mut SipMsg, f: &Forward, index: usize, out: &mut Vec<Outgoing>) {
         let target_uri = f.dst.as_deref().unwrap_or(&f.ruri);
         let locals = &self.locals;
-        let resolved = Target::from_uri(target_uri).and_then(|t| {
-            t.resolve(|a| locals.serves(t.proto, a))
-                .map(|addr| (t.proto, addr))
-        });
+        let resolved = Target::resolve_uri(target_uri, |p, a| locals.serves(p, a));
         let (proto, addr) = match resolved {
             Ok(r) => r,
             Err(e) => {
