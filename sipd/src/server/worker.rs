@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kemi_runtime::msg::{Proto, RecvInfo, RouteEnv};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
@@ -27,6 +27,7 @@ use crate::router::Router;
 use crate::transport::stream::{FrameError, StreamFramer};
 use crate::transport::tcp::{self, ConnSender, ConnTable, SEND_QUEUE};
 use crate::transport::tls::TlsContext;
+use crate::transport::udp::UdpIo;
 
 mod tls_io;
 
@@ -64,7 +65,7 @@ struct Worker {
     pipeline: RefCell<Pipeline>,
     /// Wakes [`tm_timers`] when a timer earlier than the one it sleeps for was armed.
     tm_wake: tokio::sync::Notify,
-    udp: Vec<(SocketAddr, UdpSocket)>,
+    udp: Vec<(SocketAddr, UdpIo)>,
     conns: Arc<ConnTable>,
     tls: Option<Arc<TlsContext>>,
     tls_conns: Arc<ConnTable>,
@@ -137,7 +138,7 @@ async fn serve(
     let registered = (|| -> std::io::Result<_> {
         let udp = udp
             .into_iter()
-            .map(|s| Ok((s.local_addr()?, UdpSocket::from_std(s)?)))
+            .map(|s| Ok((s.local_addr()?, UdpIo::new(s)?)))
             .collect::<std::io::Result<Vec<_>>>()?;
         let tcp = tcp
             .into_iter()
@@ -178,7 +179,43 @@ async fn serve(
         tokio::task::spawn_local(tls_io::accept_loop(Rc::clone(&worker), listener, key));
     }
     let _ = ready.send(Ok(()));
-    let _ = shutdown.wait_for(|stop| *stop).await;
+    // `LocalSet::block_on` polls this future each time the thread wakes (every message): keep
+    // that poll to a flag check. The watch is awaited by a task of its own, polled only when
+    // it changes.
+    let stopped = Rc::new(StopFlag::default());
+    let flag = Rc::clone(&stopped);
+    tokio::task::spawn_local(async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+        flag.set();
+    });
+    std::future::poll_fn(|cx| stopped.poll(cx)).await;
+}
+
+/// Set once by the shutdown task; the worker's main future waits for it.
+#[derive(Default)]
+struct StopFlag {
+    stopped: std::cell::Cell<bool>,
+    waker: RefCell<Option<std::task::Waker>>,
+}
+
+impl StopFlag {
+    fn set(&self) {
+        self.stopped.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    fn poll(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.stopped.get() {
+            return std::task::Poll::Ready(());
+        }
+        let mut w = self.waker.borrow_mut();
+        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *w = Some(cx.waker().clone());
+        }
+        std::task::Poll::Pending
+    }
 }
 
 async fn udp_loop(worker: Rc<Worker>, index: usize) {
@@ -337,7 +374,7 @@ impl Worker {
                     .or_else(|| self.udp.iter().find(|(l, _)| l.is_ipv6() == dst.is_ipv6()));
                 match sock {
                     Some((_, s)) => {
-                        if let Err(e) = s.send_to(&o.wire, dst).await {
+                        if let Err(e) = s.send_to(&o.wire, dst) {
                             super::drop_log::unanswerable(dst, Proto::Udp, e);
                         }
                     }
