@@ -96,6 +96,29 @@ impl CancelInbox {
     }
 }
 
+/// The coarsest rounding of a wait timer's deadline, in ms.
+pub const WAIT_GRAIN_MS: u64 = 250;
+
+/// How finely the deadline of a timer of `kind` armed for `ms` is kept: wait timers (D, I, J,
+/// K, the end of Accepted: they only absorb retransmissions, then let the transaction go) are
+/// rounded up to a multiple of `ms / 16`, at most [`WAIT_GRAIN_MS`], so those of transactions
+/// that ended close together expire in one wake-up of the worker (one every 250 ms with the
+/// default T4 of 5 s, whatever the call rate) rather than one each, as Kamailio's wait timer
+/// runs on its coarse timer ticks. A wait lasts at most 1/16 longer. Every other timer (the
+/// retransmissions, the final-response and ACK timeouts) keeps the millisecond.
+pub fn wait_grain(kind: TimerKind, ms: u64) -> u64 {
+    use super::client::ClientTimer;
+    use super::server::ServerTimer;
+    match kind {
+        TimerKind::Server(ServerTimer::Wait)
+        | TimerKind::Client {
+            timer: ClientTimer::Wait,
+            ..
+        } => (ms / 16).min(WAIT_GRAIN_MS),
+        _ => 1,
+    }
+}
+
 /// One worker's timers.
 #[derive(Debug)]
 pub struct TimerQueue {
@@ -152,13 +175,16 @@ impl TimerQueue {
         }
     }
 
-    /// Arm `req` to expire after `after` (rounded up to the millisecond).
+    /// Arm `req` to expire after `after` (rounded up to the millisecond; a wait timer
+    /// further, see [`wait_grain`]).
     pub fn arm(&mut self, req: TimerReq, after: Duration) -> TimerHandle {
         let ms = u64::try_from(after.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
-        let key = TimerKey {
-            at: self.now().saturating_add(ms),
-            seq: self.seq,
-        };
+        let mut at = self.now().saturating_add(ms);
+        let grain = wait_grain(req.kind, ms);
+        if grain > 1 {
+            at = at.div_ceil(grain).saturating_mul(grain);
+        }
+        let key = TimerKey { at, seq: self.seq };
         self.seq += 1;
         if key.at < self.sleeping_until {
             self.wake = true;
@@ -256,6 +282,51 @@ mod tests {
             txn: Weak::new(),
             kind: TimerKind::Server(ServerTimer::Wait),
         }
+    }
+
+    #[test]
+    fn wait_timers_of_close_transactions_share_a_deadline() {
+        use crate::tm::client::ClientTimer;
+        let mut q = TimerQueue::new(0);
+        let t4 = Duration::from_secs(5);
+        let at = |q: &mut TimerQueue, now: u64, kind: TimerKind, after: Duration| {
+            q.now = Some(now);
+            q.arm(
+                TimerReq {
+                    txn: Weak::new(),
+                    kind,
+                },
+                after,
+            )
+            .key
+            .at
+        };
+        let server_wait = TimerKind::Server(ServerTimer::Wait);
+        let client_wait = TimerKind::Client {
+            branch: 0,
+            cancel: false,
+            timer: ClientTimer::Wait,
+        };
+        assert_eq!(at(&mut q, 1000, server_wait, t4), 6000);
+        assert_eq!(at(&mut q, 1001, server_wait, t4), 6250);
+        assert_eq!(at(&mut q, 1249, client_wait, t4), 6250);
+        assert_eq!(at(&mut q, 1250, client_wait, t4), 6250);
+        // Never earlier than asked, at most 1/16 later.
+        for now in (0..2000).step_by(37) {
+            for ms in [1u64, 15, 16, 40, 100, 800, 5000, 32000] {
+                let got = at(&mut q, now, server_wait, Duration::from_millis(ms));
+                assert!(got >= now + ms && got <= now + ms + ms / 16, "{now} {ms} {got}");
+            }
+        }
+        // Other timers keep the millisecond.
+        let retransmit = TimerKind::Server(ServerTimer::Retransmit(Duration::from_millis(500)));
+        assert_eq!(at(&mut q, 1001, retransmit, t4), 6001);
+        let fr = TimerKind::Client {
+            branch: 0,
+            cancel: false,
+            timer: ClientTimer::Final(1),
+        };
+        assert_eq!(at(&mut q, 1001, fr, t4), 6001);
     }
 
     #[test]
