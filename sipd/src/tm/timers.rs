@@ -315,7 +315,10 @@ mod tests {
         for now in (0..2000).step_by(37) {
             for ms in [1u64, 15, 16, 40, 100, 800, 5000, 32000] {
                 let got = at(&mut q, now, server_wait, Duration::from_millis(ms));
-                assert!(got >= now + ms && got <= now + ms + ms / 16, "{now} {ms} {got}");
+                assert!(
+                    got >= now + ms && got <= now + ms + ms / 16,
+                    "{now} {ms} {got}"
+                );
             }
         }
         // Other timers keep the millisecond.
