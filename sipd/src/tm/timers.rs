@@ -2,9 +2,9 @@
 //! that worker (no task per timer).
 //!
 //! A timer is a [`TimerReq`] under a [`TimerKey`] (deadline in milliseconds since the queue was
-//! made, then a per-queue sequence number), in a `BTreeMap`: arming and cancelling are one
-//! ordered insert or remove (O(log n), no allocation beyond the map's nodes, which are freed as
-//! entries leave), the next deadline is the first key. The transaction keeps a [`TimerHandle`]
+//! made, then a per-queue sequence number), in FIFO lanes, one per duration class (`Lanes`):
+//! arming is a push at the back of its lane, cancelling a binary search in it, the next
+//! deadline the earliest lane front. The transaction keeps a [`TimerHandle`]
 //! of each timer armed for it; when it ends, [`TimerQueue::cancel`] removes them at once from
 //! the queue that holds them: directly when that is this worker's, else through that worker's
 //! [`CancelInbox`] (a small per-worker list behind its own lock, touched only by cross-worker
