@@ -129,7 +129,8 @@ const MAX_LANES: usize = 16;
 /// (`None`) until the front reaches it. A proxy arms a handful of classes (retransmission
 /// intervals, the final-response timers, T4); a class beyond [`MAX_LANES`], or a timer that
 /// would break its lane's order, goes to `other`, a `BTreeMap` as every timer did before
-/// (arming there measured ~330 instructions with a few hundred timers queued; a push is ~40).
+/// (`TimerQueue::arm` went from 3,932 to 1,801 instructions per call of workload B, about a
+/// dozen timers, with a few hundred queued).
 #[derive(Debug, Default)]
 struct Lanes {
     lanes: Vec<Lane>,
