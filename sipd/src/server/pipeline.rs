@@ -53,8 +53,9 @@ pub struct Outgoing {
     pub local: SocketAddr,
     /// Destination.
     pub dest: Dest,
-    /// The bytes.
-    pub wire: Vec<u8>,
+    /// The bytes (shared: a branch request is also kept by its transaction for
+    /// retransmissions, without a copy).
+    pub wire: crate::transport::Wire,
     /// Connection handling on stream transports (the script's `set_*_no_connect`/`_close`).
     pub flags: SendFlags,
 }
@@ -390,7 +391,7 @@ impl Pipeline {
             proto,
             local: local_addr,
             dest: Dest::Addr(addr),
-            wire,
+            wire: wire.into(),
             flags: msg.route.forward_send,
         });
     }
@@ -486,7 +487,7 @@ impl Pipeline {
             proto,
             local: local.addr,
             dest: Dest::Addr(addr),
-            wire,
+            wire: wire.into(),
             flags: msg.route.forward_send,
         });
     }
@@ -516,7 +517,7 @@ fn push_reply(msg: &SipMsg, wire: Vec<u8>, out: &mut Vec<Outgoing>) {
         proto: rcv.proto,
         local: rcv.dst,
         dest,
-        wire,
+        wire: wire.into(),
         flags: msg.route.reply_send,
     });
 }
@@ -554,7 +555,7 @@ fn malformed_input(raw: &Bytes, e: ParseError, rcv: RecvInfo, out: &mut Vec<Outg
             proto: rcv.proto,
             local: rcv.dst,
             dest,
-            wire,
+            wire: wire.into(),
             flags: SendFlags::default(),
         });
     } else {

@@ -419,7 +419,7 @@ impl Worker {
 }
 
 /// Queue `wire` on the connection `tx` to `peer`, closing it afterwards when `close`.
-fn send_on(tx: &ConnSender, peer: SocketAddr, wire: Vec<u8>, close: bool) {
+fn send_on(tx: &ConnSender, peer: SocketAddr, wire: crate::transport::Wire, close: bool) {
     let queued = if close {
         tcp::queue_and_close(tx, peer, wire)
     } else {
@@ -430,7 +430,12 @@ fn send_on(tx: &ConnSender, peer: SocketAddr, wire: Vec<u8>, close: bool) {
     }
 }
 
-async fn connect_and_send(worker: Rc<Worker>, dst: SocketAddr, wire: Vec<u8>, close: bool) {
+async fn connect_and_send(
+    worker: Rc<Worker>,
+    dst: SocketAddr,
+    wire: crate::transport::Wire,
+    close: bool,
+) {
     match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(dst)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
@@ -461,7 +466,7 @@ async fn answer_too_large(worker: &Rc<Worker>, buffered: &[u8], rcv: RecvInfo, t
         proto: rcv.proto,
         local: rcv.dst,
         dest: Dest::Connection,
-        wire,
+        wire: wire.into(),
         flags: close,
     };
     worker.send(reply, Some((tx, rcv.src))).await;

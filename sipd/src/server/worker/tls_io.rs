@@ -72,7 +72,7 @@ async fn handshake_in(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, k
 pub(super) async fn connect_and_send(
     worker: Rc<Worker>,
     dst: SocketAddr,
-    wire: Vec<u8>,
+    wire: crate::transport::Wire,
     close: bool,
 ) {
     let Some(ctx) = worker.tls.clone() else {
