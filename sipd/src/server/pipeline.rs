@@ -53,8 +53,9 @@ pub struct Outgoing {
     pub local: SocketAddr,
     /// Destination.
     pub dest: Dest,
-    /// The bytes.
-    pub wire: Vec<u8>,
+    /// The bytes (shared: a branch request is also kept by its transaction for
+    /// retransmissions, without a copy).
+    pub wire: crate::transport::Wire,
     /// Connection handling on stream transports (the script's `set_*_no_connect`/`_close`).
     pub flags: SendFlags,
 }
@@ -325,7 +326,7 @@ impl Pipeline {
                 proto: rcv.proto,
                 local: rcv.dst,
                 dest: Dest::Connection,
-                wire: Vec::new(),
+                wire: Vec::new().into(),
                 flags: SendFlags {
                     close: true,
                     ..SendFlags::default()
@@ -349,7 +350,7 @@ impl Pipeline {
         let target_uri = f.dst.as_deref().unwrap_or(&f.ruri);
         let locals = &self.locals;
         let services = &msg.env.services;
-        let resolved = Target::from_uri(target_uri).and_then(|t| t.resolve_in(locals, services));
+        let resolved = Target::resolve_uri_in(target_uri, locals, services);
         let (proto, addr) = match resolved {
             Ok(r) => r,
             Err(e) => {
@@ -416,7 +417,7 @@ impl Pipeline {
             proto,
             local: local_addr,
             dest: Dest::Addr(addr),
-            wire,
+            wire: wire.into(),
             flags: msg.route.forward_send,
         });
     }
@@ -510,7 +511,7 @@ impl Pipeline {
             proto,
             local: local.addr,
             dest: Dest::Addr(addr),
-            wire,
+            wire: wire.into(),
             flags: msg.route.forward_send,
         });
     }
@@ -540,7 +541,7 @@ fn push_reply(msg: &SipMsg, wire: Vec<u8>, out: &mut Vec<Outgoing>) {
         proto: rcv.proto,
         local: rcv.dst,
         dest,
-        wire,
+        wire: wire.into(),
         flags: msg.route.reply_send,
     });
 }
@@ -578,7 +579,7 @@ fn malformed_input(raw: &Bytes, e: ParseError, rcv: RecvInfo, out: &mut Vec<Outg
             proto: rcv.proto,
             local: rcv.dst,
             dest,
-            wire,
+            wire: wire.into(),
             flags: SendFlags::default(),
         });
     } else {

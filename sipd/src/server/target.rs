@@ -30,6 +30,13 @@ pub enum TargetError {
     Resolve(String),
 }
 
+thread_local! {
+    /// The last URI [`Target::resolve_uri`] resolved whose host is an IP literal, with its
+    /// transport and address (a pure function of the URI text).
+    static LAST_LITERAL: std::cell::RefCell<Option<(String, Proto, SocketAddr)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// A destination before resolution.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -133,6 +140,56 @@ impl Target {
         Ok((proto, addr))
     }
 
+    /// [`Target::from_uri`] and [`Target::resolve`] in one: the transport and address a
+    /// request sent to `uri` goes to. A URI whose host is an IP literal is remembered per
+    /// thread (the last one): a proxy relaying to one next hop parses it once, not per
+    /// request. Host names are resolved each time, as before.
+    pub fn resolve_uri(
+        uri: &str,
+        usable: impl Fn(Proto, &SocketAddr) -> bool,
+    ) -> Result<(Proto, SocketAddr), TargetError> {
+        let hit = LAST_LITERAL.with_borrow(|last| {
+            last.as_ref()
+                .filter(|(u, _, _)| u == uri)
+                .map(|(_, proto, addr)| (*proto, *addr))
+        });
+        if let Some((proto, addr)) = hit {
+            if usable(proto, &addr) {
+                return Ok((proto, addr));
+            }
+        }
+        let t = Target::from_uri(uri)?;
+        let addr = t.resolve(|a| usable(t.proto, a))?;
+        if t.host.parse::<IpAddr>().is_ok() {
+            LAST_LITERAL.with_borrow_mut(|last| match last {
+                Some((u, proto, a)) => {
+                    u.clear();
+                    u.push_str(uri);
+                    *proto = t.proto;
+                    *a = addr;
+                }
+                None => *last = Some((uri.to_string(), t.proto, addr)),
+            });
+        }
+        Ok((t.proto, addr))
+    }
+
+    /// [`Target::resolve_uri`] (the per-thread remembered IP literal) for UDP, TCP and TLS;
+    /// a WebSocket target, or one the fast path cannot resolve, goes through
+    /// [`Target::resolve_in`], which picks ws or wss by the open connection.
+    pub fn resolve_uri_in(
+        uri: &str,
+        locals: &super::locals::Locals,
+        services: &Services,
+    ) -> Result<(Proto, SocketAddr), TargetError> {
+        match Target::resolve_uri(uri, |p, a| locals.serves(p, a)) {
+            Ok((Proto::Ws | Proto::Wss, _)) | Err(_) => {
+                Target::from_uri(uri)?.resolve_in(locals, services)
+            }
+            ok => ok,
+        }
+    }
+
     /// Resolve to one address, preferring the first one whose family `usable` accepts.
     pub fn resolve(&self, usable: impl Fn(&SocketAddr) -> bool) -> Result<SocketAddr, TargetError> {
         if let Ok(ip) = self.host.parse::<IpAddr>() {
@@ -154,6 +211,29 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolve_uri_agrees_with_from_uri_and_resolve() {
+        for uri in [
+            "sip:127.0.0.1:5099",
+            "sip:127.0.0.1:5099",
+            "sip:a@127.0.0.1;transport=tcp",
+            "sip:a@127.0.0.1;transport=tcp",
+            "sips:[::1]:5071",
+            "sip:127.0.0.1:5099",
+            "sip:localhost:5098",
+        ] {
+            let t = Target::from_uri(uri).unwrap();
+            let want = t.resolve(|a| a.is_ipv4() || a.is_ipv6()).unwrap();
+            let got = Target::resolve_uri(uri, |_, a| a.is_ipv4() || a.is_ipv6()).unwrap();
+            assert_eq!(got, (t.proto, want), "{uri}");
+        }
+        // A remembered URI is still checked against `usable`.
+        assert!(Target::resolve_uri("sip:127.0.0.1:5099", |_, _| true).is_ok());
+        assert!(Target::resolve_uri("sip:127.0.0.1:5099", |_, a| a.is_ipv6()).is_err());
+        assert!(Target::resolve_uri("sip:127.0.0.1:5099", |p, _| p == Proto::Tcp).is_err());
+        assert!(Target::resolve_uri("tel:+1", |_, _| true).is_err());
+    }
 
     #[test]
     fn from_uri_defaults_and_transport() {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kemi_runtime::msg::{Proto, RecvInfo, RouteEnv};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
@@ -29,6 +29,7 @@ use crate::transport::limits::{ConnLimits, ConnPermit};
 use crate::transport::stream::{FrameError, StreamFramer};
 use crate::transport::tcp::{self, ConnSender, ConnTable, SEND_QUEUE};
 use crate::transport::tls::{OpenGuard, TlsContext};
+use crate::transport::udp::UdpIo;
 use crate::transport::ws::WsConfig;
 
 mod tls_io;
@@ -91,7 +92,7 @@ struct Worker {
     pipeline: RefCell<Pipeline>,
     /// Wakes [`tm_timers`] when a timer earlier than the one it sleeps for was armed.
     tm_wake: tokio::sync::Notify,
-    udp: Vec<(SocketAddr, UdpSocket)>,
+    udp: Vec<(SocketAddr, UdpIo)>,
     conns: Arc<ConnTable>,
     tls: Option<Arc<TlsContext>>,
     tls_conns: Arc<ConnTable>,
@@ -172,7 +173,7 @@ async fn serve(
     let registered = (|| -> std::io::Result<_> {
         let udp = udp
             .into_iter()
-            .map(|s| Ok((s.local_addr()?, UdpSocket::from_std(s)?)))
+            .map(|s| Ok((s.local_addr()?, UdpIo::new(s)?)))
             .collect::<std::io::Result<Vec<_>>>()?;
         let tcp = tcp
             .into_iter()
@@ -225,7 +226,43 @@ async fn serve(
         tokio::task::spawn_local(ws_io::accept_loop(Rc::clone(&worker), listener, key, proto));
     }
     let _ = ready.send(Ok(()));
-    let _ = shutdown.wait_for(|stop| *stop).await;
+    // `LocalSet::block_on` polls this future each time the thread wakes (every message): keep
+    // that poll to a flag check. The watch is awaited by a task of its own, polled only when
+    // it changes.
+    let stopped = Rc::new(StopFlag::default());
+    let flag = Rc::clone(&stopped);
+    tokio::task::spawn_local(async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+        flag.set();
+    });
+    std::future::poll_fn(|cx| stopped.poll(cx)).await;
+}
+
+/// Set once by the shutdown task; the worker's main future waits for it.
+#[derive(Default)]
+struct StopFlag {
+    stopped: std::cell::Cell<bool>,
+    waker: RefCell<Option<std::task::Waker>>,
+}
+
+impl StopFlag {
+    fn set(&self) {
+        self.stopped.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    fn poll(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.stopped.get() {
+            return std::task::Poll::Ready(());
+        }
+        let mut w = self.waker.borrow_mut();
+        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *w = Some(cx.waker().clone());
+        }
+        std::task::Poll::Pending
+    }
 }
 
 async fn udp_loop(worker: Rc<Worker>, index: usize) {
@@ -402,7 +439,7 @@ impl Worker {
                     .or_else(|| self.udp.iter().find(|(l, _)| l.is_ipv6() == dst.is_ipv6()));
                 match sock {
                     Some((_, s)) => {
-                        if let Err(e) = s.send_to(&o.wire, dst).await {
+                        if let Err(e) = s.send_to(&o.wire, dst) {
                             super::drop_log::unanswerable(dst, Proto::Udp, e);
                         }
                     }
@@ -459,7 +496,7 @@ impl Worker {
 }
 
 /// Queue `wire` on the connection `tx` to `peer`, closing it afterwards when `close`.
-fn send_on(tx: &ConnSender, peer: SocketAddr, wire: Vec<u8>, close: bool) {
+fn send_on(tx: &ConnSender, peer: SocketAddr, wire: crate::transport::Wire, close: bool) {
     let queued = if close {
         tcp::queue_and_close(tx, peer, wire)
     } else {
@@ -470,7 +507,12 @@ fn send_on(tx: &ConnSender, peer: SocketAddr, wire: Vec<u8>, close: bool) {
     }
 }
 
-async fn connect_and_send(worker: Rc<Worker>, dst: SocketAddr, wire: Vec<u8>, close: bool) {
+async fn connect_and_send(
+    worker: Rc<Worker>,
+    dst: SocketAddr,
+    wire: crate::transport::Wire,
+    close: bool,
+) {
     match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(dst)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
@@ -505,7 +547,7 @@ async fn answer_too_large(worker: &Rc<Worker>, buffered: &[u8], rcv: RecvInfo, t
         proto: rcv.proto,
         local: rcv.dst,
         dest: Dest::Connection,
-        wire,
+        wire: wire.into(),
         flags: close,
     };
     worker.send(reply, Some((tx, rcv.src))).await;

@@ -55,9 +55,8 @@ pub fn build_request(
     dst: Option<&str>,
     branch: &str,
 ) -> Result<(Hop, Vec<u8>), OutboundError> {
-    let target = Target::from_uri(dst.unwrap_or(ruri))?;
     let locals = ctx.locals;
-    let (proto, addr) = target.resolve_in(locals, &msg.env.services)?;
+    let (proto, addr) = Target::resolve_uri_in(dst.unwrap_or(ruri), locals, &msg.env.services)?;
     let local = locals
         .pick(proto, &addr, Some(msg.rcv.dst))
         .ok_or(OutboundError::NoSocket(proto.as_str()))?;
@@ -116,9 +115,9 @@ fn add_edits(
         let cfg = RrConfig::of(&msg.env.services);
         let user = msg
             .ruri()
+            .filter(|_| cfg.add_username)
             .and_then(|u| Uri::parse(u).ok())
-            .and_then(|u| u.user)
-            .filter(|_| cfg.add_username);
+            .and_then(|u| u.user);
         let lines = rr::header_lines(
             rr,
             &cfg,

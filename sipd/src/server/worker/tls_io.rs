@@ -96,7 +96,7 @@ async fn handshake_in(
 pub(super) async fn connect_and_send(
     worker: Rc<Worker>,
     dst: SocketAddr,
-    wire: Vec<u8>,
+    wire: crate::transport::Wire,
     close: bool,
 ) {
     let Some(ctx) = worker.tls.clone() else {

@@ -33,6 +33,7 @@ use crate::server::drop_log;
 use crate::transport::limits::ConnPermit;
 use crate::transport::tcp::{ConnSender, SEND_QUEUE};
 use crate::transport::ws::{check_upgrade, SUBPROTOCOL};
+use crate::transport::Wire;
 
 /// How much tungstenite reads at once (and zero-fills before each read).
 const READ_BUFFER: usize = 2048;
@@ -240,7 +241,7 @@ fn start<S>(
 async fn write_loop<S>(
     worker: Rc<Worker>,
     mut sink: futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut rx: mpsc::Receiver<Wire>,
     peer: SocketAddr,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -261,7 +262,7 @@ async fn write_loop<S>(
                     debug!(%peer, "closing websocket connection as asked");
                     break;
                 }
-                Some(wire) => match String::from_utf8(wire) {
+                Some(wire) => match String::from_utf8(wire.into_vec()) {
                     Ok(text) => Message::text(text),
                     Err(e) => Message::binary(e.into_bytes()),
                 },
@@ -345,7 +346,7 @@ async fn read_loop<S>(
         }
     }
     // The writer sends the close frame and shuts the socket.
-    let _ = tx.try_send(Vec::new());
+    let _ = tx.try_send(Wire::Owned(Vec::new()));
     worker.table(rcv.proto).remove(peer, id);
     debug!(%peer, "{proto} connection closed");
 }
