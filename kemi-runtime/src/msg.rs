@@ -233,6 +233,9 @@ pub struct RouteState {
     pub forward_send: SendFlags,
     /// The message is to be dropped (`set_drop`, `KSR.x.drop`).
     pub drop: bool,
+    /// The stream connection the message came on is to be closed once what the message
+    /// produced is sent (`websocket.close*`).
+    pub close_connection: bool,
     /// Index of the credentials header (Authorization or Proxy-Authorization) that passed
     /// digest authentication in this message, which `auth.consume_credentials` removes
     /// (Kamailio marks it `authorized`).

@@ -88,6 +88,33 @@ impl Services {
     }
 }
 
+/// The host's view of its open stream connections, for modules that must not hand out a
+/// destination whose connection is gone: registrar's `lookup` skips a WebSocket contact whose
+/// connection closed (a WebSocket client cannot be reached any other way, RFC 7118 5).
+pub struct OpenConnections(
+    Box<dyn Fn(crate::msg::Proto, std::net::SocketAddr) -> bool + Send + Sync>,
+);
+
+impl OpenConnections {
+    /// Answer with `is_open(proto, peer)`.
+    pub fn new(
+        is_open: impl Fn(crate::msg::Proto, std::net::SocketAddr) -> bool + Send + Sync + 'static,
+    ) -> OpenConnections {
+        OpenConnections(Box::new(is_open))
+    }
+
+    /// Whether a connection over `proto` to `peer` is open.
+    pub fn is_open(&self, proto: crate::msg::Proto, peer: std::net::SocketAddr) -> bool {
+        (self.0)(proto, peer)
+    }
+}
+
+impl fmt::Debug for OpenConnections {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OpenConnections")
+    }
+}
+
 impl fmt::Debug for Services {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Services")

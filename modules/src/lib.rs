@@ -26,6 +26,8 @@
 //! - [`permissions`]: `KSR.permissions.*`: address groups (CIDR, port) from the store.
 //! - [`registrar`]: `KSR.registrar.*` and `$ulc(p=>a)`: usrloc location tables (sharded,
 //!   written through to the store), save/lookup with Kamailio's codes.
+//! - [`websocket`]: `KSR.websocket.*`: Kamailio's names for the handshake (done by sipd) and
+//!   closing the current WebSocket connection.
 //!
 //! Hosts pass [`MODULES`] to [`kemi_runtime::ExportTable::build`]; naming it links this crate.
 //! Exports never touch the network: replies are queued in `SipMsg::outbox`, header changes in
@@ -57,6 +59,7 @@ pub mod store;
 pub mod textops;
 pub mod tm;
 pub mod tmx;
+pub mod websocket;
 pub mod xlog;
 
 mod uri_parts;
@@ -88,5 +91,6 @@ pub static MODULES: ModuleSet = ModuleSet {
         "permissions",
         "registrar",
         "siptrace",
+        "websocket",
     ],
 };

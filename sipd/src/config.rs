@@ -187,6 +187,13 @@ pub struct Config {
     pub tm: crate::tm::config::TmConfig,
     /// SIP over TLS (`[tls]`): required by `tls:` listeners, used by outgoing TLS.
     pub tls: Option<crate::transport::tls::TlsConfig>,
+    /// SIP over WebSocket (`[websocket]`): origins, frame size, timeouts of `ws:`/`wss:`.
+    pub websocket: crate::transport::ws::WsConfig,
+    /// Accepted stream connections (tcp, tls, ws, wss) per listener (`[tcp]
+    /// max_connections_per_listener`, 0: no limit).
+    pub max_conns_per_listener: usize,
+    /// Accepted stream connections per source IP (`[tcp] max_connections_per_ip`, 0: no limit).
+    pub max_conns_per_ip: usize,
 }
 
 /// Why a configuration was refused.
@@ -274,6 +281,23 @@ struct UdpSection {
 struct TcpSection {
     /// Seconds.
     idle_timeout: Option<Spanned<u64>>,
+    /// Every stream listener (tcp, tls, ws, wss); 0: no limit.
+    max_connections_per_listener: Option<usize>,
+    /// Every stream listener, counted over all of them; 0: no limit.
+    max_connections_per_ip: Option<usize>,
+}
+
+/// The `[websocket]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebsocketSection {
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    /// Octets.
+    max_frame_size: Option<Spanned<usize>>,
+    handshake_timeout_ms: Option<Spanned<u64>>,
+    /// Seconds; 0: no pings.
+    ping_interval: Option<u64>,
 }
 
 /// The `[rpc]` table.
@@ -342,6 +366,8 @@ struct RawConfig {
     #[serde(default)]
     db: DbSection,
     tls: Option<TlsSection>,
+    #[serde(default)]
+    websocket: WebsocketSection,
 }
 
 /// The `[tls]` table.
@@ -821,6 +847,42 @@ impl Config {
                 });
             }
         }
+        if tls.is_none() {
+            if let Some(e) = listen
+                .iter()
+                .find(|e| e.proto == kemi_runtime::msg::Proto::Wss)
+            {
+                return Err(ConfigError::Missing {
+                    file: origin.file,
+                    message: format!(
+                        "listen {e}: a wss listener needs a [tls] section with certificate and private_key"
+                    ),
+                });
+            }
+        }
+        let mut websocket = crate::transport::ws::WsConfig::with_max(max_message_size);
+        websocket.allowed_origins = raw.websocket.allowed_origins.clone();
+        if let Some(m) = &raw.websocket.max_frame_size {
+            if !(512..=16 << 20).contains(m.get_ref()) {
+                return Err(origin.invalid(
+                    m,
+                    "websocket.max_frame_size must be 512..16777216 octets".into(),
+                ));
+            }
+            websocket.max_frame_size = *m.get_ref();
+        }
+        if let Some(ms) = &raw.websocket.handshake_timeout_ms {
+            if !(1..=300_000).contains(ms.get_ref()) {
+                return Err(origin.invalid(
+                    ms,
+                    "websocket.handshake_timeout_ms must be 1..300000".into(),
+                ));
+            }
+            websocket.handshake_timeout = Duration::from_millis(*ms.get_ref());
+        }
+        if let Some(s) = raw.websocket.ping_interval {
+            websocket.ping_interval = Duration::from_secs(s);
+        }
         let db_url = match &raw.db.url {
             Some(url) => {
                 if let Err(e) = modules::store::open_check(url.get_ref()) {
@@ -858,6 +920,9 @@ impl Config {
             },
             tm,
             tls,
+            websocket,
+            max_conns_per_listener: raw.tcp.max_connections_per_listener.unwrap_or(0),
+            max_conns_per_ip: raw.tcp.max_connections_per_ip.unwrap_or(0),
         })
     }
 }
@@ -1221,6 +1286,52 @@ mod tests {
         std::fs::write(d.0.join("cert.pem"), cert.pem()).unwrap();
         std::fs::write(d.0.join("ca.pem"), cert.pem()).unwrap();
         std::fs::write(d.0.join("key.pem"), key.serialize_pem()).unwrap();
+    }
+
+    #[test]
+    fn websocket_section_listeners_and_connection_limits() {
+        use crate::transport::ws::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_PING_INTERVAL};
+        let d = Dir::new("ws");
+        let base =
+            "listen = [\"udp:127.0.0.1:5060\", \"ws:127.0.0.1:8080\"]\nscript = \"proxy.lua\"\n\
+                    max_message_size = 4096\n";
+        // Defaults: any origin, frames up to max_message_size, no connection limits.
+        let c = d.cfg(base).unwrap();
+        assert_eq!(c.listen[1].proto, kemi_runtime::msg::Proto::Ws);
+        assert!(c.websocket.allowed_origins.is_empty());
+        assert_eq!(c.websocket.max_frame_size, 4096);
+        assert_eq!(c.websocket.handshake_timeout, DEFAULT_HANDSHAKE_TIMEOUT);
+        assert_eq!(c.websocket.ping_interval, DEFAULT_PING_INTERVAL);
+        assert_eq!((c.max_conns_per_listener, c.max_conns_per_ip), (0, 0));
+        let c = d
+            .cfg(&format!(
+                "{base}[tcp]\nmax_connections_per_listener = 1000\nmax_connections_per_ip = 20\n\
+                 [websocket]\nallowed_origins = [\"https://a.example\"]\nmax_frame_size = 8192\n\
+                 handshake_timeout_ms = 700\nping_interval = 0\n"
+            ))
+            .unwrap();
+        assert_eq!(c.websocket.allowed_origins, ["https://a.example"]);
+        assert_eq!(c.websocket.max_frame_size, 8192);
+        assert_eq!(c.websocket.handshake_timeout, Duration::from_millis(700));
+        assert!(c.websocket.ping_interval.is_zero());
+        assert_eq!((c.max_conns_per_listener, c.max_conns_per_ip), (1000, 20));
+        // Bad values name their line; unknown keys are refused; wss needs [tls].
+        let e = d
+            .cfg(&format!("{base}[websocket]\nmax_frame_size = 10\n"))
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { line: 5, .. }), "{e}");
+        let e = d
+            .cfg(&format!("{base}[websocket]\nhandshake_timeout_ms = 0\n"))
+            .unwrap_err();
+        assert!(e.to_string().contains("handshake_timeout_ms"), "{e}");
+        assert!(d.cfg(&format!("{base}[websocket]\norigin = 1\n")).is_err());
+        let e = d
+            .cfg("listen = [\"wss:127.0.0.1:8443\"]\nscript = \"proxy.lua\"\n")
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("wss listener needs a [tls] section"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::str::FromStr;
 
 use kemi_runtime::msg::Proto;
 
-/// A transport endpoint: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `tls:127.0.0.1:5061`.
+/// A transport endpoint: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `tls:127.0.0.1:5061`,
+/// `ws:127.0.0.1:8080`, `wss:127.0.0.1:8443`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     /// Transport protocol.
@@ -21,7 +22,7 @@ pub enum EndpointError {
     #[error("`{0}`: expected proto:ip:port, e.g. udp:127.0.0.1:5060 or tcp:[::1]:5060")]
     Shape(String),
     /// Unknown protocol name.
-    #[error("`{0}`: unknown protocol `{1}` (udp, tcp or tls)")]
+    #[error("`{0}`: unknown protocol `{1}` (udp, tcp, tls, ws or wss)")]
     Proto(String, String),
     /// The address part is not `ip:port` (IPv6 in brackets).
     #[error("`{0}`: `{1}` is not ip:port (write IPv6 as [::1]:5060)")]
@@ -36,7 +37,7 @@ impl FromStr for Endpoint {
             .split_once(':')
             .ok_or_else(|| EndpointError::Shape(s.to_string()))?;
         let proto = match Proto::parse(proto) {
-            Some(p @ (Proto::Udp | Proto::Tcp | Proto::Tls)) => p,
+            Some(p @ (Proto::Udp | Proto::Tcp | Proto::Tls | Proto::Ws | Proto::Wss)) => p,
             _ => return Err(EndpointError::Proto(s.to_string(), proto.to_string())),
         };
         let addr = SocketAddr::from_str(rest)

@@ -156,7 +156,7 @@ const SDP: &str =
 /// The reply `code` a UAS sends to the request the pipeline relayed (`sent`): its Vias,
 /// From, To (with a tag), Call-ID and CSeq.
 fn reply_to(sent: &Outgoing, code: u16) -> String {
-    let m = Message::parse(Bytes::from(sent.wire.clone())).expect("relayed request parses");
+    let m = Message::parse(Bytes::copy_from_slice(&sent.wire)).expect("relayed request parses");
     let mut r = format!("SIP/2.0 {code} Something\r\n");
     for h in m.headers() {
         match h.kind {

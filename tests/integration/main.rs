@@ -19,3 +19,5 @@ mod sipp;
 mod siptrace;
 mod tls;
 mod tm;
+mod ws;
+mod ws_sipjs;

@@ -25,7 +25,7 @@ use crate::support::sipp::{self, Sipp};
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// A CA and what it signed, as PEM files in a temporary directory.
-struct Pki {
+pub(crate) struct Pki {
     dir: tempfile::TempDir,
 }
 
@@ -53,7 +53,7 @@ impl Pki {
     /// `ca.pem`, `server.pem`/`server.key` (127.0.0.1, localhost), `client.pem`/`client.key`,
     /// `expired.pem`/`expired.key` (a client certificate that expired in 2001), and
     /// `other-ca.pem`, a CA that signed none of them.
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let dir = tempfile::tempdir().expect("temp dir");
         let pki = Pki { dir };
         let ca = ca("sipd test CA");
@@ -83,12 +83,12 @@ impl Pki {
         std::fs::write(self.path(name), text).expect("write PEM");
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// `[tls]` with the server certificate, client certificates verified against the CA.
-    fn config(&self) -> TlsConfig {
+    pub(crate) fn config(&self) -> TlsConfig {
         TlsConfig {
             certificate: self.path("server.pem"),
             private_key: self.path("server.key"),
@@ -103,15 +103,18 @@ impl Pki {
     }
 }
 
-/// Every log line of sipd's TLS code (all tests of this binary share it; each looks for its
+/// Every log line of sipd's TLS and WebSocket code and of dropped input (all tests of this binary share it; each looks for its
 /// own peer's port).
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+pub(crate) fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&buf);
         let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("sipd::server::worker::tls_io=info")
+            .with_env_filter(
+                "sipd::server::worker::tls_io=info,sipd::server::worker::ws_io=info,\
+                 sipd::server::drop_log=info",
+            )
             .with_ansi(false)
             .with_writer(move || LogWriter(Arc::clone(&sink)))
             .finish();
@@ -137,7 +140,7 @@ impl Write for LogWriter {
 }
 
 /// Wait (up to 5 s) for a captured log line containing every one of `parts`.
-fn logged(parts: &[&str]) -> String {
+pub(crate) fn logged(parts: &[&str]) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let text = String::from_utf8_lossy(&logs().lock().expect("logs")).into_owned();
@@ -220,7 +223,7 @@ fn uas(calls: u32) -> (Sipp, SocketAddr) {
 }
 
 /// The Prometheus text of `sipd`.
-fn scrape(sipd: &Sipd) -> String {
+pub(crate) fn scrape(sipd: &Sipd) -> String {
     let addr = sipd.handle().metrics_addr().expect("metrics");
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5)))

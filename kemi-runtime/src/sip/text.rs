@@ -71,20 +71,25 @@ impl IpText {
         let mut buf = [0u8; 48];
         let len = match ip {
             IpAddr::V4(v4) => {
+                // At most 15 bytes: the digits of each octet written straight in.
                 let mut n = 0;
+                let mut put = |c: u8| {
+                    if let Some(b) = buf.get_mut(n) {
+                        *b = c;
+                    }
+                    n += 1;
+                };
                 for (i, o) in v4.octets().into_iter().enumerate() {
                     if i > 0 {
-                        if let Some(b) = buf.get_mut(n) {
-                            *b = b'.';
-                        }
-                        n += 1;
+                        put(b'.');
                     }
-                    for &d in Decimal::new(u64::from(o)).as_bytes() {
-                        if let Some(b) = buf.get_mut(n) {
-                            *b = d;
-                        }
-                        n += 1;
+                    if o >= 100 {
+                        put(b'0' + o / 100);
                     }
+                    if o >= 10 {
+                        put(b'0' + o / 10 % 10);
+                    }
+                    put(b'0' + o % 10);
                 }
                 n
             }
@@ -123,6 +128,20 @@ impl IpText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv4_text_agrees_with_display_for_every_octet() {
+        for o in 0..=255u8 {
+            for ip in [
+                std::net::Ipv4Addr::new(o, 0, 255, 9),
+                std::net::Ipv4Addr::new(1, o, 10, 100),
+                std::net::Ipv4Addr::new(99, 200, o, 0),
+                std::net::Ipv4Addr::new(255, 255, 255, o),
+            ] {
+                assert_eq!(IpText::new(IpAddr::V4(ip)).as_str(), ip.to_string());
+            }
+        }
+    }
 
     #[test]
     fn is_host_agrees_with_parsing() {

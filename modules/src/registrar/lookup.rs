@@ -2,8 +2,9 @@
 //! access) and turn them into the Request-URI, `$du`, branch flags and parallel branches, with
 //! Kamailio's return codes (1 found, -1 not found, -2 method not allowed, -3 error).
 
-use kemi_runtime::msg::{BranchTarget, LogLevel};
-use kemi_runtime::sip::HeaderEdit;
+use kemi_runtime::msg::{BranchTarget, LogLevel, Proto};
+use kemi_runtime::services::OpenConnections;
+use kemi_runtime::sip::{HeaderEdit, Uri};
 use kemi_runtime::{kemi, SipMsg};
 
 use super::contact::{first_route_uri, method_bit};
@@ -23,6 +24,31 @@ fn dst_of(c: &Contact) -> Option<String> {
         }
     }
     (!c.received.is_empty()).then(|| String::from(&*c.received))
+}
+
+/// Whether `c` can be reached: a contact registered over a WebSocket (its socket `ws:`/`wss:`,
+/// no Path) is reached only over the connection it registered on, at its `received` address;
+/// once that connection closed, the contact is skipped (Kamailio's usrloc `handle_lost_tcp`,
+/// always on for WebSocket). Without the host's connection view every contact counts.
+fn reachable(conns: Option<&OpenConnections>, c: &Contact) -> bool {
+    let Some(conns) = conns else {
+        return true;
+    };
+    let proto = if c.socket.starts_with("ws:") {
+        Proto::Ws
+    } else if c.socket.starts_with("wss:") {
+        Proto::Wss
+    } else {
+        return true;
+    };
+    if !c.path.is_empty() {
+        return true;
+    }
+    let peer = Uri::parse(&c.received).ok().and_then(|u| {
+        let ip = u.host_unbracketed().parse::<std::net::IpAddr>().ok()?;
+        Some(std::net::SocketAddr::new(ip, u.port?))
+    });
+    peer.is_some_and(|p| conns.is_open(proto, p))
 }
 
 /// The core of `lookup*`: `uri` (else the R-URI in effect) to contacts; `rewrite` makes the
@@ -49,13 +75,14 @@ fn lookup_impl(msg: &mut SipMsg, table: &str, uri: Option<&str>, rewrite: bool) 
     let now = crate::store::now_unix();
     let mask = crate::view::method(&msg.message).map_or(0, method_bit);
     let append = reg.cfg.append_branches || !rewrite;
+    let conns = msg.env.services.get::<OpenConnections>();
     // Under the shard's read lock: only what the request needs is copied out.
     let picked = t.read(&aor, |rec| {
         let rec = rec?;
         let mut any_valid = false;
         let mut first = None;
         let mut rest = Vec::new();
-        for c in rec.iter().filter(|c| c.valid(now)) {
+        for c in rec.iter().filter(|c| c.valid(now) && reachable(conns, c)) {
             any_valid = true;
             if !allowed(&reg, c, mask) {
                 continue;

@@ -311,6 +311,9 @@ struct Common<'a> {
     socket: Arc<str>,
     path: &'a str,
     received: Option<String>,
+    /// A WebSocket client's source (`sip:ip:port;transport=ws`), used when nothing else set
+    /// `received`: its Contact host does not exist (RFC 7118 5), its connection is the way back.
+    conn_received: Option<String>,
     cflags: i32,
     methods: i32,
     q_override: Option<i32>,
@@ -342,6 +345,19 @@ fn common<'a>(msg: &'a SipMsg, reg: &Registrar, path: &'a str) -> Result<Common<
             }
         }
     }
+    let conn_received =
+        (path.is_empty() && matches!(msg.rcv.proto, Proto::Ws | Proto::Wss)).then(|| {
+            let src = msg.rcv.src;
+            let host = match src.ip() {
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                std::net::IpAddr::V4(ip) => ip.to_string(),
+            };
+            format!(
+                "sip:{host}:{};transport={}",
+                src.port(),
+                msg.rcv.proto.as_str()
+            )
+        });
     let methods = {
         let mut allow = m.list(HeaderKind::Allow).peekable();
         if allow.peek().is_some() {
@@ -367,6 +383,7 @@ fn common<'a>(msg: &'a SipMsg, reg: &Registrar, path: &'a str) -> Result<Common<
         socket: socket_arc(msg),
         path,
         received,
+        conn_received,
         cflags,
         methods,
         q_override,
@@ -450,6 +467,7 @@ fn binding<'a>(
         .as_deref()
         .or(c.received)
         .or(avp_received)
+        .or(com.conn_received.as_deref())
         .unwrap_or("");
     if received.len() > contact::RECEIVED_MAX {
         return Err(RegError::ContactLen);

@@ -29,10 +29,26 @@ pub enum RelayError {
     WrongRoute,
 }
 
+thread_local! {
+    /// The last URI [`is_routable`] accepted on this thread: a script relaying to one next
+    /// hop has it checked by one string comparison instead of a parse per request.
+    static LAST_ROUTABLE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 /// True when `uri` is a `sip:`/`sips:` URI with a host.
 fn is_routable(uri: &str) -> bool {
-    Uri::parse(uri)
-        .is_ok_and(|u| matches!(u.kind(), Scheme::Sip | Scheme::Sips) && !u.host.is_empty())
+    if !uri.is_empty() && LAST_ROUTABLE.with_borrow(|last| last == uri) {
+        return true;
+    }
+    let ok = Uri::parse(uri)
+        .is_ok_and(|u| matches!(u.kind(), Scheme::Sip | Scheme::Sips) && !u.host.is_empty());
+    if ok {
+        LAST_ROUTABLE.with_borrow_mut(|last| {
+            last.clear();
+            last.push_str(uri);
+        });
+    }
+    ok
 }
 
 /// `host[:port]` of a URI, IPv6 kept in brackets.
@@ -209,5 +225,16 @@ mod tests {
         assert_eq!(proxy_uri("10.0.0.1:5070").unwrap(), "sip:10.0.0.1:5070");
         assert_eq!(proxy_uri("udp:h.example").unwrap(), "sip:h.example");
         assert!(proxy_uri("").is_err());
+    }
+
+    #[test]
+    fn routable_remembered_only_when_accepted() {
+        for _ in 0..2 {
+            assert!(is_routable("sip:bob@127.0.0.1:5070"));
+            assert!(!is_routable("tel:+15551234"));
+            assert!(!is_routable("sip:"));
+            assert!(!is_routable(""));
+            assert!(is_routable("sips:h.example"));
+        }
     }
 }

@@ -21,4 +21,5 @@ mod siputils_exports;
 mod sl_exports;
 mod textops_exports;
 mod tm_exports;
+mod websocket_exports;
 mod xlog_exports;

@@ -653,3 +653,60 @@ fn unknown_modparam_is_refused_and_missing_setup_is_an_error() {
         -1
     );
 }
+
+/// A REGISTER over a WebSocket: its Contact host does not exist (RFC 7118), so the source is
+/// stored as `received` and is where lookup sends; once the host says that connection is gone,
+/// lookup skips the binding (a UDP one is not affected).
+#[test]
+fn websocket_contact_is_reached_at_its_source_and_skipped_once_its_connection_closed() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use kemi_runtime::msg::Proto;
+    use kemi_runtime::services::OpenConnections;
+
+    let open = Arc::new(AtomicBool::new(true));
+    let mut sv = mem();
+    let seen = Arc::clone(&open);
+    sv.insert(Arc::new(OpenConnections::new(move |proto, peer| {
+        proto == Proto::Wss
+            && peer == "192.0.2.10:40000".parse().expect("addr")
+            && seen.load(Ordering::Relaxed)
+    })));
+    let text = register(
+        "<sip:k3jd8s@df7jal23ls0d.invalid;transport=ws;ob>",
+        "",
+        "ws-1",
+        1,
+    );
+    let mut m = crate::common::msg_from(&text, Proto::Wss, "192.0.2.10:40000");
+    m.env = env_with(sv.clone());
+    assert_eq!(
+        i(
+            &mut m,
+            "registrar",
+            "save",
+            &[Arg::Str("location"), Arg::Int(0)]
+        ),
+        1
+    );
+    let (rc, m) = lookup(&sv, "alice");
+    assert_eq!(rc, 1);
+    assert_eq!(
+        m.route.new_ruri.as_deref(),
+        Some("sip:k3jd8s@df7jal23ls0d.invalid;transport=ws;ob")
+    );
+    assert_eq!(
+        m.route.dst_uri.as_deref(),
+        Some("sip:192.0.2.10:40000;transport=wss")
+    );
+    open.store(false, Ordering::Relaxed);
+    assert_eq!(
+        lookup(&sv, "alice").0,
+        -1,
+        "a closed WebSocket contact is not returned"
+    );
+    // carol over UDP: no connection to ask about.
+    let text = register("<sip:carol@192.0.2.20:5060>", "", "udp-1", 1).replace("alice@", "carol@");
+    assert_eq!(save(&sv, &text, 0).0, 1);
+    assert_eq!(lookup(&sv, "carol").0, 1);
+}

@@ -1,6 +1,7 @@
 //! The edits every request gets when sipd forwards it, statelessly or through a transaction
 //! (RFC 3261 §16.6): Max-Forwards decremented (or added), the previous hop's Via stamped with
-//! `received`/`rport` (`rport` added after `force_rport()`), and a Content-Length added on stream transports when it was missing.
+//! `received`/`rport` (`rport` added after `force_rport()` and on WebSocket), and a Content-Length
+//! added on stream transports when it was missing.
 //! Both `pipeline` and `tm::outbound` call [`add_hop_edits`]; nothing else writes these.
 
 use kemi_runtime::msg::Proto;
@@ -48,7 +49,10 @@ pub fn add_hop_edits(msg: &mut SipMsg, proto: Proto) -> Result<(), HopRefusal> {
         }
     }
     if let Some((h, v)) = via::top(&msg.message) {
-        if let Some(line) = via::stamp_received(&h, &v, msg.rcv.src, msg.route.force_rport) {
+        // A WebSocket client's sent-by names no reachable port (RFC 7118 5): the reply relayed
+        // back must find its connection by the source port, so `rport` is always filled in.
+        let rport = msg.route.force_rport || matches!(msg.rcv.proto, Proto::Ws | Proto::Wss);
+        if let Some(line) = via::stamp_received(&h, &v, msg.rcv.src, rport) {
             msg.route.edits.extend([
                 HeaderEdit::Remove(h.index),
                 HeaderEdit::InsertBefore(h.index, line),

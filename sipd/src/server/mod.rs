@@ -44,6 +44,7 @@ use crate::exports;
 use crate::metrics::Metrics;
 use crate::reload::{Reloaded, ScriptVersions};
 use crate::rpc::{OpsThread, RpcContext};
+use crate::transport::limits::ConnLimits;
 use crate::transport::tls::TlsContext;
 use crate::transport::{tcp::ConnTable, udp};
 use locals::Locals;
@@ -131,6 +132,7 @@ impl Server {
         let mut udp_socks = Vec::new();
         let mut tcp_socks = Vec::new();
         let mut tls_socks = Vec::new();
+        let mut ws_socks = Vec::new();
         let tls = match &config.tls {
             Some(t) => Some(Arc::new(TlsContext::new(t.clone())?)),
             None => None,
@@ -159,6 +161,16 @@ impl Server {
                     tls_socks.push((l, endpoint.addr));
                     addr
                 }
+                Proto::Ws | Proto::Wss => {
+                    if endpoint.proto == Proto::Wss && tls.is_none() {
+                        return Err(ServerError::NoTls(*endpoint));
+                    }
+                    let l = std::net::TcpListener::bind(endpoint.addr).map_err(bind_err)?;
+                    l.set_nonblocking(true).map_err(bind_err)?;
+                    let addr = l.local_addr().map_err(bind_err)?;
+                    ws_socks.push((l, endpoint.addr, endpoint.proto));
+                    addr
+                }
                 _ => {
                     let s = udp::bind(endpoint.addr, config.udp_buffers).map_err(bind_err)?;
                     let addr = s.local_addr().map_err(bind_err)?;
@@ -168,6 +180,26 @@ impl Server {
             };
             bound.push((endpoint.proto, addr));
         }
+        let conns = Arc::new(ConnTable::new());
+        let tls_conns = Arc::new(ConnTable::new());
+        let ws_conns = Arc::new(ConnTable::new());
+        let wss_conns = Arc::new(ConnTable::new());
+        let limits = Arc::new(ConnLimits::new(
+            config.max_conns_per_listener,
+            config.max_conns_per_ip,
+        ));
+        {
+            // registrar's lookup skips WebSocket contacts whose connection closed.
+            let (ws, wss) = (Arc::clone(&ws_conns), Arc::clone(&wss_conns));
+            services.insert(Arc::new(kemi_runtime::services::OpenConnections::new(
+                move |proto, peer| match proto {
+                    Proto::Ws => ws.contains(peer),
+                    Proto::Wss => wss.contains(peer),
+                    _ => true,
+                },
+            )));
+        }
+        let ws_config = Arc::new(config.websocket.clone());
         let env = Arc::new(RouteEnv {
             listen: bound.clone(),
             aliases: config.aliases.clone(),
@@ -175,8 +207,6 @@ impl Server {
             services: services.clone(),
         });
         let locals = Arc::new(Locals::new(&bound, &config.aliases));
-        let conns = Arc::new(ConnTable::new());
-        let tls_conns = Arc::new(ConnTable::new());
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut handle = ServerHandle {
@@ -218,6 +248,16 @@ impl Server {
                     ctx: tls.clone(),
                     conns: Arc::clone(&tls_conns),
                 },
+                ws: worker::WsSetup {
+                    listeners: ws_socks
+                        .iter()
+                        .map(|(s, key, proto)| Ok((s.try_clone()?, *key, *proto)))
+                        .collect::<std::io::Result<_>>()?,
+                    config: Arc::clone(&ws_config),
+                    ws_conns: Arc::clone(&ws_conns),
+                    wss_conns: Arc::clone(&wss_conns),
+                },
+                limits: Arc::clone(&limits),
                 max_message_size: config.max_message_size,
                 tcp_idle: config.tcp_idle_timeout,
                 shutdown: stop_rx.clone(),
@@ -248,6 +288,7 @@ impl Server {
         if let Some(t) = &tls {
             gauges.push(t.clone());
         }
+        gauges.push(limits.clone());
         let tm_gauges: Arc<dyn crate::metrics::prom::GaugeSource> =
             Arc::new(crate::metrics::prom::Sources(gauges));
         handle.tls = tls;

@@ -53,8 +53,9 @@ pub struct Outgoing {
     pub local: SocketAddr,
     /// Destination.
     pub dest: Dest,
-    /// The bytes.
-    pub wire: Vec<u8>,
+    /// The bytes (shared: a branch request is also kept by its transaction for
+    /// retransmissions, without a copy).
+    pub wire: crate::transport::Wire,
     /// Connection handling on stream transports (the script's `set_*_no_connect`/`_close`).
     pub flags: SendFlags,
 }
@@ -219,19 +220,30 @@ impl Pipeline {
     }
 
     /// Handle one received message (a datagram, or one stream frame), appending what is to be
-    /// sent to `out`.
-    pub fn handle(&mut self, bytes: Bytes, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
+    /// sent to `out`. Returns whether it parsed as a SIP message (a WebSocket connection that
+    /// sends something else is closed).
+    pub fn handle(&mut self, bytes: Bytes, rcv: RecvInfo, out: &mut Vec<Outgoing>) -> bool {
         self.follow_reload();
         let first_out = out.len();
         if let Some(t) = &self.tracer {
             t.on_wire(rcv.proto, rcv.src, rcv.dst, &bytes);
         }
-        match Message::parse_or_return(bytes) {
-            Ok(m) if m.is_request() => self.request(m, rcv, out),
-            Ok(m) => self.response(m, rcv, out),
-            Err((e, bytes)) => malformed_input(&bytes, e, rcv, out),
-        }
+        let parsed = match Message::parse_or_return(bytes) {
+            Ok(m) if m.is_request() => {
+                self.request(m, rcv, out);
+                true
+            }
+            Ok(m) => {
+                self.response(m, rcv, out);
+                true
+            }
+            Err((e, bytes)) => {
+                malformed_input(&bytes, e, rcv, out);
+                false
+            }
+        };
         self.trace_sent(out.get(first_out..).unwrap_or_default(), Some(rcv.src));
+        parsed
     }
 
     /// Show `sent` (what one step produced) to `siptrace`; `peer` is where a reply on the
@@ -240,7 +252,7 @@ impl Pipeline {
         let Some(t) = &self.tracer else {
             return;
         };
-        for o in sent {
+        for o in sent.iter().filter(|o| !o.wire.is_empty()) {
             let dst = match (o.dest, peer) {
                 (Dest::Addr(a), _) => a,
                 (Dest::Connection, Some(p)) => p,
@@ -307,6 +319,20 @@ impl Pipeline {
         {
             self.tm_host(out).after_request(&mut msg, found);
         }
+        if msg.route.close_connection && rcv.proto != Proto::Udp {
+            // `websocket.close`: after what the message produced, the connection closes (an
+            // empty buffer is the writer's close request).
+            out.push(Outgoing {
+                proto: rcv.proto,
+                local: rcv.dst,
+                dest: Dest::Connection,
+                wire: Vec::new().into(),
+                flags: SendFlags {
+                    close: true,
+                    ..SendFlags::default()
+                },
+            });
+        }
     }
 
     /// A reply built here (483, 500): never to an ACK.
@@ -323,10 +349,8 @@ impl Pipeline {
     fn forward(&mut self, msg: &mut SipMsg, f: &Forward, index: usize, out: &mut Vec<Outgoing>) {
         let target_uri = f.dst.as_deref().unwrap_or(&f.ruri);
         let locals = &self.locals;
-        let resolved = Target::from_uri(target_uri).and_then(|t| {
-            t.resolve(|a| locals.serves(t.proto, a))
-                .map(|addr| (t.proto, addr))
-        });
+        let services = &msg.env.services;
+        let resolved = Target::resolve_uri_in(target_uri, locals, services);
         let (proto, addr) = match resolved {
             Ok(r) => r,
             Err(e) => {
@@ -393,7 +417,7 @@ impl Pipeline {
             proto,
             local: local_addr,
             dest: Dest::Addr(addr),
-            wire,
+            wire: wire.into(),
             flags: msg.route.forward_send,
         });
     }
@@ -462,10 +486,8 @@ impl Pipeline {
             return;
         }
         let locals = &self.locals;
-        let resolved = next.and_then(|t| {
-            t.resolve(|a| locals.serves(t.proto, a))
-                .map(|addr| (t.proto, addr))
-        });
+        let services = &msg.env.services;
+        let resolved = next.and_then(|t| t.resolve_in(locals, services));
         let (proto, addr) = match resolved {
             Ok(r) => r,
             Err(e) => {
@@ -489,7 +511,7 @@ impl Pipeline {
             proto,
             local: local.addr,
             dest: Dest::Addr(addr),
-            wire,
+            wire: wire.into(),
             flags: msg.route.forward_send,
         });
     }
@@ -519,7 +541,7 @@ fn push_reply(msg: &SipMsg, wire: Vec<u8>, out: &mut Vec<Outgoing>) {
         proto: rcv.proto,
         local: rcv.dst,
         dest,
-        wire,
+        wire: wire.into(),
         flags: msg.route.reply_send,
     });
 }
@@ -557,7 +579,7 @@ fn malformed_input(raw: &Bytes, e: ParseError, rcv: RecvInfo, out: &mut Vec<Outg
             proto: rcv.proto,
             local: rcv.dst,
             dest,
-            wire,
+            wire: wire.into(),
             flags: SendFlags::default(),
         });
     } else {

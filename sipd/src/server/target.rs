@@ -8,6 +8,7 @@
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use kemi_runtime::msg::Proto;
+use kemi_runtime::services::{OpenConnections, Services};
 use kemi_runtime::sip::{Scheme, Uri, Via};
 
 /// Default SIP port.
@@ -22,11 +23,18 @@ pub enum TargetError {
     #[error("cannot send to `{0}`: not a sip URI with a host")]
     NotSip(String),
     /// The transport is one we do not serve.
-    #[error("cannot send over `{0}`: only udp, tcp and tls are served")]
+    #[error("cannot send over `{0}`: only udp, tcp, tls, ws and wss are served")]
     Transport(String),
     /// The host name did not resolve to an address of a family we listen on.
     #[error("cannot resolve `{0}`")]
     Resolve(String),
+}
+
+thread_local! {
+    /// The last URI [`Target::resolve_uri`] resolved whose host is an IP literal, with its
+    /// transport and address (a pure function of the URI text).
+    static LAST_LITERAL: std::cell::RefCell<Option<(String, Proto, SocketAddr)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// A destination before resolution.
@@ -42,17 +50,19 @@ pub struct Target {
 
 fn proto_named(name: &str) -> Result<Proto, TargetError> {
     match Proto::parse(name) {
-        Some(p @ (Proto::Udp | Proto::Tcp | Proto::Tls)) => Ok(p),
+        Some(p @ (Proto::Udp | Proto::Tcp | Proto::Tls | Proto::Ws | Proto::Wss)) => Ok(p),
         _ => Err(TargetError::Transport(name.to_string())),
     }
 }
 
-/// The port a URI or Via without one means: 5061 over TLS, else 5060.
+/// The port a URI or Via without one means: 5061 over TLS, 80 over WebSocket and 443 over
+/// secure WebSocket (RFC 7118 5.1), else 5060.
 pub fn default_port(proto: Proto) -> u16 {
-    if proto == Proto::Tls {
-        SIPS_PORT
-    } else {
-        SIP_PORT
+    match proto {
+        Proto::Tls => SIPS_PORT,
+        Proto::Ws => 80,
+        Proto::Wss => 443,
+        _ => SIP_PORT,
     }
 }
 
@@ -74,6 +84,7 @@ impl Target {
             (None, false) => Proto::Udp,
             (Some(p), false) => p?,
             (None | Some(Ok(Proto::Tcp | Proto::Tls)), true) => Proto::Tls,
+            (Some(Ok(Proto::Wss)), true) => Proto::Wss,
             (Some(Ok(p)), true) => {
                 return Err(TargetError::Transport(format!("{} with sips:", p.as_str())))
             }
@@ -106,6 +117,79 @@ impl Target {
         })
     }
 
+    /// Resolve over the sockets of `locals` to the transport and address to send to. ws and
+    /// wss are one family here: Kamailio writes both as `transport=ws` (an `alias` of a wss
+    /// client included), so a WebSocket target goes over whichever of the two has the open
+    /// connection to the address (the host's [`OpenConnections`] in `services`).
+    pub fn resolve_in(
+        &self,
+        locals: &super::locals::Locals,
+        services: &Services,
+    ) -> Result<(Proto, SocketAddr), TargetError> {
+        let other = match self.proto {
+            Proto::Ws => Proto::Wss,
+            Proto::Wss => Proto::Ws,
+            p => return Ok((p, self.resolve(|a| locals.serves(p, a))?)),
+        };
+        let addr = self.resolve(|a| locals.serves(self.proto, a) || locals.serves(other, a))?;
+        let proto = match services.get::<OpenConnections>() {
+            Some(c) if !c.is_open(self.proto, addr) && c.is_open(other, addr) => other,
+            _ if !locals.serves(self.proto, &addr) => other,
+            _ => self.proto,
+        };
+        Ok((proto, addr))
+    }
+
+    /// [`Target::from_uri`] and [`Target::resolve`] in one: the transport and address a
+    /// request sent to `uri` goes to. A URI whose host is an IP literal is remembered per
+    /// thread (the last one): a proxy relaying to one next hop parses it once, not per
+    /// request. Host names are resolved each time, as before.
+    pub fn resolve_uri(
+        uri: &str,
+        usable: impl Fn(Proto, &SocketAddr) -> bool,
+    ) -> Result<(Proto, SocketAddr), TargetError> {
+        let hit = LAST_LITERAL.with_borrow(|last| {
+            last.as_ref()
+                .filter(|(u, _, _)| u == uri)
+                .map(|(_, proto, addr)| (*proto, *addr))
+        });
+        if let Some((proto, addr)) = hit {
+            if usable(proto, &addr) {
+                return Ok((proto, addr));
+            }
+        }
+        let t = Target::from_uri(uri)?;
+        let addr = t.resolve(|a| usable(t.proto, a))?;
+        if t.host.parse::<IpAddr>().is_ok() {
+            LAST_LITERAL.with_borrow_mut(|last| match last {
+                Some((u, proto, a)) => {
+                    u.clear();
+                    u.push_str(uri);
+                    *proto = t.proto;
+                    *a = addr;
+                }
+                None => *last = Some((uri.to_string(), t.proto, addr)),
+            });
+        }
+        Ok((t.proto, addr))
+    }
+
+    /// [`Target::resolve_uri`] (the per-thread remembered IP literal) for UDP, TCP and TLS;
+    /// a WebSocket target, or one the fast path cannot resolve, goes through
+    /// [`Target::resolve_in`], which picks ws or wss by the open connection.
+    pub fn resolve_uri_in(
+        uri: &str,
+        locals: &super::locals::Locals,
+        services: &Services,
+    ) -> Result<(Proto, SocketAddr), TargetError> {
+        match Target::resolve_uri(uri, |p, a| locals.serves(p, a)) {
+            Ok((Proto::Ws | Proto::Wss, _)) | Err(_) => {
+                Target::from_uri(uri)?.resolve_in(locals, services)
+            }
+            ok => ok,
+        }
+    }
+
     /// Resolve to one address, preferring the first one whose family `usable` accepts.
     pub fn resolve(&self, usable: impl Fn(&SocketAddr) -> bool) -> Result<SocketAddr, TargetError> {
         if let Ok(ip) = self.host.parse::<IpAddr>() {
@@ -127,6 +211,29 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolve_uri_agrees_with_from_uri_and_resolve() {
+        for uri in [
+            "sip:127.0.0.1:5099",
+            "sip:127.0.0.1:5099",
+            "sip:a@127.0.0.1;transport=tcp",
+            "sip:a@127.0.0.1;transport=tcp",
+            "sips:[::1]:5071",
+            "sip:127.0.0.1:5099",
+            "sip:localhost:5098",
+        ] {
+            let t = Target::from_uri(uri).unwrap();
+            let want = t.resolve(|a| a.is_ipv4() || a.is_ipv6()).unwrap();
+            let got = Target::resolve_uri(uri, |_, a| a.is_ipv4() || a.is_ipv6()).unwrap();
+            assert_eq!(got, (t.proto, want), "{uri}");
+        }
+        // A remembered URI is still checked against `usable`.
+        assert!(Target::resolve_uri("sip:127.0.0.1:5099", |_, _| true).is_ok());
+        assert!(Target::resolve_uri("sip:127.0.0.1:5099", |_, a| a.is_ipv6()).is_err());
+        assert!(Target::resolve_uri("sip:127.0.0.1:5099", |p, _| p == Proto::Tcp).is_err());
+        assert!(Target::resolve_uri("tel:+1", |_, _| true).is_err());
+    }
 
     #[test]
     fn from_uri_defaults_and_transport() {
@@ -188,6 +295,27 @@ mod tests {
         assert_eq!((t.proto, t.port), (Proto::Tls, 40000));
         let v = Via::parse("SIP/2.0/TLS 192.0.2.1").unwrap();
         assert_eq!(Target::from_via(&v).unwrap().port, 5061);
+        // RFC 7118: a WebSocket client's Via names a host that does not exist; the reply goes
+        // to `received`/`rport`, over the connection to that address.
+        let v =
+            Via::parse("SIP/2.0/WSS df7jal23ls0d.invalid;rport=50000;received=127.0.0.1").unwrap();
+        let t = Target::from_via(&v).unwrap();
+        assert_eq!(
+            (t.proto, t.host.as_str(), t.port),
+            (Proto::Wss, "127.0.0.1", 50000)
+        );
+    }
+
+    #[test]
+    fn websocket_transports() {
+        let t = Target::from_uri("sip:a@192.0.2.1:40000;transport=ws").unwrap();
+        assert_eq!((t.proto, t.port), (Proto::Ws, 40000));
+        let t = Target::from_uri("sip:a@192.0.2.1;transport=WSS").unwrap();
+        assert_eq!((t.proto, t.port), (Proto::Wss, 443));
+        let t = Target::from_uri("sip:a@192.0.2.1;transport=ws").unwrap();
+        assert_eq!(t.port, 80);
+        let t = Target::from_uri("sips:a@192.0.2.1;transport=wss").unwrap();
+        assert_eq!(t.proto, Proto::Wss);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! One worker: an OS thread with its own script engine ([`Pipeline`]) and a current-thread
 //! tokio runtime. It receives on its duplicates of the UDP listen sockets, accepts on its
-//! duplicates of the TCP listeners, reads the connections it accepted or opened, and sends what
-//! the pipeline produced. Nothing here is shared with other workers except the TCP
-//! [`ConnTable`]; the engine is not `Send` and never leaves the thread.
+//! duplicates of the TCP, TLS and WebSocket listeners, reads the connections it accepted or
+//! opened, and sends what the pipeline produced. Nothing here is shared with other workers
+//! except the connection tables ([`ConnTable`], one per stream transport) and the connection
+//! limits ([`ConnLimits`]); the engine is not `Send` and never leaves the thread.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kemi_runtime::msg::{Proto, RecvInfo, RouteEnv};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
@@ -24,11 +25,15 @@ use crate::config::OnLimit;
 use crate::metrics::WorkerStats;
 use crate::reload::{ScriptVersions, ScriptWatch};
 use crate::router::Router;
+use crate::transport::limits::{ConnLimits, ConnPermit};
 use crate::transport::stream::{FrameError, StreamFramer};
 use crate::transport::tcp::{self, ConnSender, ConnTable, SEND_QUEUE};
-use crate::transport::tls::TlsContext;
+use crate::transport::tls::{OpenGuard, TlsContext};
+use crate::transport::udp::UdpIo;
+use crate::transport::ws::WsConfig;
 
 mod tls_io;
+mod ws_io;
 
 /// How long an outgoing TCP connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,6 +50,8 @@ pub(crate) struct WorkerSetup {
     pub udp: Vec<std::net::UdpSocket>,
     pub tcp: Vec<std::net::TcpListener>,
     pub tls: TlsSetup,
+    pub ws: WsSetup,
+    pub limits: Arc<ConnLimits>,
     pub max_message_size: usize,
     pub tcp_idle: Duration,
     pub shutdown: watch::Receiver<bool>,
@@ -59,15 +66,40 @@ pub(crate) struct TlsSetup {
     pub conns: Arc<ConnTable>,
 }
 
+/// A worker's WebSocket part: its duplicates of the `ws:`/`wss:` listeners (with the address
+/// each was configured as and its transport), the `[websocket]` settings and the open
+/// connections of each transport.
+pub(crate) struct WsSetup {
+    pub listeners: Vec<(std::net::TcpListener, SocketAddr, Proto)>,
+    pub config: Arc<WsConfig>,
+    pub ws_conns: Arc<ConnTable>,
+    pub wss_conns: Arc<ConnTable>,
+}
+
+/// What a connection's reader holds while it runs: the TLS open count, the place in the
+/// connection limits.
+#[allow(
+    dead_code,
+    reason = "held for their Drop: the counts go down when the reader ends"
+)]
+pub(super) struct ConnGuards {
+    pub tls: Option<OpenGuard>,
+    pub permit: Option<ConnPermit>,
+}
+
 /// A running worker's state, shared by its tasks (all on its thread).
 struct Worker {
     pipeline: RefCell<Pipeline>,
     /// Wakes [`tm_timers`] when a timer earlier than the one it sleeps for was armed.
     tm_wake: tokio::sync::Notify,
-    udp: Vec<(SocketAddr, UdpSocket)>,
+    udp: Vec<(SocketAddr, UdpIo)>,
     conns: Arc<ConnTable>,
     tls: Option<Arc<TlsContext>>,
     tls_conns: Arc<ConnTable>,
+    ws: Arc<WsConfig>,
+    ws_conns: Arc<ConnTable>,
+    wss_conns: Arc<ConnTable>,
+    limits: Arc<ConnLimits>,
     max: usize,
     idle: Duration,
 }
@@ -112,6 +144,8 @@ pub(crate) fn run(setup: WorkerSetup, ready: std::sync::mpsc::Sender<Result<(), 
             setup.udp,
             setup.tcp,
             setup.tls,
+            setup.ws,
+            setup.limits,
             pipeline,
             setup.conns,
             setup.max_message_size,
@@ -127,6 +161,8 @@ async fn serve(
     udp: Vec<std::net::UdpSocket>,
     tcp: Vec<std::net::TcpListener>,
     tls: TlsSetup,
+    ws: WsSetup,
+    limits: Arc<ConnLimits>,
     pipeline: Pipeline,
     conns: Arc<ConnTable>,
     max: usize,
@@ -137,7 +173,7 @@ async fn serve(
     let registered = (|| -> std::io::Result<_> {
         let udp = udp
             .into_iter()
-            .map(|s| Ok((s.local_addr()?, UdpSocket::from_std(s)?)))
+            .map(|s| Ok((s.local_addr()?, UdpIo::new(s)?)))
             .collect::<std::io::Result<Vec<_>>>()?;
         let tcp = tcp
             .into_iter()
@@ -148,9 +184,14 @@ async fn serve(
             .into_iter()
             .map(|(l, key)| Ok((TcpListener::from_std(l)?, key)))
             .collect::<std::io::Result<Vec<_>>>()?;
-        Ok((udp, tcp, tls_listeners))
+        let ws_listeners = ws
+            .listeners
+            .into_iter()
+            .map(|(l, key, proto)| Ok((TcpListener::from_std(l)?, key, proto)))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok((udp, tcp, tls_listeners, ws_listeners))
     })();
-    let (udp, tcp, tls_listeners) = match registered {
+    let (udp, tcp, tls_listeners, ws_listeners) = match registered {
         Ok(r) => r,
         Err(e) => {
             let _ = ready.send(Err(ServerError::Runtime(e)));
@@ -164,6 +205,10 @@ async fn serve(
         conns,
         tls: tls.ctx,
         tls_conns: tls.conns,
+        ws: ws.config,
+        ws_conns: ws.ws_conns,
+        wss_conns: ws.wss_conns,
+        limits,
         max,
         idle,
     });
@@ -177,8 +222,47 @@ async fn serve(
     for (listener, key) in tls_listeners {
         tokio::task::spawn_local(tls_io::accept_loop(Rc::clone(&worker), listener, key));
     }
+    for (listener, key, proto) in ws_listeners {
+        tokio::task::spawn_local(ws_io::accept_loop(Rc::clone(&worker), listener, key, proto));
+    }
     let _ = ready.send(Ok(()));
-    let _ = shutdown.wait_for(|stop| *stop).await;
+    // `LocalSet::block_on` polls this future each time the thread wakes (every message): keep
+    // that poll to a flag check. The watch is awaited by a task of its own, polled only when
+    // it changes.
+    let stopped = Rc::new(StopFlag::default());
+    let flag = Rc::clone(&stopped);
+    tokio::task::spawn_local(async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+        flag.set();
+    });
+    std::future::poll_fn(|cx| stopped.poll(cx)).await;
+}
+
+/// Set once by the shutdown task; the worker's main future waits for it.
+#[derive(Default)]
+struct StopFlag {
+    stopped: std::cell::Cell<bool>,
+    waker: RefCell<Option<std::task::Waker>>,
+}
+
+impl StopFlag {
+    fn set(&self) {
+        self.stopped.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    fn poll(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.stopped.get() {
+            return std::task::Poll::Ready(());
+        }
+        let mut w = self.waker.borrow_mut();
+        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *w = Some(cx.waker().clone());
+        }
+        std::task::Poll::Pending
+    }
 }
 
 async fn udp_loop(worker: Rc<Worker>, index: usize) {
@@ -223,14 +307,30 @@ async fn udp_loop(worker: Rc<Worker>, index: usize) {
 }
 
 async fn accept_loop(worker: Rc<Worker>, listener: TcpListener) {
+    let key = listener.local_addr().ok();
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let local = stream.local_addr().unwrap_or(peer);
+                let permit = match worker.limits.admit(Proto::Tcp, key.unwrap_or(local), peer) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        super::drop_log::input(
+                            peer,
+                            Proto::Tcp,
+                            format_args!("connection refused: {e}"),
+                        );
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 debug!(%peer, "tcp connection accepted");
-                let local = stream.local_addr().unwrap_or(peer);
                 let (rd, wr) = stream.into_split();
-                worker.start_connection(rd, wr, peer, local, Proto::Tcp, None);
+                let guards = ConnGuards {
+                    tls: None,
+                    permit: Some(permit),
+                };
+                worker.start_connection(rd, wr, peer, local, Proto::Tcp, guards);
             }
             Err(e) => {
                 warn!("tcp accept failed: {e}");
@@ -292,15 +392,17 @@ impl Worker {
 
     /// The open connections of a stream transport.
     fn table(&self, proto: Proto) -> &Arc<ConnTable> {
-        if proto == Proto::Tls {
-            &self.tls_conns
-        } else {
-            &self.conns
+        match proto {
+            Proto::Tls => &self.tls_conns,
+            Proto::Ws => &self.ws_conns,
+            Proto::Wss => &self.wss_conns,
+            _ => &self.conns,
         }
     }
 
     /// Register a connection (its read and write halves), start its writer and reader;
-    /// returns its sender. `guard` lives as long as the reader (a TLS connection's count).
+    /// returns its sender. `guards` live as long as the reader (a TLS connection's count, its
+    /// place in the connection limits).
     fn start_connection<R, W>(
         self: &Rc<Self>,
         rd: R,
@@ -308,7 +410,7 @@ impl Worker {
         peer: SocketAddr,
         local: SocketAddr,
         proto: Proto,
-        guard: Option<crate::transport::tls::OpenGuard>,
+        guards: ConnGuards,
     ) -> ConnSender
     where
         R: AsyncRead + Unpin + 'static,
@@ -322,7 +424,7 @@ impl Worker {
             src: peer,
             dst: local,
         };
-        tokio::task::spawn_local(read_loop(Rc::clone(self), rd, rcv, tx.clone(), id, guard));
+        tokio::task::spawn_local(read_loop(Rc::clone(self), rd, rcv, tx.clone(), id, guards));
         tx
     }
 
@@ -337,14 +439,14 @@ impl Worker {
                     .or_else(|| self.udp.iter().find(|(l, _)| l.is_ipv6() == dst.is_ipv6()));
                 match sock {
                     Some((_, s)) => {
-                        if let Err(e) = s.send_to(&o.wire, dst).await {
+                        if let Err(e) = s.send_to(&o.wire, dst) {
                             super::drop_log::unanswerable(dst, Proto::Udp, e);
                         }
                     }
                     None => info!(%dst, "no udp socket to send from"),
                 }
             }
-            (Proto::Tcp | Proto::Tls, Dest::Connection) => match conn {
+            (Proto::Tcp | Proto::Tls | Proto::Ws | Proto::Wss, Dest::Connection) => match conn {
                 Some((tx, peer)) => send_on(tx, peer, o.wire, o.flags.close),
                 None => info!("no connection to answer on"),
             },
@@ -360,6 +462,18 @@ impl Worker {
                         o.wire,
                         o.flags.close,
                     ));
+                }
+            },
+            // A WebSocket client is reached only over the connection it opened (RFC 7118 5):
+            // sipd does not open WebSocket connections.
+            (Proto::Ws | Proto::Wss, Dest::Addr(dst)) => match self.table(o.proto).get(dst) {
+                Some(tx) => send_on(&tx, dst, o.wire, o.flags.close),
+                None => {
+                    super::drop_log::unanswerable(
+                        dst,
+                        o.proto,
+                        "no open connection (sipd does not open WebSocket connections)",
+                    );
                 }
             },
             (Proto::Tcp, Dest::Addr(dst)) => match self.conns.get(dst) {
@@ -382,7 +496,7 @@ impl Worker {
 }
 
 /// Queue `wire` on the connection `tx` to `peer`, closing it afterwards when `close`.
-fn send_on(tx: &ConnSender, peer: SocketAddr, wire: Vec<u8>, close: bool) {
+fn send_on(tx: &ConnSender, peer: SocketAddr, wire: crate::transport::Wire, close: bool) {
     let queued = if close {
         tcp::queue_and_close(tx, peer, wire)
     } else {
@@ -393,13 +507,22 @@ fn send_on(tx: &ConnSender, peer: SocketAddr, wire: Vec<u8>, close: bool) {
     }
 }
 
-async fn connect_and_send(worker: Rc<Worker>, dst: SocketAddr, wire: Vec<u8>, close: bool) {
+async fn connect_and_send(
+    worker: Rc<Worker>,
+    dst: SocketAddr,
+    wire: crate::transport::Wire,
+    close: bool,
+) {
     match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(dst)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
             let local = stream.local_addr().unwrap_or(dst);
             let (rd, wr) = stream.into_split();
-            let tx = worker.start_connection(rd, wr, dst, local, Proto::Tcp, None);
+            let guards = ConnGuards {
+                tls: None,
+                permit: Some(worker.limits.opened(Proto::Tcp)),
+            };
+            let tx = worker.start_connection(rd, wr, dst, local, Proto::Tcp, guards);
             send_on(&tx, dst, wire, close);
         }
         Ok(Err(e)) => info!(%dst, "tcp connect failed: {e}"),
@@ -424,7 +547,7 @@ async fn answer_too_large(worker: &Rc<Worker>, buffered: &[u8], rcv: RecvInfo, t
         proto: rcv.proto,
         local: rcv.dst,
         dest: Dest::Connection,
-        wire,
+        wire: wire.into(),
         flags: close,
     };
     worker.send(reply, Some((tx, rcv.src))).await;
@@ -438,7 +561,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     rcv: RecvInfo,
     tx: ConnSender,
     id: u64,
-    _open: Option<crate::transport::tls::OpenGuard>,
+    _guards: ConnGuards,
 ) {
     let mut framer = StreamFramer::new(worker.max);
     let mut out = Vec::with_capacity(4);

@@ -55,21 +55,20 @@ pub fn build_request(
     dst: Option<&str>,
     branch: &str,
 ) -> Result<(Hop, Vec<u8>), OutboundError> {
-    let target = Target::from_uri(dst.unwrap_or(ruri))?;
     let locals = ctx.locals;
-    let addr = target.resolve(|a| locals.serves(target.proto, a))?;
+    let (proto, addr) = Target::resolve_uri_in(dst.unwrap_or(ruri), locals, &msg.env.services)?;
     let local = locals
-        .pick(target.proto, &addr, Some(msg.rcv.dst))
-        .ok_or(OutboundError::NoSocket(target.proto.as_str()))?;
+        .pick(proto, &addr, Some(msg.rcv.dst))
+        .ok_or(OutboundError::NoSocket(proto.as_str()))?;
     let hop = Hop {
-        proto: target.proto,
+        proto,
         local: local.addr,
         peer: addr,
         flags: msg.route.forward_send,
     };
     let out_sent_by = local.sent_by.clone();
     let base = msg.route.edits.len();
-    let result = add_edits(ctx, msg, &out_sent_by, target.proto);
+    let result = add_edits(ctx, msg, &out_sent_by, proto);
     if let Err(e) = result {
         msg.route.edits.truncate(base);
         return Err(e);
@@ -78,7 +77,7 @@ pub fn build_request(
     let mut via_line = String::with_capacity(48 + out_sent_by.len() + branch.len());
     for part in [
         "Via: SIP/2.0/",
-        target.proto.via_name(),
+        proto.via_name(),
         " ",
         &out_sent_by,
         ";branch=",
@@ -116,9 +115,9 @@ fn add_edits(
         let cfg = RrConfig::of(&msg.env.services);
         let user = msg
             .ruri()
+            .filter(|_| cfg.add_username)
             .and_then(|u| Uri::parse(u).ok())
-            .and_then(|u| u.user)
-            .filter(|_| cfg.add_username);
+            .and_then(|u| u.user);
         let lines = rr::header_lines(
             rr,
             &cfg,

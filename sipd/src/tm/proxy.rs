@@ -103,12 +103,12 @@ fn status_of(wire: &[u8]) -> u16 {
 }
 
 impl TmHost<'_> {
-    fn send(&mut self, hop: Hop, wire: Vec<u8>) {
+    fn send(&mut self, hop: Hop, wire: impl Into<crate::transport::Wire>) {
         self.out.push(Outgoing {
             proto: hop.proto,
             local: hop.local,
             dest: Dest::Addr(hop.peer),
-            wire,
+            wire: wire.into(),
             flags: hop.flags,
         });
     }
@@ -368,10 +368,13 @@ impl TmHost<'_> {
         let mut client = ClientTxn::new(false, b.hop.proto != Proto::Udp);
         let timers = client.start(&t, fr);
         let hop = b.hop;
-        let request = Bytes::copy_from_slice(&w);
-        b.cancel = Some(CancelLeg { client, request });
+        let request = Bytes::from(w);
+        b.cancel = Some(CancelLeg {
+            client,
+            request: request.clone(),
+        });
         b.cancel_pending = false;
-        self.send(hop, w);
+        self.send(hop, request);
         self.arm_client(cell, &mut txn.timers, i, true, timers);
     }
 
@@ -547,10 +550,11 @@ impl TmHost<'_> {
         // Kept as bytes, not parsed again: only a CANCEL or an ACK of this branch needs its
         // headers, and those re-read it then.
         let (hop, wire) = built;
-        let request = Bytes::copy_from_slice(&wire);
+        // One buffer for the send and the transaction (no copy of the request).
+        let request = Bytes::from(wire);
         let mut client = ClientTxn::new(txn.invite, hop.proto != Proto::Udp);
         let timers = client.start(&self.tm.config, txn.fr);
-        self.send(hop, wire);
+        self.send(hop, request.clone());
         txn.branches.push(BranchLeg {
             client,
             request,

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 pub const SEND_QUEUE: usize = 256;
 
 /// The sending side of one connection.
-pub type ConnSender = mpsc::Sender<Vec<u8>>;
+pub type ConnSender = mpsc::Sender<super::Wire>;
 
 /// Why bytes could not be queued on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -92,15 +92,19 @@ impl ConnTable {
     }
 
     /// Queue `wire` on the connection to `peer`.
-    pub fn send(&self, peer: SocketAddr, wire: Vec<u8>) -> Result<(), SendError> {
+    pub fn send(&self, peer: SocketAddr, wire: impl Into<super::Wire>) -> Result<(), SendError> {
         let tx = self.get(peer).ok_or(SendError::NoConnection(peer))?;
         queue(&tx, peer, wire)
     }
 }
 
 /// Queue `wire` on `tx`, the connection to `peer`.
-pub fn queue(tx: &ConnSender, peer: SocketAddr, wire: Vec<u8>) -> Result<(), SendError> {
-    tx.try_send(wire).map_err(|e| match e {
+pub fn queue(
+    tx: &ConnSender,
+    peer: SocketAddr,
+    wire: impl Into<super::Wire>,
+) -> Result<(), SendError> {
+    tx.try_send(wire.into()).map_err(|e| match e {
         mpsc::error::TrySendError::Full(_) => SendError::Full(peer),
         mpsc::error::TrySendError::Closed(_) => SendError::Closed(peer),
     })
@@ -109,9 +113,13 @@ pub fn queue(tx: &ConnSender, peer: SocketAddr, wire: Vec<u8>) -> Result<(), Sen
 /// Queue `wire` on `tx`, then ask the writer to close the connection once it is written
 /// (`set_reply_close`/`set_forward_close`). An empty buffer is the close request: no SIP
 /// message is empty.
-pub fn queue_and_close(tx: &ConnSender, peer: SocketAddr, wire: Vec<u8>) -> Result<(), SendError> {
+pub fn queue_and_close(
+    tx: &ConnSender,
+    peer: SocketAddr,
+    wire: impl Into<super::Wire>,
+) -> Result<(), SendError> {
     queue(tx, peer, wire)?;
-    queue(tx, peer, Vec::new())
+    queue(tx, peer, super::Wire::Owned(Vec::new()))
 }
 
 /// Write everything queued on `rx` to `wr` (a TCP write half, or a TLS stream's) until every
@@ -119,7 +127,7 @@ pub fn queue_and_close(tx: &ConnSender, peer: SocketAddr, wire: Vec<u8>) -> Resu
 /// out tells the connection's reader (which waits on its sender's `closed()`) to stop too.
 pub async fn write_loop<W: AsyncWrite + Unpin>(
     mut wr: W,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut rx: mpsc::Receiver<super::Wire>,
     peer: SocketAddr,
 ) {
     while let Some(wire) = rx.recv().await {
@@ -156,7 +164,7 @@ mod tests {
         let old = t.insert(peer, tx);
         t.send(peer, b"a".to_vec()).unwrap();
         assert_eq!(t.send(peer, b"b".to_vec()), Err(SendError::Full(peer)));
-        assert_eq!(rx.try_recv().unwrap(), b"a");
+        assert_eq!(&*rx.try_recv().unwrap(), b"a");
         let (tx2, _rx2) = mpsc::channel(1);
         let new = t.insert(peer, tx2);
         t.remove(peer, old);

@@ -82,6 +82,26 @@ pub(super) unsafe fn read_raw<'a>(l: *mut ffi::lua_State, idx: c_int, ty: ParamT
 /// only a non-UTF-8 string is copied (lossily). Calls no Lua API.
 #[inline]
 pub(super) fn with_args<R>(raws: &[Raw<'_>], f: impl FnOnce(&[Arg<'_>]) -> R) -> R {
+    // The common case in one pass: every string is ASCII (names, header values, URIs).
+    let n = raws.len().min(MAX_PARAMS);
+    let mut args = [Arg::Int(0); MAX_PARAMS];
+    for (i, raw) in raws[..n].iter().enumerate() {
+        args[i] = match raw {
+            Raw::Int(v) => Arg::Int(*v),
+            Raw::Long(v) => Arg::Long(*v),
+            Raw::Bytes(b) if b.is_ascii() => {
+                // SAFETY: ASCII bytes are valid UTF-8.
+                Arg::Str(unsafe { std::str::from_utf8_unchecked(b) })
+            }
+            Raw::Bytes(_) => return with_args_utf8(raws, f),
+        };
+    }
+    f(&args[..n])
+}
+
+/// [`with_args`] when a string is not ASCII: UTF-8 borrowed, anything else copied lossily.
+#[cold]
+fn with_args_utf8<R>(raws: &[Raw<'_>], f: impl FnOnce(&[Arg<'_>]) -> R) -> R {
     let n = raws.len().min(MAX_PARAMS);
     let mut strs: [Option<&str>; MAX_PARAMS] = [None; MAX_PARAMS];
     let mut owned: [Option<String>; MAX_PARAMS] = Default::default();
@@ -251,6 +271,44 @@ mod tests {
             match push_xval(l, Xval::Str("x".repeat(LEN))) {
                 Pushed::Results(n) => n,
                 Pushed::Raise => ffi::lua_error(l),
+            }
+        }
+    }
+
+    #[test]
+    fn arguments_ascii_utf8_and_invalid() {
+        let cases: [(&[u8], &str); 4] = [
+            (b"$ru", "$ru"),
+            ("caf\u{e9} \u{2603}".as_bytes(), "caf\u{e9} \u{2603}"),
+            (b"a\xffb", "a\u{fffd}b"),
+            (b"", ""),
+        ];
+        for (bytes, want) in cases {
+            // The string alone, and behind and before an integer.
+            for raws in [
+                vec![Raw::Bytes(bytes)],
+                vec![Raw::Int(7), Raw::Bytes(bytes)],
+                vec![Raw::Bytes(bytes), Raw::Long(-3), Raw::Bytes(b"x")],
+            ] {
+                let got = with_args(&raws, |args| {
+                    args.iter()
+                        .map(|a| match a {
+                            Arg::Str(s) => s.to_string(),
+                            Arg::Int(v) => format!("i{v}"),
+                            Arg::Long(v) => format!("l{v}"),
+                        })
+                        .collect::<Vec<_>>()
+                });
+                let want: Vec<String> = raws
+                    .iter()
+                    .map(|r| match r {
+                        Raw::Bytes(b) if *b == bytes => want.to_string(),
+                        Raw::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+                        Raw::Int(v) => format!("i{v}"),
+                        Raw::Long(v) => format!("l{v}"),
+                    })
+                    .collect();
+                assert_eq!(got, want);
             }
         }
     }

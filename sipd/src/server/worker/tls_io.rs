@@ -12,15 +12,30 @@ use kemi_runtime::msg::Proto;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
-use super::{send_on, Worker, CONNECT_TIMEOUT};
+use super::{send_on, ConnGuards, Worker, CONNECT_TIMEOUT};
+use crate::server::drop_log;
 
 /// Accept on the TLS listener configured as `key`: TCP accept, then the handshake in a task.
 pub(super) async fn accept_loop(worker: Rc<Worker>, listener: TcpListener, key: SocketAddr) {
+    let local = listener.local_addr().unwrap_or(key);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let permit = match worker.limits.admit(Proto::Tls, local, peer) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        drop_log::input(peer, Proto::Tls, format_args!("connection refused: {e}"));
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
-                tokio::task::spawn_local(handshake_in(Rc::clone(&worker), stream, peer, key));
+                tokio::task::spawn_local(handshake_in(
+                    Rc::clone(&worker),
+                    stream,
+                    peer,
+                    key,
+                    permit,
+                ));
             }
             Err(e) => {
                 warn!("tls accept failed: {e}");
@@ -31,7 +46,13 @@ pub(super) async fn accept_loop(worker: Rc<Worker>, listener: TcpListener, key: 
 }
 
 /// The server side of one handshake; on success the connection starts like a TCP one.
-async fn handshake_in(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, key: SocketAddr) {
+async fn handshake_in(
+    worker: Rc<Worker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    key: SocketAddr,
+    permit: crate::transport::limits::ConnPermit,
+) {
     let Some(ctx) = worker.tls.clone() else {
         return;
     };
@@ -62,9 +83,12 @@ async fn handshake_in(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, k
         client_cert = session.peer_certificates().is_some_and(|c| !c.is_empty()),
         "tls connection accepted"
     );
-    let guard = ctx.stats().opened();
+    let guards = ConnGuards {
+        tls: Some(ctx.stats().opened()),
+        permit: Some(permit),
+    };
     let (rd, wr) = tokio::io::split(tls);
-    worker.start_connection(rd, wr, peer, local, Proto::Tls, Some(guard));
+    worker.start_connection(rd, wr, peer, local, Proto::Tls, guards);
 }
 
 /// Open a TLS connection to `dst` (TCP connect, handshake verifying the server), then send
@@ -72,7 +96,7 @@ async fn handshake_in(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, k
 pub(super) async fn connect_and_send(
     worker: Rc<Worker>,
     dst: SocketAddr,
-    wire: Vec<u8>,
+    wire: crate::transport::Wire,
     close: bool,
 ) {
     let Some(ctx) = worker.tls.clone() else {
@@ -111,8 +135,11 @@ pub(super) async fn connect_and_send(
         }
     };
     debug!(%dst, server_name = ?name, "tls connection opened");
-    let guard = ctx.stats().opened();
+    let guards = ConnGuards {
+        tls: Some(ctx.stats().opened()),
+        permit: Some(worker.limits.opened(Proto::Tls)),
+    };
     let (rd, wr) = tokio::io::split(tls);
-    let tx = worker.start_connection(rd, wr, dst, local, Proto::Tls, Some(guard));
+    let tx = worker.start_connection(rd, wr, dst, local, Proto::Tls, guards);
     send_on(&tx, dst, wire, close);
 }
