@@ -282,8 +282,9 @@ fn run_server(args: &RunArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the signal runtime")?;
-    crate::notify::ready();
-    rt.block_on(wait_for_signal(&server))
+    // READY=1 only once the signal handlers are in place: a SIGHUP sent right after it (a
+    // `systemctl reload`) must reload, not kill sipd by the default action.
+    rt.block_on(wait_for_signal(&server, crate::notify::ready))
         .context("waiting for signals")?;
     crate::notify::stopping();
     tracing::info!("stopping");
@@ -308,17 +309,22 @@ fn reload_notified(
     result
 }
 
-/// Resolve on the first SIGINT or SIGTERM; reload the script (and the TLS certificates) on
-/// each SIGHUP meanwhile.
-async fn wait_for_signal(server: &crate::server::ServerHandle) -> std::io::Result<()> {
+/// Install the signal handlers, call `installed`, then resolve on the first SIGINT or SIGTERM;
+/// reload the script (and the TLS certificates) on each SIGHUP meanwhile.
+async fn wait_for_signal(
+    server: &crate::server::ServerHandle,
+    installed: impl FnOnce(),
+) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
         let mut hup = signal(SignalKind::hangup())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        installed();
         loop {
             tokio::select! {
-                r = tokio::signal::ctrl_c() => return r,
+                _ = int.recv() => return Ok(()),
                 _ = term.recv() => return Ok(()),
                 _ = hup.recv() => {
                     match reload_notified(server) {
@@ -339,6 +345,7 @@ async fn wait_for_signal(server: &crate::server::ServerHandle) -> std::io::Resul
     #[cfg(not(unix))]
     {
         let _ = server;
+        installed();
         tokio::signal::ctrl_c().await
     }
 }

@@ -84,6 +84,40 @@ fn readiness_reload_and_stop_are_notified() {
     assert!(status.success(), "{status}");
 }
 
+/// A SIGHUP sent the moment READY=1 arrives (a `systemctl reload` right after start) reloads.
+/// sipd used to send READY=1 before its signal handlers were installed, so SIGHUP's default
+/// action could kill it (a CI failure of the test above). The window is microseconds wide:
+/// this test rarely caught it before the fix (it passed 1 of 1 runs then), it guards the order.
+#[test]
+fn a_sighup_right_after_ready_reloads() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let notify = dir.path().join("notify.sock");
+        let sock = UnixDatagram::bind(&notify).expect("bind notify socket");
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let script = dir.path().join("route.lua");
+        std::fs::write(&script, "function ksr_request_route() end\n").expect("script");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sipd"))
+            .args(["run", "--workers", "1", "--log-level", "warn", "--listen"])
+            .arg("udp:127.0.0.1:0")
+            .arg("--script")
+            .arg(&script)
+            .env("NOTIFY_SOCKET", &notify)
+            .env("XDG_RUNTIME_DIR", dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting sipd");
+        assert!(next(&sock).starts_with("READY=1\n"));
+        signal(child.id(), "-HUP");
+        assert_eq!(next(&sock), "RELOADING=1");
+        signal(child.id(), "-TERM");
+        let status = child.wait().expect("wait");
+        assert!(status.success(), "{status}");
+    }
+}
+
 #[test]
 fn version_names_the_git_revision() {
     let out = Command::new(env!("CARGO_BIN_EXE_sipd"))
