@@ -13,6 +13,28 @@ fn next(sock: &UnixDatagram) -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
+/// sipd with one worker on `listen`, notifying the socket `notify.sock` in `dir`.
+fn start(dir: &std::path::Path, script: &std::path::Path, listen: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_sipd"))
+        .args([
+            "run",
+            "--workers",
+            "1",
+            "--log-level",
+            "warn",
+            "--listen",
+            listen,
+        ])
+        .arg("--script")
+        .arg(script)
+        .env("NOTIFY_SOCKET", dir.join("notify.sock"))
+        .env("XDG_RUNTIME_DIR", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting sipd")
+}
+
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &pid.to_string()])
@@ -39,17 +61,7 @@ fn readiness_reload_and_stop_are_notified() {
         .and_then(|s| s.local_addr())
         .expect("free port")
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sipd"))
-        .args(["run", "--workers", "1", "--log-level", "warn", "--listen"])
-        .arg(format!("udp:127.0.0.1:{port}"))
-        .arg("--script")
-        .arg(&script)
-        .env("NOTIFY_SOCKET", &notify)
-        .env("XDG_RUNTIME_DIR", dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting sipd");
+    let mut child = start(dir.path(), &script, &format!("udp:127.0.0.1:{port}"));
     let ready = next(&sock);
     assert!(ready.starts_with("READY=1\n"), "{ready:?}");
     assert!(
@@ -98,17 +110,7 @@ fn a_sighup_right_after_ready_reloads() {
             .expect("timeout");
         let script = dir.path().join("route.lua");
         std::fs::write(&script, "function ksr_request_route() end\n").expect("script");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sipd"))
-            .args(["run", "--workers", "1", "--log-level", "warn", "--listen"])
-            .arg("udp:127.0.0.1:0")
-            .arg("--script")
-            .arg(&script)
-            .env("NOTIFY_SOCKET", &notify)
-            .env("XDG_RUNTIME_DIR", dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting sipd");
+        let mut child = start(dir.path(), &script, "udp:127.0.0.1:0");
         assert!(next(&sock).starts_with("READY=1\n"));
         signal(child.id(), "-HUP");
         assert_eq!(next(&sock), "RELOADING=1");
