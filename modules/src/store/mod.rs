@@ -8,8 +8,11 @@
 //! through a [`Writer`], a background thread with a bounded queue.
 //!
 //! - [`sqlite`]: the embedded default (`sqlite:///path/sipd.db`, `sqlite::memory:`).
+//! - [`redis`]: a Redis server shared by several nodes (`redis://`, `rediss://`), which also
+//!   tells each node what the others changed ([`Change`]).
 //! - [`writer`]: write-behind queue and its flush.
 
+pub mod redis;
 pub mod sqlite;
 pub mod writer;
 
@@ -134,6 +137,37 @@ pub enum HtableValue {
     Int(i64),
 }
 
+/// What another node changed in a shared store ([`Store::watch`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The bindings of `aor` in location table `table` changed: read them again.
+    Location {
+        /// The location table.
+        table: String,
+        /// The AoR (`user` or `user@domain`, as usrloc keys it).
+        aor: String,
+    },
+    /// The store is reachable again after an outage, or for the first time: changes may have
+    /// been missed. `lost` is true when the store lost its data meanwhile (a Redis restarted
+    /// without persistence): what the node holds should be written back before reading.
+    Resync {
+        /// The store came back empty (its generation changed).
+        lost: bool,
+    },
+}
+
+/// The callback of [`Store::watch`]; runs on the store's listener thread.
+pub type ChangeFn = Arc<dyn Fn(Change) + Send + Sync>;
+
+/// The AoR usrloc keys a location row by: `user@domain`, or `user` when the domain is empty.
+pub fn row_aor(r: &LocationRow) -> String {
+    if r.domain.is_empty() {
+        r.username.clone()
+    } else {
+        format!("{}@{}", r.username, r.domain)
+    }
+}
+
 /// The storage every stateful module shares. Table names are Kamailio's defaults unless a
 /// modparam or a function argument names another (`auth_check(realm, "subscriber", ...)`);
 /// backends refuse names that are not plain identifiers.
@@ -180,6 +214,33 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn put_htable(&self, table: &str, row: &HtableRow) -> Result<(), StoreError>;
     /// Remove the row of `key`.
     fn delete_htable(&self, table: &str, key: &str) -> Result<(), StoreError>;
+
+    /// Whether other nodes share this store (so a node's memory may be missing what they
+    /// wrote, and [`Store::watch`] tells about their changes). False for SQLite.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Whether the store answers now (false during an outage, without waiting).
+    fn available(&self) -> bool {
+        true
+    }
+
+    /// The contacts of one AoR (as [`row_aor`] names it) of location table `table`.
+    fn location_aor(&self, table: &str, aor: &str) -> Result<Vec<LocationRow>, StoreError> {
+        Ok(self
+            .locations(table)?
+            .into_iter()
+            .filter(|r| row_aor(r) == aor)
+            .collect())
+    }
+
+    /// Call `f` on every change another node makes (and on reconnects), from a thread of the
+    /// store's, until the store is dropped. Stores that are not shared never call it.
+    fn watch(&self, f: ChangeFn) -> Result<(), StoreError> {
+        let _ = f;
+        Ok(())
+    }
 }
 
 /// The shared handle modules keep.
@@ -214,8 +275,9 @@ pub fn open(url: &str, base: &Path) -> Result<StoreRef, StoreError> {
             };
             Ok(Arc::new(sqlite::SqliteStore::open(&path)?))
         }
-        "mysql" | "postgres" | "redis" | "rediss" => Err(bad("backend not built in (sqlite only)")),
-        _ => Err(bad("unknown scheme (known: sqlite)")),
+        "redis" | "rediss" => Ok(Arc::new(redis::RedisStore::open(url)?)),
+        "mysql" | "postgres" => Err(bad("backend not built in (sqlite and redis only)")),
+        _ => Err(bad("unknown scheme (known: sqlite, redis, rediss)")),
     }
 }
 
@@ -232,7 +294,10 @@ pub fn open_check(url: &str) -> Result<(), StoreError> {
             Ok(())
         }
         Some(("sqlite", _)) => Err(bad("no file path")),
-        Some((other, _)) => Err(bad(&format!("unknown scheme `{other}` (known: sqlite)"))),
+        Some(("redis" | "rediss", _)) => redis::RedisStore::check_url(url),
+        Some((other, _)) => Err(bad(&format!(
+            "unknown scheme `{other}` (known: sqlite, redis, rediss)"
+        ))),
         None => Err(bad(
             "expected scheme:location, e.g. sqlite:///var/lib/sipd/sipd.db",
         )),

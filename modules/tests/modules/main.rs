@@ -15,6 +15,8 @@ mod permissions_exports;
 mod pike_exports;
 mod pv_exports;
 mod pv_more_exports;
+mod redis_server;
+mod redis_store;
 mod registrar_exports;
 mod sanity_exports;
 mod siputils_exports;
