@@ -193,6 +193,11 @@ local function to_local_user()
         -- registered, but none of the contacts accepts this method (method_filtering)
         KSR.sl.sl_send_reply(405, "Method Not Allowed")
         return true
+    elseif rc == -3 then
+        -- not in memory, and the shared store ([db] url = "redis://...") cannot answer now
+        KSR.hdr.append_to_reply("Retry-After: 5\r\n")
+        KSR.sl.sl_send_reply(503, "Service Unavailable")
+        return true
     elseif rc < 0 then
         -- unknown user, or no binding left
         KSR.sl.sl_send_reply(404, "Not Found")

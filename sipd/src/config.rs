@@ -416,6 +416,8 @@ struct TlsClientSection {
 #[serde(deny_unknown_fields)]
 struct DbSection {
     url: Option<Spanned<String>>,
+    /// Bound of every call to a Redis store, in ms (200); the URL's `?timeout_ms=`.
+    timeout_ms: Option<Spanned<u64>>,
 }
 
 /// The `[tm]` table: transaction timers in milliseconds (Kamailio's tm `timer_t1`...).
@@ -885,10 +887,29 @@ impl Config {
         }
         let db_url = match &raw.db.url {
             Some(url) => {
-                if let Err(e) = modules::store::open_check(url.get_ref()) {
+                let mut full = url.get_ref().clone();
+                if let Some(ms) = &raw.db.timeout_ms {
+                    if !(1..=60_000).contains(ms.get_ref()) {
+                        return Err(origin.invalid(ms, "db.timeout_ms must be 1..60000".into()));
+                    }
+                    if !full.starts_with("redis") {
+                        return Err(origin.invalid(
+                            ms,
+                            "db.timeout_ms applies to a redis:// or rediss:// url".into(),
+                        ));
+                    }
+                    let sep = if full.contains('?') { '&' } else { '?' };
+                    full = match full.split_once('#') {
+                        Some((head, frag)) => {
+                            format!("{head}{sep}timeout_ms={}#{frag}", ms.get_ref())
+                        }
+                        None => format!("{full}{sep}timeout_ms={}", ms.get_ref()),
+                    };
+                }
+                if let Err(e) = modules::store::open_check(&full) {
                     return Err(origin.invalid(url, format!("db.url: {e}")));
                 }
-                url.get_ref().clone()
+                full
             }
             None => modules::setup::default_db_url(&base_dir),
         };
@@ -1274,6 +1295,38 @@ mod tests {
             "{text}"
         );
         assert_eq!(c.modparam_origin("pike", "absent"), format!("{file}:4"));
+    }
+
+    #[test]
+    fn db_redis_url_and_timeout() {
+        let d = Dir::new("db-redis");
+        let base = "listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\n[db]\n";
+        let c = d
+            .cfg(&format!(
+                "{base}url = \"redis://:pw@127.0.0.1:6379/2\"\ntimeout_ms = 150\n"
+            ))
+            .unwrap();
+        assert_eq!(c.db_url, "redis://:pw@127.0.0.1:6379/2?timeout_ms=150");
+        let c = d
+            .cfg(&format!(
+                "{base}url = \"rediss://h:6380/0#insecure\"\ntimeout_ms = 9\n"
+            ))
+            .unwrap();
+        assert_eq!(c.db_url, "rediss://h:6380/0?timeout_ms=9#insecure");
+        let e = d
+            .cfg(&format!("{base}url = \"redis://h/0\"\ntimeout_ms = 0\n"))
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { line: 5, .. }), "{e}");
+        let e = d
+            .cfg(&format!(
+                "{base}url = \"sqlite::memory:\"\ntimeout_ms = 100\n"
+            ))
+            .unwrap_err();
+        assert!(e.to_string().contains("redis"), "{e}");
+        let e = d
+            .cfg(&format!("{base}url = \"redis://h/x\"\n"))
+            .unwrap_err();
+        assert!(e.to_string().contains("db.url"), "{e}");
     }
 
     /// A self-signed certificate and its key as `cert.pem`/`key.pem` in `d`, plus `ca.pem`.

@@ -71,6 +71,10 @@ pub enum RegError {
     /// An expiry below `min_expires` with `min_expires_mode` 1 (`R_LOW_EXP`).
     #[error("Interval too brief")]
     LowExpires,
+    /// The shared store (Redis) is unreachable: the change could not be shared with the
+    /// other nodes, so it is refused (503 with Retry-After) rather than kept by this node only.
+    #[error("Location store unavailable")]
+    StoreDown,
 }
 
 impl RegError {
@@ -78,7 +82,7 @@ impl RegError {
     pub fn reply(self) -> (u16, &'static str) {
         match self {
             RegError::Usrloc => (500, "Server Internal Error"),
-            RegError::TooMany => (503, "Service Unavailable"),
+            RegError::TooMany | RegError::StoreDown => (503, "Service Unavailable"),
             RegError::PathUnsupported => (420, "Bad Extension"),
             RegError::LowExpires => (423, "Interval Too Brief"),
             _ => (400, "Bad Request"),

@@ -72,6 +72,22 @@ fn lookup_impl(msg: &mut SipMsg, table: &str, uri: Option<&str>, rewrite: bool) 
             return -3;
         }
     };
+    // Shared store (Redis): an AoR this node has never seen may have registered at another
+    // node before this one started; ask the store (bounded by its timeout). When it cannot
+    // answer, the caller learns "error" (-3), not "not registered".
+    if reg.ul.shared() && !t.contains(&aor) {
+        if let Err(e) = reg.ul.fetch(&t, &aor) {
+            // Debug only: the store logs the outage once, not once per lookup.
+            msg.log(
+                LogLevel::Debug,
+                &format!(
+                    "lookup: [{}] not in memory and the store cannot answer: {e}",
+                    &*aor
+                ),
+            );
+            return -3;
+        }
+    }
     let now = crate::store::now_unix();
     let mask = crate::view::method(&msg.message).map_or(0, method_bit);
     let append = reg.cfg.append_branches || !rewrite;

@@ -381,6 +381,9 @@ pub fn setup(ctx: &mut SetupCtx<'_>) -> Result<(), SetupError> {
         ul.table(name).map_err(SetupCtx::store_error("usrloc"))?;
     }
     let reg = Arc::new(Registrar { cfg: regc, ul });
+    if let Some(w) = reg.ul.writer().filter(|w| w.store().shared()) {
+        follow_shared_store(&reg, w).map_err(SetupCtx::store_error("usrloc"))?;
+    }
     let sweeper = Arc::clone(&reg);
     ctx.services.insert(reg);
     ctx.services.every(
@@ -391,6 +394,25 @@ pub fn setup(ctx: &mut SetupCtx<'_>) -> Result<(), SetupError> {
         },
     );
     Ok(())
+}
+
+/// Keep the location tables of `reg` in step with the other nodes of a shared store: every
+/// change the store reports is applied on the writer thread, behind this node's own writes.
+/// The callback holds the registrar weakly, so it ends with the server.
+fn follow_shared_store(
+    reg: &Arc<Registrar>,
+    w: &Arc<crate::store::Writer>,
+) -> Result<(), crate::store::StoreError> {
+    let weak = Arc::downgrade(reg);
+    w.store().watch(Arc::new(move |change| {
+        let Some(reg) = weak.upgrade() else { return };
+        let Some(w) = reg.ul.writer().cloned() else {
+            return;
+        };
+        w.submit("usrloc sync from the shared store", move |s| {
+            reg.ul.apply_change(s, change)
+        });
+    }))
 }
 
 /// The registrar of `msg`'s server and table `name`, logging why not.

@@ -198,8 +198,13 @@ fn respond(msg: &mut SipMsg, reg: &Registrar, flags: i32, result: Result<Outcome
             let (code, reason) = e.reply();
             let min = (e == RegError::LowExpires)
                 .then(|| format!("Min-Expires: {}\r\n", reg.cfg.min_expires));
-            let retry = (code >= 500 && reg.cfg.retry_after > 0)
-                .then(|| format!("Retry-After: {}\r\n", reg.cfg.retry_after));
+            // An unreachable store always says when to retry (5 s unless `retry_after`).
+            let retry_after = match (e, reg.cfg.retry_after) {
+                (RegError::StoreDown, 0) => 5,
+                (_, n) => n,
+            };
+            let retry =
+                (code >= 500 && retry_after > 0).then(|| format!("Retry-After: {retry_after}\r\n"));
             (
                 code,
                 reason,
@@ -596,6 +601,11 @@ fn apply(
 
     // Store operations are only built when they will be written.
     let db = flags & SAVE_MEM == 0 && reg.ul.persists();
+    // A shared store that is down: a change this node alone would know is refused (a lookup
+    // at another node would miss it, and this node would lose it at the resync).
+    if db && !matches!(contacts, Contacts::None) && reg.ul.store_down() {
+        return Err(RegError::StoreDown);
+    }
     let desc = reg.ul.cfg.desc_time_order;
     let max = reg.cfg.max_contacts;
     let (ret, line, ops) = t.write(aor, |rec| -> Result<_, RegError> {

@@ -14,7 +14,7 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::store::{LocationRow, StoreError, Writer};
+use crate::store::{Change, LocationRow, Store, StoreError, Writer};
 
 /// Shards per table.
 const SHARDS: usize = 128;
@@ -282,6 +282,11 @@ impl Table {
         }
     }
 
+    /// Whether `aor` has a record (expired contacts included).
+    pub fn contains(&self, aor: &str) -> bool {
+        self.read(aor, |r| r.is_some())
+    }
+
     /// Every record (AoR and all its contacts, expired ones included).
     pub fn dump(&self) -> Vec<(String, Vec<Contact>)> {
         let mut out = Vec::new();
@@ -452,6 +457,109 @@ impl Usrloc {
         Ok(())
     }
 
+    /// Whether other nodes share the store (Redis): then a lookup that misses may read it, and
+    /// changes the others make arrive through [`Usrloc::apply_change`].
+    pub fn shared(&self) -> bool {
+        self.writer.as_ref().is_some_and(|w| w.store().shared())
+    }
+
+    /// Whether the shared store is unreachable now (never for a store that is not shared).
+    pub fn store_down(&self) -> bool {
+        self.writer.as_ref().is_some_and(|w| {
+            let s = w.store();
+            s.shared() && !s.available()
+        })
+    }
+
+    /// The record made of the store's `rows` (expired ones left out), in load order.
+    fn record_of(&self, mut rows: Vec<LocationRow>, now: i64) -> Vec<Contact> {
+        rows.sort_by_key(|r| r.last_modified);
+        let mut rec = Vec::with_capacity(rows.len());
+        for r in rows {
+            if r.expires == 0 || r.expires > now {
+                insert_ordered(&mut rec, Contact::from_row(r), self.cfg.desc_time_order);
+            }
+        }
+        rec
+    }
+
+    /// Replace the record of `aor` with the store's `rows` (none: remove it).
+    pub fn replace(&self, t: &Table, aor: &str, rows: Vec<LocationRow>) {
+        let new = self.record_of(rows, crate::store::now_unix());
+        t.write(aor, |rec| *rec = new);
+    }
+
+    /// For a lookup of an AoR that is not in memory: read it from a shared store (each call
+    /// bounded by the store's timeout). True when it was found (and is now in memory); an
+    /// error when the store cannot answer. Always false for a store that is not shared.
+    pub fn fetch(&self, t: &Table, aor: &str) -> Result<bool, StoreError> {
+        let Some(w) = self.writer.as_ref().filter(|w| w.store().shared()) else {
+            return Ok(false);
+        };
+        let rows = w.store().location_aor(&t.name, aor)?;
+        if rows.is_empty() {
+            return Ok(false);
+        }
+        let new = self.record_of(rows, crate::store::now_unix());
+        // A change that arrived meanwhile wins.
+        t.write(aor, |rec| {
+            if rec.is_empty() {
+                *rec = new;
+            }
+        });
+        Ok(true)
+    }
+
+    /// Apply what a shared store says another node changed. Runs on the writer thread, so
+    /// every write this node queued before is in the store first.
+    pub fn apply_change(&self, s: &dyn Store, change: Change) -> Result<(), StoreError> {
+        match change {
+            Change::Location { table, aor } => {
+                if let Some(t) = self.get(&table) {
+                    let rows = s.location_aor(&table, &aor)?;
+                    self.replace(&t, &aor, rows);
+                }
+            }
+            Change::Resync { lost } => {
+                for t in self.tables() {
+                    let now = crate::store::now_unix();
+                    if lost {
+                        // The store came back empty: write back what this node holds.
+                        for (aor, rec) in t.dump() {
+                            for c in rec.iter().filter(|c| c.valid(now)) {
+                                s.put_location(&t.name, &c.to_row(&aor, self.cfg.use_domain))?;
+                            }
+                        }
+                    }
+                    let mut by_aor: std::collections::HashMap<String, Vec<LocationRow>> =
+                        std::collections::HashMap::new();
+                    for r in s.locations(&t.name)? {
+                        let aor = if self.cfg.use_domain && !r.domain.is_empty() {
+                            format!("{}@{}", r.username, r.domain)
+                        } else {
+                            r.username.clone()
+                        };
+                        by_aor.entry(aor).or_default().push(r);
+                    }
+                    for (aor, _) in t.dump() {
+                        if !by_aor.contains_key(&aor) {
+                            t.write(&aor, Vec::clear);
+                        }
+                    }
+                    for (aor, rows) in by_aor {
+                        self.replace(&t, &aor, rows);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The store writer (None with `db_mode` 0).
+    pub fn writer(&self) -> Option<&Arc<Writer>> {
+        self.writer.as_ref()
+    }
+
     /// The store write for contact `c` of `aor` being added or updated.
     pub fn put(&self, aor: &str, c: &Contact) -> Persist {
         Persist::Put(Box::new((aor.into(), c.clone())))
@@ -484,7 +592,10 @@ impl Usrloc {
         for t in self.tables() {
             let gone = t.sweep(now);
             n += gone.len();
-            self.persist(&t, gone.into_iter().map(Persist::Delete).collect());
+            // A shared store (Redis) expires bindings by itself.
+            if !self.shared() {
+                self.persist(&t, gone.into_iter().map(Persist::Delete).collect());
+            }
         }
         n
     }
