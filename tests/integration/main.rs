@@ -12,6 +12,7 @@ mod lua_modules;
 mod ops;
 mod overload;
 mod probes;
+mod redis_cluster;
 mod registrar;
 mod rport;
 mod server;

@@ -2,6 +2,7 @@
 //! sipd started in-process ([`proxy`]) and real `sipp` processes ([`sipp`]).
 
 pub mod proxy;
+pub mod redis;
 pub mod sipp;
 
 use std::path::{Path, PathBuf};

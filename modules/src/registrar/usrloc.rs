@@ -377,11 +377,17 @@ impl Usrloc {
             writer,
             tables: RwLock::default(),
             ruid_seq: AtomicU64::new(1),
-            ruid_prefix: format!("uloc-{start:x}-{:x}", std::process::id()),
+            // A random part too: nodes sharing a store (or servers of one process) that
+            // started in the same second with the same pid must not make the same ruids.
+            ruid_prefix: format!("uloc-{start:x}-{:x}-{:08x}", std::process::id(), {
+                let mut r = [0u8; 4];
+                let _ = getrandom::getrandom(&mut r);
+                u32::from_le_bytes(r)
+            }),
         }
     }
 
-    /// A fresh unique record id (`uloc-<start>-<pid>-<n>`).
+    /// A fresh unique record id (`uloc-<start>-<pid>-<random>-<n>`).
     pub fn next_ruid(&self) -> Box<str> {
         let n = self.ruid_seq.fetch_add(1, Ordering::Relaxed);
         let n = kemi_runtime::sip::text::Decimal::new(n);
@@ -683,6 +689,14 @@ mod tests {
             },
             None,
         )
+    }
+
+    /// Two nodes sharing a store, started in one process in the same second, used to make the
+    /// same ruids: one node's unregister deleted another user's binding (redis_cluster test).
+    #[test]
+    fn ruids_differ_between_services_of_one_process() {
+        let (a, b) = (memory_only(), memory_only());
+        assert_ne!(a.next_ruid(), b.next_ruid());
     }
 
     #[test]

@@ -265,6 +265,13 @@ fn location_of(m: &HashMap<String, String>) -> Option<LocationRow> {
     })
 }
 
+/// Whether a command failed the way a connection closed by the server fails.
+fn pooled_is_stale<T>(r: &redis::RedisResult<T>) -> bool {
+    r.as_ref()
+        .err()
+        .is_some_and(|e| e.is_connection_dropped() || e.is_io_error() && !e.is_timeout())
+}
+
 impl RedisStore {
     /// A store on the server at `url`. Nothing is sent yet: an unreachable server is an
     /// outage, not a startup error (the first read, at setup, reports it).
@@ -358,7 +365,7 @@ impl Inner {
     /// is due; a connection whose command failed is dropped.
     fn run<T>(
         &self,
-        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+        mut f: impl FnMut(&mut Connection) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
         if self.down.load(Ordering::Relaxed) {
             let mut last = self.last_try.lock().unwrap_or_else(PoisonError::into_inner);
@@ -372,14 +379,29 @@ impl Inner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        let mut con = match pooled {
-            Some(c) => c,
-            None => self.connect().map_err(|e| {
+        let fresh = || {
+            self.connect().map_err(|e| {
                 self.failed(&e);
                 backend(format!("{}: {e}", self.shown))
-            })?,
+            })
         };
-        match f(&mut con) {
+        let was_pooled = pooled.is_some();
+        let mut con = match pooled {
+            Some(c) => c,
+            None => fresh()?,
+        };
+        let mut result = f(&mut con);
+        if was_pooled && pooled_is_stale(&result) {
+            // An idle pooled connection the server closed (it restarted): once more, on a new
+            // one.
+            self.pool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+            con = fresh()?;
+            result = f(&mut con);
+        }
+        match result {
             Ok(v) => {
                 self.succeeded();
                 let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
@@ -410,6 +432,14 @@ impl Inner {
                 Err(backend(format!("{}: {e}", self.shown)))
             }
         }
+    }
+
+    /// Drop every idle connection (they predate an outage).
+    fn clear_pool(&self) {
+        self.pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// Read the generation, setting a new one when there is none. True when it differs from
@@ -462,6 +492,7 @@ impl Inner {
             if ps.set_read_timeout(Some(LISTEN_TICK)).is_err() {
                 continue;
             }
+            self.clear_pool();
             self.succeeded();
             f(Change::Resync { lost });
             while !self.stop.load(Ordering::Relaxed) {
