@@ -26,6 +26,8 @@
 //! - [`permissions`]: `KSR.permissions.*`: address groups (CIDR, port) from the store.
 //! - [`registrar`]: `KSR.registrar.*` and `$ulc(p=>a)`: usrloc location tables (sharded,
 //!   written through to the store), save/lookup with Kamailio's codes.
+//! - [`ndb_redis`]: `KSR.ndb_redis.*` and `$redis(res=>key)`: scripts' own commands on named
+//!   Redis servers (bounded by `cmd_timeout`).
 //! - [`websocket`]: `KSR.websocket.*`: Kamailio's names for the handshake (done by sipd) and
 //!   closing the current WebSocket connection.
 //!
@@ -45,6 +47,7 @@ pub mod kx;
 pub mod maxfwd;
 pub mod modparam;
 pub mod nathelper;
+pub mod ndb_redis;
 pub mod permissions;
 pub mod pike;
 pub mod pv;
@@ -92,5 +95,6 @@ pub static MODULES: ModuleSet = ModuleSet {
         "registrar",
         "siptrace",
         "websocket",
+        "ndb_redis",
     ],
 };

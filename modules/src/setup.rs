@@ -136,6 +136,7 @@ const STATEFUL: &[(&str, SetupFn)] = &[
     ("maxfwd", crate::maxfwd::setup),
     ("sanity", crate::sanity::setup),
     ("siptrace", crate::siptrace::setup),
+    ("ndb_redis", crate::ndb_redis::setup),
 ];
 
 /// Modules that take modparams but export nothing to scripts, and the KSR module they serve.

@@ -303,3 +303,121 @@ fn three_nodes_share_registrations_and_survive_a_redis_outage() {
     })
     .is_some());
 }
+
+const NDB_SCRIPT: &str = r#"
+local function pv(name)
+    local v = KSR.pv.get(name)
+    if v == nil then return "<null>" end
+    return tostring(v)
+end
+
+function ksr_request_route()
+    local user = KSR.kx.get_ruser()
+    local out = {}
+    local function note(k, v) out[#out + 1] = k .. "=" .. tostring(v) end
+    note("set", KSR.ndb_redis.redis_cmd_p2("srv", "SET sipd:test:%s %s", user, "hello world", "r"))
+    note("set_type", pv("$redis(r=>type)"))
+    note("set_info", pv("$redis(r=>info)"))
+    KSR.ndb_redis.redis_cmd_p1("srv", "GET sipd:test:%s", user, "r")
+    note("get", pv("$redis(r=>value)"))
+    KSR.ndb_redis.redis_cmd("srv", "INCR sipd:counter", "n")
+    note("incr", pv("$redis(n=>value)"))
+    note("incr_type", pv("$redis(n=>type)"))
+    KSR.ndb_redis.redis_cmd_p3("srv", "RPUSH sipd:list:%s %s %s", user, "a", "b c", "l")
+    KSR.ndb_redis.redis_cmd_p1("srv", "LRANGE sipd:list:%s 0 -1", user, "l")
+    note("size", pv("$redis(l=>size)"))
+    note("v1", pv("$redis(l=>value[1])"))
+    note("t0", pv("$redis(l=>type[0])"))
+    note("bad", KSR.ndb_redis.redis_cmd("srv", "NOSUCHCMD x", "e"))
+    note("bad_type", pv("$redis(e=>type)"))
+    note("bad_info", pv("$redis(e=>info)"))
+    KSR.ndb_redis.redis_cmd("srv", "GET sipd:absent", "z")
+    note("nil_type", pv("$redis(z=>type)"))
+    note("unknown_srv", KSR.ndb_redis.redis_cmd("nosuch", "PING", "x"))
+    note("missing_param", KSR.ndb_redis.redis_cmd("srv", "GET %s", "x"))
+    note("down", KSR.ndb_redis.redis_cmd("down", "PING", "d"))
+    note("free", KSR.ndb_redis.redis_free("r"))
+    note("free_again", KSR.ndb_redis.redis_free("r"))
+    note("after_free", pv("$redis(r=>type)"))
+    KSR.hdr.append_to_reply("X-Redis: " .. table.concat(out, ";") .. "\r\n")
+    KSR.sl.sl_send_reply(200, "OK")
+end
+"#;
+
+/// `KSR.ndb_redis` from a Lua script against a real redis-server, plus a server that does
+/// not answer (-1, within the command timeout, every time).
+#[test]
+fn ndb_redis_commands_from_lua() {
+    let redis = RedisServer::start();
+    let dead = crate::support::sipp::free_port(LO);
+    let port = redis.port;
+    let sipd = Sipd::launch(
+        "route.lua",
+        NDB_SCRIPT,
+        listen_on(LO, &[Proto::Udp]),
+        1,
+        move |c: &mut Config, _| {
+            c.db_url = "sqlite::memory:".into();
+            c.modparams = toml::from_str(&format!(
+                "[ndb_redis]\nserver = [\"name=srv;addr=127.0.0.1;port={port};db=1\", \
+                 \"name=down;addr=127.0.0.1;port={dead}\"]\n\
+                 cmd_timeout = 200\nconnect_timeout = 200\ninit_without_redis = 1\n"
+            ))
+            .expect("modparams");
+        },
+    );
+    for round in 1..=3 {
+        let s = socket();
+        let (msg, _) = request("OPTIONS", "sip:alice@sipd.test", "alice", &s, "");
+        let start = Instant::now();
+        s.send_to(msg.as_bytes(), sipd.addr(Proto::Udp))
+            .expect("send");
+        let reply = recv(&s, Duration::from_secs(3)).expect("a reply");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        let line = reply
+            .lines()
+            .find_map(|l| l.strip_prefix("X-Redis: "))
+            .unwrap_or_else(|| panic!("{reply}"));
+        let got: std::collections::HashMap<&str, &str> = line
+            .split(';')
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        let want = [
+            ("set", "0"),
+            ("set_type", "5"),
+            ("set_info", "OK"),
+            ("get", "hello world"),
+            ("incr", &round.to_string()),
+            ("incr_type", "3"),
+            ("size", &(2 * round).to_string()),
+            ("v1", "b c"),
+            ("t0", "1"),
+            ("bad", "0"),
+            ("bad_type", "6"),
+            ("nil_type", "4"),
+            ("unknown_srv", "-1"),
+            ("missing_param", "-1"),
+            ("down", "-1"),
+            ("free", "1"),
+            ("free_again", "-1"),
+            ("after_free", "<null>"),
+        ];
+        for (k, v) in want {
+            assert_eq!(got.get(k).copied(), Some(v), "{k} in {line}");
+        }
+        assert!(got["bad_info"].contains("unknown command"), "{line}");
+    }
+    let mut c = redis::Client::open(redis.url(1))
+        .expect("url")
+        .get_connection()
+        .expect("connect");
+    let v: String = redis::cmd("GET")
+        .arg("sipd:test:alice")
+        .query(&mut c)
+        .expect("GET");
+    assert_eq!(v, "hello world");
+}

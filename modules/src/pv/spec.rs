@@ -112,6 +112,8 @@ pub enum PvSpec<'a> {
     /// `$ulc(profile=>attr)` / `$(ulc(profile=>attr)[i])`: a contact fetched by
     /// `registrar.reg_fetch_contacts` (the text after `$`, parsed when read).
     Ulc(&'a str),
+    /// `$redis(res=>key)`: a reply of `ndb_redis` (the text inside the parentheses).
+    Redis(&'a str),
     /// `$avp(name)`: the newest per-message AVP of that name.
     Avp(&'a str),
     /// `$(avp(name)[*])`: every AVP of that name (read joined by `, `, newest first; a write
@@ -241,6 +243,12 @@ impl<'a> PvSpec<'a> {
                 }
                 if let Some(name) = Self::avp_all(inner) {
                     return Some(PvSpec::AvpAll(name));
+                }
+                if let Some(body) = inner
+                    .strip_prefix("redis(")
+                    .and_then(|r| r.strip_suffix(')'))
+                {
+                    return body.contains("=>").then_some(PvSpec::Redis(body));
                 }
                 if inner.starts_with("ulc(") || inner.starts_with("(ulc(") {
                     return Some(PvSpec::Ulc(inner));

@@ -154,6 +154,11 @@ pub fn read<'m>(msg: &'m SipMsg, spec: &PvSpec<'_>) -> PvValue<'m> {
             crate::registrar::ulc::UlcValue::Int(n) => PvValue::Int(n),
             crate::registrar::ulc::UlcValue::Str(s) => PvValue::Str(Cow::Owned(s)),
         },
+        PvSpec::Redis(body) => match crate::ndb_redis::pv_get(body) {
+            crate::ndb_redis::PvValue::Null => PvValue::Null,
+            crate::ndb_redis::PvValue::Int(n) => PvValue::Int(n),
+            crate::ndb_redis::PvValue::Str(s) => PvValue::Str(Cow::Owned(s)),
+        },
         PvSpec::Avp(name) => stack::avp_get(msg, name),
         PvSpec::AvpAll(name) => stack::avp_get_all(msg, name),
         PvSpec::Xavp(ref x) => stack::xavp_get(msg, x),

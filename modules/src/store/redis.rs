@@ -3,7 +3,8 @@
 //!
 //! `redis://[:password@]host[:port][/db]`, `rediss://...` (TLS by rustls, the system's roots;
 //! `#insecure` skips verification), with `?timeout_ms=N` (the `[db] timeout_ms` setting, 200 by
-//! default): every connect, read and write waits at most that long.
+//! default): every connect, read and write waits at most that long (`connect_timeout_ms`
+//! sets the connect bound apart).
 //!
 //! **Keys** (in the URL's database; `<t>` is the table name):
 //! - `sipd:loc:<t>:b:<ruid>`: a hash with one binding's columns (Kamailio's `location` names,
@@ -107,6 +108,7 @@ struct Inner {
     shown: String,
     db: i64,
     timeout: Duration,
+    connect_timeout: Duration,
     pool: Mutex<Vec<Connection>>,
     /// Server unreachable since the last failure (until a command or the listener succeeds).
     down: AtomicBool,
@@ -146,8 +148,8 @@ fn loc_prefix(table: &str) -> Result<String, StoreError> {
     Ok(format!("sipd:loc:{}:", check_table(table)?))
 }
 
-/// Split `timeout_ms` off the URL's query; the rest goes to the client.
-fn split_timeout(url: &str) -> Result<(String, Duration), StoreError> {
+/// Split `timeout_ms` and `connect_timeout_ms` (default: the same) off the URL's query.
+fn split_timeouts(url: &str) -> Result<(String, Duration, Option<Duration>), StoreError> {
     let bad = |reason: &str| StoreError::Url {
         url: redact(url),
         reason: reason.to_string(),
@@ -157,20 +159,22 @@ fn split_timeout(url: &str) -> Result<(String, Duration), StoreError> {
         None => (url, None),
     };
     let Some((base, query)) = head.split_once('?') else {
-        return Ok((url.to_string(), DEFAULT_TIMEOUT));
+        return Ok((url.to_string(), DEFAULT_TIMEOUT, None));
     };
     let mut timeout = DEFAULT_TIMEOUT;
+    let mut connect = None;
     let mut rest = Vec::new();
+    let ms = |name: &str, v: &str| -> Result<Duration, StoreError> {
+        v.parse()
+            .ok()
+            .filter(|ms| (1..=60_000).contains(ms))
+            .map(Duration::from_millis)
+            .ok_or_else(|| bad(&format!("{name} must be 1..60000")))
+    };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
-            Some(("timeout_ms", v)) => {
-                let ms: u64 = v
-                    .parse()
-                    .ok()
-                    .filter(|ms| (1..=60_000).contains(ms))
-                    .ok_or_else(|| bad("timeout_ms must be 1..60000"))?;
-                timeout = Duration::from_millis(ms);
-            }
+            Some(("timeout_ms", v)) => timeout = ms("timeout_ms", v)?,
+            Some(("connect_timeout_ms", v)) => connect = Some(ms("connect_timeout_ms", v)?),
             _ => rest.push(pair),
         }
     }
@@ -183,7 +187,7 @@ fn split_timeout(url: &str) -> Result<(String, Duration), StoreError> {
         out.push('#');
         out.push_str(f);
     }
-    Ok((out, timeout))
+    Ok((out, timeout, connect))
 }
 
 /// The URL with its password replaced by `***`.
@@ -201,13 +205,13 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn client_of(url: &str) -> Result<(Client, Duration), StoreError> {
-    let (clean, timeout) = split_timeout(url)?;
+fn client_of(url: &str) -> Result<(Client, Duration, Duration), StoreError> {
+    let (clean, timeout, connect) = split_timeouts(url)?;
     let client = Client::open(clean.as_str()).map_err(|e| StoreError::Url {
         url: redact(url),
         reason: e.to_string(),
     })?;
-    Ok((client, timeout))
+    Ok((client, timeout, connect.unwrap_or(timeout)))
 }
 
 /// A string out of a reply value.
@@ -276,7 +280,7 @@ impl RedisStore {
     /// A store on the server at `url`. Nothing is sent yet: an unreachable server is an
     /// outage, not a startup error (the first read, at setup, reports it).
     pub fn open(url: &str) -> Result<RedisStore, StoreError> {
-        let (client, timeout) = client_of(url)?;
+        let (client, timeout, connect_timeout) = client_of(url)?;
         let db = client.get_connection_info().redis_settings().db();
         let mut token = [0u8; 8];
         let _ = getrandom::getrandom(&mut token);
@@ -287,6 +291,7 @@ impl RedisStore {
                 shown: redact(url),
                 db,
                 timeout,
+                connect_timeout,
                 pool: Mutex::new(Vec::new()),
                 down: AtomicBool::new(false),
                 last_try: Mutex::new(None),
@@ -320,6 +325,20 @@ impl RedisStore {
     pub fn outages(&self) -> u64 {
         self.inner.outages.load(Ordering::Relaxed)
     }
+
+    /// Run one command on the pool (bounded by the timeout, failing at once during an
+    /// outage), for `KSR.ndb_redis`: the outer error is "the server cannot be reached", the
+    /// inner one the server's error reply (`ERR unknown command ...`).
+    pub fn command(&self, cmd: &redis::Cmd) -> Result<Result<Value, String>, StoreError> {
+        self.inner.run(|c| match cmd.query::<Value>(c) {
+            Ok(v) => Ok(Ok(v)),
+            Err(e) if e.code().is_some() => Ok(Err(match (e.code(), e.detail()) {
+                (Some(code), Some(detail)) => format!("{code} {detail}"),
+                _ => e.to_string(),
+            })),
+            Err(e) => Err(e),
+        })
+    }
 }
 
 impl Drop for RedisStore {
@@ -335,7 +354,9 @@ impl Inner {
 
     /// A new connection with the timeouts set.
     fn connect(&self) -> redis::RedisResult<Connection> {
-        let c = self.client.get_connection_with_timeout(self.timeout)?;
+        let c = self
+            .client
+            .get_connection_with_timeout(self.connect_timeout)?;
         c.set_read_timeout(Some(self.timeout))?;
         c.set_write_timeout(Some(self.timeout))?;
         Ok(c)
@@ -885,8 +906,17 @@ impl Store for RedisStore {
 mod tests {
     use super::*;
 
+    fn split_timeout(url: &str) -> Result<(String, Duration), StoreError> {
+        split_timeouts(url).map(|(u, t, _)| (u, t))
+    }
+
     #[test]
     fn urls_and_timeouts() {
+        let (_, t, c) = split_timeouts("redis://h/0?timeout_ms=5&connect_timeout_ms=7").unwrap();
+        assert_eq!(
+            (t, c),
+            (Duration::from_millis(5), Some(Duration::from_millis(7)))
+        );
         let (u, t) = split_timeout("redis://127.0.0.1:6379/2?timeout_ms=50").unwrap();
         assert_eq!(
             (u.as_str(), t),
