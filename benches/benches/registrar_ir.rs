@@ -17,6 +17,10 @@
 //!
 //! Run natively (`cargo bench -p sipd-benches --bench registrar_ir`) it prints wall time
 //! per lookup.
+//!
+//! `DB_URL=redis://127.0.0.1:<port>/0` sets the registrar up on that store (usrloc `db_mode`
+//! 2) instead of memory only; `UNKNOWN=1` looks up AoRs that are registered nowhere, so with a
+//! shared store (Redis) each lookup asks the store (the cost of a 404 on a cluster node).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -59,24 +63,48 @@ fn lookups(msgs: &[Message], env: &Arc<RouteEnv>) -> usize {
     found
 }
 
+/// The registrar on the store `url` (usrloc `db_mode` 2), as sipd sets it up.
+fn services_on(url: &str) -> kemi_runtime::services::Services {
+    use modules::modparam::{ModParams, ParamValue};
+    let mut params = std::collections::BTreeMap::new();
+    params.insert(
+        "usrloc".to_string(),
+        ModParams::new("usrloc").with("db_mode", ParamValue::Int(2)),
+    );
+    let enabled = |m: &str| m == "registrar";
+    modules::setup::setup(&modules::setup::SetupInput {
+        params: &params,
+        enabled: &enabled,
+        db_url: url,
+        base_dir: std::path::Path::new("/tmp"),
+    })
+    .expect("registrar setup")
+}
+
 fn main() {
     let n: usize = std::env::var("REG_N")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let sv = services();
+    let unknown = std::env::var("UNKNOWN").is_ok_and(|v| v == "1");
+    let sv = match std::env::var("DB_URL") {
+        Ok(url) => services_on(&url),
+        Err(_) => services(),
+    };
     fill(&sv, n);
     let env = env(&sv);
-    // 1024 messages for AoRs spread over the table (as the criterion bench).
+    // 1024 messages for AoRs spread over the table (as the criterion bench); `x...` users are
+    // registered nowhere.
+    let prefix = if unknown { "x" } else { "u" };
     let msgs: Vec<Message> = (0..1024)
-        .map(|i| invite(&format!("u{:07}", (i * 7919) % n)))
+        .map(|i| invite(&format!("{prefix}{:07}", (i * 7919) % n)))
         .collect();
     let t0 = Instant::now();
     let b = baseline(&msgs, &env);
     let t1 = Instant::now();
     let found = lookups(&msgs, &env);
     let t2 = Instant::now();
-    assert_eq!(found, ROUNDS);
+    assert_eq!(found, if unknown { 0 } else { ROUNDS });
     println!(
         "{n} bindings: lookup {:.0} ns (message setup alone {:.0} ns) per request [{b}]",
         (t2 - t1).as_nanos() as f64 / ROUNDS as f64,

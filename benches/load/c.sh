@@ -32,6 +32,9 @@
 #                     default /work/target-c, then $CARGO_TARGET_DIR/release/sipd)
 #   SIPD_DB_MODE=0    [modparam.usrloc] db_mode for sipd (Kamailio runs db_mode 0: memory only;
 #                     sipd's 2 = write-back to SQLite from another thread)
+#   SIPD_DB_URL=redis://127.0.0.1:6390/0   sipd's [db] url instead of the run's SQLite copy (a
+#                     redis-server you started on loopback; FLUSHDB before each sipd start).
+#                     Only sipd's instructions are counted, not redis-server's.
 #   OUT=dir (default benches/load/results/c-<ts>)   SIPD_LOG=warn
 #   PPORT=28160 SPORT=28161   proxy and sipp ports (127.0.0.1 only; run.sh/b.sh use others)
 #
@@ -130,7 +133,7 @@ cfgengine = "lua"
 script = "$script"
 modules = [$mods]
 [db]
-url = "sqlite://$3"
+url = "${SIPD_DB_URL:-sqlite://$3}"
 [modparam.usrloc]
 db_mode = $SIPD_DB_MODE
 hash_size = 12
@@ -149,6 +152,9 @@ proxy_start() {
 	case $proxy in
 		sipd)
 			sipd_toml "$wl" "$d" "$d/db.sqlite"
+			if [ -n "${SIPD_DB_URL:-}" ]; then
+				redis-cli -u "$SIPD_DB_URL" FLUSHDB >/dev/null || die "redis-cli FLUSHDB on $SIPD_DB_URL"
+			fi
 			echo "$* $SIPD run --config $d/sipd.toml --workers $n" > "$d/proxy_cmd.txt"
 			"$@" "$SIPD" run --config "$d/sipd.toml" --workers "$n" > "$d/proxy.log" 2>&1 &
 			settle=0.3;;
@@ -222,7 +228,7 @@ cg_one() {
 {
 	echo "date: $(date -u)"
 	echo "kernel: $(uname -r); cpu:$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) x $(nproc)"
-	[ -n "${SIPD:-}" ] && echo "sipd: $SIPD ($("$SIPD" --version 2>&1)); git $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- sipd kemi-runtime modules 2>/dev/null || echo ' + uncommitted changes')${SIPD_GIVEN:+ (SIPD given)}; usrloc db_mode $SIPD_DB_MODE"
+	[ -n "${SIPD:-}" ] && echo "sipd: $SIPD ($("$SIPD" --version 2>&1)); git $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- sipd kemi-runtime modules 2>/dev/null || echo ' + uncommitted changes')${SIPD_GIVEN:+ (SIPD given)}; usrloc db_mode $SIPD_DB_MODE; db ${SIPD_DB_URL:-sqlite}"
 	command -v kamailio >/dev/null && kamailio -v 2>&1 | head -1
 	echo "sipp: $(sipp -v 2>&1 | grep -m1 SIPp)"
 	valgrind --version 2>/dev/null
