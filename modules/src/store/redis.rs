@@ -269,6 +269,15 @@ fn location_of(m: &HashMap<String, String>) -> Option<LocationRow> {
     })
 }
 
+/// Attempts after a signal interrupted a call.
+const INTERRUPTED_RETRIES: usize = 3;
+
+/// Whether a signal interrupted the call (EINTR). redis-rs keeps its I/O error private, so its
+/// text is the one way to tell.
+fn interrupted(e: &redis::RedisError) -> bool {
+    e.is_io_error() && e.to_string().contains("(os error 4)")
+}
+
 /// Whether a command failed the way a connection closed by the server fails.
 fn pooled_is_stale<T>(r: &redis::RedisResult<T>) -> bool {
     r.as_ref()
@@ -330,7 +339,8 @@ impl RedisStore {
     /// outage), for `KSR.ndb_redis`: the outer error is "the server cannot be reached", the
     /// inner one the server's error reply (`ERR unknown command ...`).
     pub fn command(&self, cmd: &redis::Cmd) -> Result<Result<Value, String>, StoreError> {
-        self.inner.run(|c| match cmd.query::<Value>(c) {
+        // Not retried after a signal: the command may have run (INCR twice is wrong).
+        self.inner.run_opts(false, |c| match cmd.query::<Value>(c) {
             Ok(v) => Ok(Ok(v)),
             Err(e) if e.code().is_some() => Ok(Err(match (e.code(), e.detail()) {
                 (Some(code), Some(detail)) => format!("{code} {detail}"),
@@ -382,10 +392,23 @@ impl Inner {
         }
     }
 
-    /// Run `f` on a pooled connection. During an outage this fails at once unless a retry
-    /// is due; a connection whose command failed is dropped.
+    /// Run `f` on a pooled connection (retried after a signal interrupted it: every store
+    /// command is idempotent).
     fn run<T>(
         &self,
+        f: impl FnMut(&mut Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        self.run_opts(true, f)
+    }
+
+    /// Run `f` on a pooled connection. During an outage this fails at once unless a retry
+    /// is due; a connection whose command failed is dropped. A call a signal interrupted
+    /// (EINTR: a socket with a timeout is not restarted by `SA_RESTART`, and sipd's script
+    /// watchdog signals workers) is no outage; it is run again on a new connection when
+    /// `retry_interrupted` (the command is idempotent), else it fails.
+    fn run_opts<T>(
+        &self,
+        retry_interrupted: bool,
         mut f: impl FnMut(&mut Connection) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
         if self.down.load(Ordering::Relaxed) {
@@ -401,8 +424,17 @@ impl Inner {
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
         let fresh = || {
-            self.connect().map_err(|e| {
-                self.failed(&e);
+            let mut r = self.connect();
+            for _ in 0..INTERRUPTED_RETRIES {
+                match &r {
+                    Err(e) if interrupted(e) => r = self.connect(),
+                    _ => break,
+                }
+            }
+            r.map_err(|e| {
+                if !interrupted(&e) {
+                    self.failed(&e);
+                }
                 backend(format!("{}: {e}", self.shown))
             })
         };
@@ -412,13 +444,18 @@ impl Inner {
             None => fresh()?,
         };
         let mut result = f(&mut con);
-        if was_pooled && pooled_is_stale(&result) {
+        if was_pooled && pooled_is_stale(&result) && !result.as_ref().err().is_some_and(interrupted)
+        {
             // An idle pooled connection the server closed (it restarted): once more, on a new
             // one.
-            self.pool
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clear();
+            self.clear_pool();
+            con = fresh()?;
+            result = f(&mut con);
+        }
+        for _ in 0..INTERRUPTED_RETRIES {
+            if !(retry_interrupted && result.as_ref().err().is_some_and(interrupted)) {
+                break;
+            }
             con = fresh()?;
             result = f(&mut con);
         }
@@ -432,16 +469,15 @@ impl Inner {
                 Ok(v)
             }
             Err(e) => {
-                if e.is_io_error()
+                if interrupted(&e) {
+                    // The connection's state is unknown: dropped; no outage.
+                } else if e.is_io_error()
                     || e.is_timeout()
                     || e.is_connection_dropped()
                     || e.is_connection_refusal()
                 {
                     self.failed(&e);
-                    self.pool
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .clear();
+                    self.clear_pool();
                 } else if e.is_unrecoverable_error() {
                     // Dropped below; the pool keeps the others.
                 } else {
