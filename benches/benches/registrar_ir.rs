@@ -88,7 +88,13 @@ fn main() {
         .unwrap_or(1000);
     let unknown = std::env::var("UNKNOWN").is_ok_and(|v| v == "1");
     let sv = match std::env::var("DB_URL") {
-        Ok(url) => services_on(&url),
+        Ok(url) => {
+            let sv = services_on(&url);
+            // The store's listener re-reads the (empty) tables once it has subscribed: let
+            // that happen before the table is filled in memory (behind the store's back).
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            sv
+        }
         Err(_) => services(),
     };
     fill(&sv, n);
