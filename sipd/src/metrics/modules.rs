@@ -41,6 +41,13 @@ impl GaugeSource for ModuleMetrics {
 
     fn counters(&self) -> Vec<(&'static str, &'static str, u64)> {
         let mut out = Vec::new();
+        if let Some(reg) = self.services.get::<modules::registrar::Registrar>() {
+            out.push((
+                "usrloc_refused_full",
+                "REGISTERs answered 503 because a location table held max_bindings contacts",
+                reg.ul.refused_full(),
+            ));
+        }
         if let Some(auth) = self.services.get::<modules::auth_db::AuthDbState>() {
             out.push((
                 "auth_successes",
