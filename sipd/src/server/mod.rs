@@ -119,7 +119,7 @@ impl Server {
             )?
             .with_lua_options(config.lua),
         );
-        let metrics = Arc::new(Metrics::new(Arc::clone(&table)));
+        let metrics = Arc::new(Metrics::new(Arc::clone(&table)).with_node(&config.node.name));
         let mut services = crate::modsetup::services(&config)?;
         let tm = Arc::new(crate::tm::TmLayer::with_workers(config.tm, config.workers));
         // Memory freed after a burst goes back to the system (tm/trim.rs).
@@ -263,9 +263,13 @@ impl Server {
                 shutdown: stop_rx.clone(),
             };
             let ready = ready_tx.clone();
+            let node = config.node.span();
             let thread = std::thread::Builder::new()
                 .name(format!("sipd-worker-{n}"))
-                .spawn(move || worker::run(setup, ready))?;
+                .spawn(move || {
+                    let _node = node.enter();
+                    worker::run(setup, ready)
+                })?;
             handle.threads.push(thread);
         }
         drop(ready_tx);
