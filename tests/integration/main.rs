@@ -2,6 +2,7 @@
 
 mod dashboard;
 mod engines;
+mod events;
 mod route_test;
 mod stubs;
 mod support;

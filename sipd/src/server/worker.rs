@@ -141,6 +141,11 @@ pub(crate) fn run(setup: WorkerSetup, ready: std::sync::mpsc::Sender<Result<(), 
         on_limit: setup.on_limit,
     });
     pipeline.set_tm(setup.tm, index);
+    // Module events that run once at startup (`htable:mod-init`) run in the first worker,
+    // before it reports ready: no message is routed before they are done.
+    if index == 0 {
+        pipeline.run_startup_events();
+    }
     local.block_on(
         &rt,
         serve(
