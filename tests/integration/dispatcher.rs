@@ -68,6 +68,7 @@ function ksr_failure_ds()
     if KSR.tm.t_branch_timeout() > 0 or KSR.tm.t_check_status("5[0-9][0-9]") > 0 then
         KSR.dispatcher.ds_mark_dst()
         if KSR.dispatcher.ds_next_dst() > 0 then
+            KSR.hdr.append("X-Failover: 1\r\n")
             KSR.tm.t_on_failure("ksr_failure_ds")
             KSR.tm.t_relay()
         end
@@ -106,14 +107,21 @@ fn start(set: i32, alg: i32, list: &str, ctl: &Path) -> Sipd {
     )
 }
 
-fn uas(name: &'static str, port: u16) -> Sipp {
+/// A sipp UAS on `port` that takes `calls` calls (probes count as calls), then stops
+/// answering and exits once its calls are over.
+fn uas_for(name: &'static str, port: u16, calls: u32) -> Sipp {
     let addr = SocketAddr::new(LO, port);
-    let mut uas = Sipp::uas(name, "ds_uas.xml", addr, "u1", 1_000_000)
+    let mut uas = Sipp::uas(name, "ds_uas.xml", addr, "u1", calls)
         .timeout(UAS_TIMEOUT)
         .wall(UAS_TIMEOUT)
         .spawn();
     uas.wait_bound(addr, "u1");
     uas
+}
+
+/// A sipp UAS on `port` for the whole test.
+fn uas(name: &'static str, port: u16) -> Sipp {
+    uas_for(name, port, 1_000_000)
 }
 
 /// `calls` calls through `sipd` at 100 per second; every one must succeed.
@@ -158,6 +166,11 @@ fn invites(uas: &Sipp) -> usize {
         }
     }
     ids.len()
+}
+
+/// INVITEs a UAS received after a failover (the failure callback adds `X-Failover`).
+fn failovers(uas: &Sipp) -> usize {
+    uas.messages().matches("\nX-Failover: 1").count()
 }
 
 /// The two-letter state of `uri` in set `set`.
@@ -221,24 +234,28 @@ fn round_robin_probing_failover_and_recovery() {
     // All up: 300 calls, 100 each.
     calls(&sipd, 300);
     let before = [invites(&a), invites(&b), invites(c.as_ref().expect("c"))];
+    eprintln!("dispatcher: 300 calls over A, B, C: {before:?}");
+    assert_eq!(
+        failovers(&a) + failovers(&b),
+        0,
+        "no failover while all answer"
+    );
     for (n, name) in before.iter().zip(["a", "b", "c"]) {
         near(*n, 100, &format!("round robin over three, UAS {name}"));
     }
 
-    // C stops answering: calls sent to it before the marking fail over to the next one in the
-    // failure callback; probing marks it inactive.
+    // C stops answering, no traffic: the probes alone mark it inactive.
     let t_kill = Instant::now();
     drop(c.take());
-    let during = uac(&sipd, 60);
     wait_state(&sipd, 1, &uris[2], "IP", Duration::from_secs(5));
     eprintln!(
-        "dispatcher: C inactive {:?} after it was killed",
+        "dispatcher: C inactive (probing) {:?} after it was killed",
         t_kill.elapsed()
     );
-    during.expect_all_ok();
     let mid = [invites(&a), invites(&b)];
     calls(&sipd, 200);
     let after = [invites(&a) - mid[0], invites(&b) - mid[1]];
+    eprintln!("dispatcher: 200 calls with C inactive over A, B: {after:?}");
     assert_eq!(
         after[0] + after[1],
         200,
@@ -257,6 +274,10 @@ fn round_robin_probing_failover_and_recovery() {
     );
     let mid = [invites(&a), invites(&b)];
     calls(&sipd, 300);
+    eprintln!(
+        "dispatcher: 300 calls after C's recovery over A, B, C: {:?}",
+        [invites(&a) - mid[0], invites(&b) - mid[1], invites(&c2)]
+    );
     near(
         invites(&a) - mid[0],
         100,
@@ -268,6 +289,33 @@ fn round_robin_probing_failover_and_recovery() {
         "round robin after recovery, UAS b",
     );
     near(invites(&c2), 100, "round robin after recovery, UAS c");
+
+    // C stops answering under traffic, its dialogs done: a UAS for 30 calls (the probes
+    // count too) takes its share of 200 calls until then; the calls sent to it afterwards
+    // time out (fr 1 s) and fail over in the failure callback (ds_mark_dst, ds_next_dst).
+    drop(c2);
+    let mut c3 = uas_for("uas-c3", ports[2], 30);
+    wait_state(&sipd, 1, &uris[2], "AP", Duration::from_secs(5));
+    let before = failovers(&a) + failovers(&b);
+    calls(&sipd, 200);
+    let took = invites(&c3);
+    c3.expect_success();
+    let moved = failovers(&a) + failovers(&b) - before;
+    eprintln!(
+        "dispatcher: C quit after {took} of 200 calls under traffic; {moved} failed over to \
+         A or B; all 200 succeeded"
+    );
+    assert!(
+        (10..60).contains(&took),
+        "C took {took} calls before it quit"
+    );
+    assert!(
+        moved > 0,
+        "some calls reached C after it quit and failed over"
+    );
+    wait_state(&sipd, 1, &uris[2], "IP", Duration::from_secs(5));
+    let c2 = uas("uas-c4", ports[2]);
+    wait_state(&sipd, 1, &uris[2], "AP", Duration::from_secs(5));
 
     // RPC: the operator disables C; it gets no calls and probing does not revive it.
     sipd::rpc::client::call(
@@ -331,6 +379,7 @@ fn failover_walks_every_candidate() {
     let sipd = start(2, 8, &list, &ctl_dir.path().join("ctl.sock"));
     calls(&sipd, 3);
     assert_eq!(invites(&live), 3, "each call reached the third destination");
+    assert_eq!(failovers(&live), 3, "after a failover");
     let mut buf = [0u8; 4096];
     for s in &silent {
         s.set_read_timeout(Some(Duration::from_millis(200)))

@@ -151,12 +151,15 @@ pub fn setup(ctx: &mut SetupCtx<'_>) -> Result<(), SetupError> {
         Some(f) => (ctx.base_dir().join(f), true),
         None => (ctx.base_dir().join("dispatcher.list"), false),
     };
-    let entries = if required || path.is_file() {
-        DispatcherState::read_file(&path).map_err(|e| p.error("list_file", e.to_string()))?
+    let (entries, file) = if required || path.is_file() {
+        let entries =
+            DispatcherState::read_file(&path).map_err(|e| p.error("list_file", e.to_string()))?;
+        (entries, Some(path))
     } else {
-        Vec::new()
+        // No list: no sets, nothing to reload, no prober.
+        (Vec::new(), None)
     };
-    let state = Arc::new(DispatcherState::new(config, entries, Some(path)));
+    let state = Arc::new(DispatcherState::new(config, entries, file));
     let expiry = Arc::clone(&state);
     ctx.services.every(
         "dispatcher call-load expiry",

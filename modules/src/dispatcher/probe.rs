@@ -63,14 +63,15 @@ impl Quiet {
     }
 }
 
-/// Start the prober of `state` when `ds_ping_interval` is set: its sockets bind the IPs of
+/// Start the prober of `state` when `ds_ping_interval` is set and a list file was loaded:
+/// its sockets bind the IPs of
 /// `udp_listen` (one per family, the first of each); it stops when `stopped()` turns true.
 pub fn spawn(
     state: &Arc<DispatcherState>,
     udp_listen: &[SocketAddr],
     stopped: impl Fn() -> bool + Send + 'static,
 ) -> std::io::Result<Option<JoinHandle<()>>> {
-    if state.config.ping_interval.is_zero() {
+    if state.config.ping_interval.is_zero() || !state.has_list() {
         return Ok(None);
     }
     let mut socks = Vec::new();

@@ -446,6 +446,11 @@ impl DispatcherState {
         Arc::clone(&self.lists.read().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// Whether there is anything to probe or reload: a list file was configured or found.
+    pub fn has_list(&self) -> bool {
+        self.list_file.is_some()
+    }
+
     /// Re-read the list file; destinations present before (same set, same URI) keep their
     /// state, counters and load. Returns how many destinations are loaded.
     pub fn reload(&self) -> Result<usize, LoadError> {
