@@ -122,6 +122,30 @@ pub fn uri_target(uri: &str) -> Option<(String, u16, Proto)> {
     Some((host.to_string(), u.port.unwrap_or(default_port), proto))
 }
 
+impl Entry {
+    /// An entry from its columns (a list line or a `dispatcher` table row).
+    pub fn new(
+        set: i32,
+        uri: &str,
+        flags: u32,
+        priority: i32,
+        attrs: &str,
+    ) -> Result<Entry, String> {
+        let (host, port, proto) =
+            uri_target(uri).ok_or_else(|| format!("`{uri}` is not a sip/sips URI with a host"))?;
+        Ok(Entry {
+            set,
+            uri: uri.to_string(),
+            flags,
+            priority,
+            attrs: Attrs::parse(attrs)?,
+            host,
+            port,
+            proto,
+        })
+    }
+}
+
 /// Parse one line (`None` for a blank or comment line).
 pub fn parse_line(text: &str, line: usize) -> Result<Option<Entry>, ListError> {
     let err = |message: String| ListError { line, message };
@@ -136,8 +160,6 @@ pub fn parse_line(text: &str, line: usize) -> Result<Option<Entry>, ListError> {
         .parse()
         .map_err(|_| err(format!("set id `{set}` is not an integer")))?;
     let uri = next().ok_or_else(|| err("no destination".into()))?;
-    let (host, port, proto) =
-        uri_target(uri).ok_or_else(|| err(format!("`{uri}` is not a sip/sips URI with a host")))?;
     let flags = match next() {
         Some(f) => f
             .parse::<u32>()
@@ -150,17 +172,10 @@ pub fn parse_line(text: &str, line: usize) -> Result<Option<Entry>, ListError> {
             .map_err(|_| err(format!("priority `{p}` is not an integer")))?,
         None => 0,
     };
-    let attrs = Attrs::parse(next().unwrap_or("")).map_err(err)?;
-    Ok(Some(Entry {
-        set,
-        uri: uri.to_string(),
-        flags,
-        priority,
-        attrs,
-        host,
-        port,
-        proto,
-    }))
+    let attrs = next().unwrap_or("");
+    Entry::new(set, uri, flags, priority, attrs)
+        .map(Some)
+        .map_err(err)
 }
 
 /// Parse a whole list file: every error at once (the first one is returned with the count).

@@ -2,9 +2,10 @@
 //! destinations, with Kamailio's names, return codes and XAVPs.
 //!
 //! - Destinations come from a list file in Kamailio's format (modparam `list_file`, relative
-//!   to the configuration's directory; [`list`]). Without `list_file` the module starts with
-//!   `dispatcher.list` when that file exists, else with no sets. Destinations from the store
-//!   (Kamailio's `dispatcher` table) are not implemented.
+//!   to the configuration's directory; [`list`]), or, when the `db_url` modparam is given (as
+//!   Kamailio's database mode), from the store's `dispatcher` table (`table_name`; Kamailio's
+//!   columns `setid`, `destination`, `flags`, `priority`, `attrs`). With neither, the module
+//!   starts with `dispatcher.list` when that file exists, else with no sets.
 //! - `ds_select_dst(set, alg)` picks a destination by algorithm 0 (hash of the Call-ID), 1 (the
 //!   From URI), 2 (the To URI), 4 (round robin), 8 (priority order), 9 (the `weight`
 //!   attribute) or 10 (call load: `duid`/`maxload` attributes, `ds_load_update`/
@@ -38,7 +39,7 @@ use crate::uri_parts::UriParts;
 use crate::view;
 use list::{INACTIVE, PROBING};
 pub use state::DispatcherState;
-use state::{Alg, DsConfig, SelectError};
+use state::{Alg, DsConfig, SelectError, Source};
 
 /// Failover support (`flags` bit 2): keep the candidates in XAVPs.
 const FAILOVER: i64 = 2;
@@ -68,6 +69,8 @@ pub fn setup(ctx: &mut SetupCtx<'_>) -> Result<(), SetupError> {
     let p = ctx.params("dispatcher");
     p.check_known(&[
         "list_file",
+        "db_url",
+        "table_name",
         "flags",
         "force_dst",
         "xavp_dst",
@@ -147,19 +150,43 @@ pub fn setup(ctx: &mut SetupCtx<'_>) -> Result<(), SetupError> {
         setid: avp_name("setid_pvname")?,
         attrs: avp_name("attrs_pvname")?,
     };
-    let (path, required) = match p.str("list_file")? {
-        Some(f) => (ctx.base_dir().join(f), true),
-        None => (ctx.base_dir().join("dispatcher.list"), false),
-    };
-    let (entries, file) = if required || path.is_file() {
-        let entries =
-            DispatcherState::read_file(&path).map_err(|e| p.error("list_file", e.to_string()))?;
-        (entries, Some(path))
+    let source = if p.str("db_url")?.is_some() {
+        // Kamailio's database mode: `db_url` given, the destinations are a table.
+        if p.str("list_file")?.is_some() {
+            return Err(p
+                .error("list_file", "give list_file or db_url, not both")
+                .into());
+        }
+        let table = p.str("table_name")?.unwrap_or_else(|| "dispatcher".into());
+        let writer = ctx.store(&p)?;
+        Some(Source::Store(Arc::clone(writer.store()), table))
     } else {
-        // No list: no sets, nothing to reload, no prober.
-        (Vec::new(), None)
+        if p.str("table_name")?.is_some() {
+            return Err(p
+                .error("table_name", "the table is read only with db_url")
+                .into());
+        }
+        match p.str("list_file")? {
+            Some(f) => Some(Source::File(ctx.base_dir().join(f))),
+            None => {
+                let path = ctx.base_dir().join("dispatcher.list");
+                // No list: no sets, nothing to reload, no prober.
+                path.is_file().then_some(Source::File(path))
+            }
+        }
     };
-    let state = Arc::new(DispatcherState::new(config, entries, file));
+    let entries = match &source {
+        Some(s) => s.load().map_err(|e| {
+            let param = if matches!(s, Source::File(_)) {
+                "list_file"
+            } else {
+                "db_url"
+            };
+            p.error(param, e.to_string())
+        })?,
+        None => Vec::new(),
+    };
+    let state = Arc::new(DispatcherState::new(config, entries, source));
     let expiry = Arc::clone(&state);
     ctx.services.every(
         "dispatcher call-load expiry",

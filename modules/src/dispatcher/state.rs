@@ -408,6 +408,65 @@ pub enum LoadError {
     /// No list file is configured.
     #[error("no list_file is configured")]
     NoFile,
+    /// The store could not be read.
+    #[error("table {table}: {source}")]
+    Store {
+        /// The table.
+        table: String,
+        /// Why.
+        source: crate::store::StoreError,
+    },
+    /// A row of the table is not a destination.
+    #[error("table {table}, row {row}: {message}")]
+    Row {
+        /// The table.
+        table: String,
+        /// 1-based row in id order.
+        row: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Where the destinations come from.
+#[derive(Debug)]
+pub enum Source {
+    /// A list file.
+    File(PathBuf),
+    /// Kamailio's `dispatcher` table in the store.
+    Store(crate::store::StoreRef, String),
+}
+
+impl Source {
+    /// Read every destination.
+    pub fn load(&self) -> Result<Vec<Entry>, LoadError> {
+        match self {
+            Source::File(path) => DispatcherState::read_file(path),
+            Source::Store(store, table) => {
+                let rows = store
+                    .dispatcher_rows(table)
+                    .map_err(|source| LoadError::Store {
+                        table: table.clone(),
+                        source,
+                    })?;
+                rows.iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let bad = |message: String| LoadError::Row {
+                            table: table.clone(),
+                            row: i + 1,
+                            message,
+                        };
+                        let flags = u32::try_from(r.flags)
+                            .map_err(|_| bad(format!("flags {} out of range", r.flags)))?;
+                        let priority = i32::try_from(r.priority)
+                            .map_err(|_| bad(format!("priority {} out of range", r.priority)))?;
+                        Entry::new(r.setid, &r.destination, flags, priority, &r.attrs).map_err(bad)
+                    })
+                    .collect()
+            }
+        }
+    }
 }
 
 /// The dispatcher of one server.
@@ -415,17 +474,17 @@ pub enum LoadError {
 pub struct DispatcherState {
     /// Settings.
     pub config: DsConfig,
-    list_file: Option<PathBuf>,
+    source: Option<Source>,
     lists: RwLock<Arc<Lists>>,
     calls: Mutex<HashMap<String, CallLoad>>,
 }
 
 impl DispatcherState {
-    /// A dispatcher over `entries`, re-reading `list_file` on reload.
-    pub fn new(config: DsConfig, entries: Vec<Entry>, list_file: Option<PathBuf>) -> Self {
+    /// A dispatcher over `entries`, re-reading `source` on reload.
+    pub fn new(config: DsConfig, entries: Vec<Entry>, source: Option<Source>) -> Self {
         DispatcherState {
             config,
-            list_file,
+            source,
             lists: RwLock::new(Arc::new(Lists::build(entries))),
             calls: Mutex::new(HashMap::new()),
         }
@@ -446,16 +505,15 @@ impl DispatcherState {
         Arc::clone(&self.lists.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Whether there is anything to probe or reload: a list file was configured or found.
+    /// Whether there is anything to probe or reload: a list file or table was loaded.
     pub fn has_list(&self) -> bool {
-        self.list_file.is_some()
+        self.source.is_some()
     }
 
-    /// Re-read the list file; destinations present before (same set, same URI) keep their
+    /// Re-read the list file (or table); destinations present before (same set, same URI) keep their
     /// state, counters and load. Returns how many destinations are loaded.
     pub fn reload(&self) -> Result<usize, LoadError> {
-        let path = self.list_file.as_ref().ok_or(LoadError::NoFile)?;
-        let entries = Self::read_file(path)?;
+        let entries = self.source.as_ref().ok_or(LoadError::NoFile)?.load()?;
         Ok(self.replace(entries))
     }
 

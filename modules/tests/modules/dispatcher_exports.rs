@@ -444,3 +444,63 @@ fn setup_refuses_bad_parameters() {
     let ds = sv.get::<DispatcherState>().expect("set up");
     assert!(ds.current().sets.is_empty());
 }
+
+#[test]
+fn destinations_from_the_store_table() {
+    let db = temp_db("ds-store");
+    let url = format!("sqlite://{}", db.display());
+    let store = modules::store::open(&url, Path::new("/")).expect("store");
+    // The first read creates Kamailio's table; an operator fills it (here: SQL, as with
+    // Kamailio's kamctl).
+    assert!(store
+        .dispatcher_rows("dispatcher")
+        .expect("empty")
+        .is_empty());
+    let conn = rusqlite::Connection::open(&db).expect("sqlite");
+    conn.execute_batch(
+        "INSERT INTO dispatcher (setid, destination, flags, priority, attrs) VALUES
+           (5, 'sip:127.0.0.5:5060', 0, 1, ''),
+           (5, 'sip:127.0.0.6:5060', 0, 9, 'duid=six');",
+    )
+    .expect("rows");
+    let p = ModParams::new("dispatcher")
+        .with("db_url", ParamValue::Str(url.clone()))
+        .with("flags", ParamValue::Int(2));
+    let sv = setup_module("dispatcher", p.clone(), &db).expect("setup from the store");
+    let mut m = invite(&sv, "127.0.0.9:5060");
+    assert_eq!(
+        i(
+            &mut m,
+            "dispatcher",
+            "ds_select_dst",
+            &[Arg::Int(5), Arg::Int(8)]
+        ),
+        1
+    );
+    assert_eq!(
+        pv(&mut m, "$du"),
+        s("sip:127.0.0.6:5060"),
+        "priority 9 first"
+    );
+    conn.execute(
+        "INSERT INTO dispatcher (setid, destination) VALUES (6, 'sip:127.0.0.7:5060')",
+        [],
+    )
+    .expect("row");
+    assert_eq!(
+        i(&mut m, "dispatcher", "ds_list_exists", &[Arg::Int(6)]),
+        -1
+    );
+    assert_eq!(i(&mut m, "dispatcher", "ds_reload", &[]), 1);
+    assert_eq!(i(&mut m, "dispatcher", "ds_list_exists", &[Arg::Int(6)]), 1);
+    // A bad row stops startup, naming it; list_file and db_url together are refused.
+    conn.execute(
+        "INSERT INTO dispatcher (setid, destination) VALUES (7, 'tel:+123')",
+        [],
+    )
+    .expect("row");
+    let e = setup_module("dispatcher", p.clone(), &db).expect_err("bad row");
+    assert!(e.to_string().contains("row 4"), "{e}");
+    let both = p.with("list_file", ParamValue::Str("x.list".into()));
+    assert!(setup_module("dispatcher", both, &db).is_err());
+}
