@@ -20,7 +20,21 @@
 //!   `ds_probing_threshold`, `ds_inactive_threshold`, `ds_probing_mode`, ...) and by RPC
 //!   `dispatcher.set_state`; selections skip inactive and disabled destinations.
 //!
-//! Exports never do I/O; the prober runs on its own thread, started by the host.
+//! Exports never do network I/O (`ds_reload` reads the list file or table, as Kamailio's);
+//! the prober runs on its own thread, started by the host.
+//!
+//! Differences from Kamailio:
+//! - Algorithms 3, 5, 6, 7, 11, 12, 13 and 64 are refused (-1 and an error line); Kamailio
+//!   falls back to the first entry with a warning.
+//! - Hashes (0, 1, 2) are FNV-1a, not Kamailio's core hash: the same Call-ID may pick another
+//!   destination than Kamailio would (but always the same one in sipd, on every node).
+//! - Algorithm 9 interleaves the 100 weight slots (smooth weighted round robin) where Kamailio
+//!   shuffles them randomly; the shares are the same.
+//! - Probes go out over UDP only, from an ephemeral port on the UDP listener's IP, and count as
+//!   unanswered after `ds_ping_timeout` (sipd's parameter, ms; Kamailio uses tm's `fr_timer`).
+//! - No `event_route[dispatcher:dst-down/up]`/`event_callback`, no latency statistics, no
+//!   `socket`/`sockname`/`obproxy` attributes, no DNS re-resolution timer (names resolve at
+//!   load), `ds_is_from_list_uri` matches IP literals only (no resolving on a worker).
 
 pub mod list;
 pub mod probe;

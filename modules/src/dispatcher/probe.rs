@@ -277,7 +277,131 @@ fn random_hex() -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::super::list;
+    use super::super::state::{DsConfig, Source};
     use super::*;
+
+    /// Receive one probe (within 3 s) as the destination; its text.
+    fn probe(peer: &UdpSocket) -> String {
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok((n, _)) = peer.recv_from(&mut buf) {
+                return String::from_utf8_lossy(&buf[..n]).into_owned();
+            }
+        }
+        panic!("no probe within 3 s");
+    }
+
+    /// Answer `req` with `code`.
+    fn answer(peer: &UdpSocket, req: &str, code: u16) {
+        let mut out = format!("SIP/2.0 {code} Whatever\r\n");
+        for line in req.lines() {
+            if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+                .iter()
+                .any(|h| line.starts_with(h))
+            {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        }
+        out.push_str("Content-Length: 0\r\n\r\n");
+        let via = req
+            .lines()
+            .find(|l| l.starts_with("Via:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|hp| hp.split(';').next())
+            .and_then(|hp| hp.parse::<SocketAddr>().ok())
+            .expect("Via sent-by");
+        peer.send_to(out.as_bytes(), via).expect("reply");
+    }
+
+    fn branch(req: &str) -> String {
+        req.split("branch=")
+            .nth(1)
+            .and_then(|b| b.split([';', '\r', '\n']).next())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn wait_state(ds: &DispatcherState, uri: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let now = || ds.current().find(1, uri).map(|d| d.state_letters());
+        while Instant::now() < deadline {
+            if now().as_deref() == Some(want) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("{uri} is {:?}, want {want}", now());
+    }
+
+    #[test]
+    fn probes_retransmit_match_by_branch_and_change_states() {
+        let peer = UdpSocket::bind("127.0.0.1:0").expect("peer");
+        peer.set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let uri = format!("sip:{}", peer.local_addr().expect("addr"));
+        let config = DsConfig {
+            ping_interval: Duration::from_millis(300),
+            ping_timeout: Duration::from_millis(1200),
+            probing_mode: 1,
+            reply_codes: vec![404],
+            ..DsConfig::default()
+        };
+        let entries = list::parse(&format!("1 {uri}\n")).expect("list");
+        let ds = Arc::new(DispatcherState::new(
+            config,
+            entries,
+            Some(Source::File("unused".into())),
+        ));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = spawn(&ds, &["127.0.0.1:0".parse().expect("addr")], move || {
+            flag.load(Ordering::Relaxed)
+        })
+        .expect("spawn")
+        .expect("a prober");
+
+        // Unanswered, the probe is retransmitted with its branch; the answer to the
+        // retransmission counts.
+        let first = probe(&peer);
+        assert!(
+            first.starts_with(&format!("OPTIONS {uri} SIP/2.0\r\n")),
+            "{first}"
+        );
+        assert!(
+            first.contains("From: <sip:dispatcher@localhost>;tag="),
+            "{first}"
+        );
+        let again = probe(&peer);
+        assert_eq!(branch(&again), branch(&first), "a retransmission");
+        answer(&peer, &again, 200);
+        wait_state(&ds, &uri, "AP");
+        // 404 is in ds_ping_reply_codes: still up. 503 is not: down (threshold 1).
+        let next = probe(&peer);
+        assert_ne!(branch(&next), branch(&first), "a new probe, a new branch");
+        answer(&peer, &next, 404);
+        std::thread::sleep(Duration::from_millis(100));
+        wait_state(&ds, &uri, "AP");
+        answer(&peer, &probe(&peer), 503);
+        wait_state(&ds, &uri, "IP");
+        answer(&peer, &probe(&peer), 200);
+        wait_state(&ds, &uri, "AP");
+        // Silence: inactive after ds_ping_timeout.
+        let t0 = Instant::now();
+        wait_state(&ds, &uri, "IP");
+        assert!(
+            t0.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            t0.elapsed()
+        );
+
+        stop.store(true, Ordering::Relaxed);
+        thread.join().expect("prober ends");
+    }
 
     #[test]
     fn probe_request_parses_with_our_branch() {

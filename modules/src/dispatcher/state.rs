@@ -469,6 +469,9 @@ impl Source {
     }
 }
 
+/// The largest list file read (16 MiB: far more than any dispatcher list).
+const MAX_LIST_BYTES: u64 = 16 << 20;
+
 /// The dispatcher of one server.
 #[derive(Debug)]
 pub struct DispatcherState {
@@ -492,11 +495,24 @@ impl DispatcherState {
 
     /// Read and parse `path`.
     pub fn read_file(path: &std::path::Path) -> Result<Vec<Entry>, LoadError> {
+        use std::io::Read;
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        let read_err = |source| LoadError::Read {
             path: name.clone(),
             source,
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(read_err)?;
+        // A regular file of sane size: never a device or a FIFO that reads forever.
+        let meta = file.metadata().map_err(read_err)?;
+        if !meta.is_file() || meta.len() > MAX_LIST_BYTES {
+            return Err(read_err(std::io::Error::other(format!(
+                "not a regular file of at most {MAX_LIST_BYTES} bytes"
+            ))));
+        }
+        let mut text = String::new();
+        file.take(MAX_LIST_BYTES)
+            .read_to_string(&mut text)
+            .map_err(read_err)?;
         list::parse(&text).map_err(|source| LoadError::Parse { path: name, source })
     }
 
