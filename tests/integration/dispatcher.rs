@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use kemi_runtime::msg::Proto;
 use modules::dispatcher::DispatcherState;
 use serde_json::{json, Value};
-use sipd::config::RpcConfig;
+use sipd::config::{MetricsConfig, RpcConfig};
 
 use crate::support::proxy::{listen_on, Sipd};
 use crate::support::sipp::{free_addr, free_port, Sipp, LOCALHOST_V4 as LO};
@@ -103,6 +103,9 @@ fn start(set: i32, alg: i32, list: &str, ctl: &Path) -> Sipd {
                 explicit: true,
                 http: None,
             });
+            c.metrics = Some(MetricsConfig {
+                listen: SocketAddr::new(LO, 0),
+            });
         },
     )
 }
@@ -171,6 +174,23 @@ fn invites(uas: &Sipp) -> usize {
 /// INVITEs a UAS received after a failover (the failure callback adds `X-Failover`).
 fn failovers(uas: &Sipp) -> usize {
     uas.messages().matches("\nX-Failover: 1").count()
+}
+
+/// The value of Prometheus sample `name` at sipd's `/metrics`.
+fn metric(sipd: &Sipd, name: &str) -> f64 {
+    use std::io::{Read, Write};
+    let addr = sipd.handle().metrics_addr().expect("metrics");
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 
 /// The two-letter state of `uri` in set `set`.
@@ -252,6 +272,10 @@ fn round_robin_probing_failover_and_recovery() {
         "dispatcher: C inactive (probing) {:?} after it was killed",
         t_kill.elapsed()
     );
+    assert_eq!(metric(&sipd, "sipd_dispatcher_destinations_down"), 1.0);
+    assert_eq!(metric(&sipd, "sipd_dispatcher_destinations_up"), 2.0);
+    assert!(metric(&sipd, "sipd_dispatcher_probes_failed_total") >= 1.0);
+    assert!(metric(&sipd, "sipd_dispatcher_probes_sent_total") >= 6.0);
     let mid = [invites(&a), invites(&b)];
     calls(&sipd, 200);
     let after = [invites(&a) - mid[0], invites(&b) - mid[1]];

@@ -220,6 +220,10 @@ fn send_probe(
         quiet.warn("send", &format!("probe to {to} not sent: {e}"));
         return None;
     }
+    state
+        .probes
+        .sent
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let now = Instant::now();
     Some((
         branch,

@@ -469,6 +469,15 @@ impl Source {
     }
 }
 
+/// Probe counters (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct ProbeStats {
+    /// Probes sent (retransmissions not counted).
+    pub sent: std::sync::atomic::AtomicU64,
+    /// Probes that got no answer in time or an answer that does not count.
+    pub failed: std::sync::atomic::AtomicU64,
+}
+
 /// The largest list file read (16 MiB: far more than any dispatcher list).
 const MAX_LIST_BYTES: u64 = 16 << 20;
 
@@ -480,6 +489,8 @@ pub struct DispatcherState {
     source: Option<Source>,
     lists: RwLock<Arc<Lists>>,
     calls: Mutex<HashMap<String, CallLoad>>,
+    /// Probe counters.
+    pub probes: ProbeStats,
 }
 
 impl DispatcherState {
@@ -490,6 +501,7 @@ impl DispatcherState {
             source,
             lists: RwLock::new(Arc::new(Lists::build(entries))),
             calls: Mutex::new(HashMap::new()),
+            probes: ProbeStats::default(),
         }
     }
 
@@ -715,6 +727,9 @@ impl DispatcherState {
             return;
         }
         let answered = code.is_some_and(|c| self.config.reply_ok(c));
+        if !answered {
+            self.probes.failed.fetch_add(1, Ordering::Relaxed);
+        }
         let state = if answered {
             if self.config.probing_mode == 1
                 || (self.config.probing_mode == 3 && flags & PROBING != 0)
@@ -840,6 +855,13 @@ impl DispatcherState {
             self.load_dec(*set, duid);
         }
         gone.len()
+    }
+
+    /// Destinations now usable (neither inactive nor disabled) and not.
+    pub fn up_down(&self) -> (usize, usize) {
+        let lists = self.current();
+        let up = lists.all().filter(|(_, d)| !d.skipped()).count();
+        (up, lists.all().count() - up)
     }
 
     /// Calls counted by algorithm 10.
