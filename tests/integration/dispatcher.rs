@@ -415,3 +415,17 @@ fn failover_walks_every_candidate() {
     }
     drop(live);
 }
+
+/// `examples/dispatcher.toml` (list, modparams, script) passes `sipd check`.
+#[test]
+fn example_checks() {
+    let cfg = crate::support::example("dispatcher.toml");
+    let cli = <sipd::cli::Cli as clap::Parser>::try_parse_from([
+        "sipd",
+        "check",
+        "--config",
+        cfg.to_str().expect("utf-8 path"),
+    ])
+    .expect("arguments");
+    sipd::cli::run(cli).expect("examples/dispatcher.toml checks");
+}
