@@ -369,7 +369,8 @@ fn round_robin_probing_failover_and_recovery() {
     // Reload: C leaves the list, A and B keep their state.
     let file = sipd.script_path().with_file_name("dispatcher.list");
     std::fs::write(&file, format!("1 {}\n1 {}\n", uris[0], uris[1])).expect("rewrite list");
-    sipd::rpc::client::call(&ctl, "dispatcher.reload", &[]).expect("reload");
+    let reloaded = sipd::rpc::client::call(&ctl, "dispatcher.reload", &[]).expect("reload");
+    assert_eq!(reloaded, json!("Ok. Dispatcher successfully reloaded."));
     let listed: Value =
         sipd::rpc::client::call(&ctl, "dispatcher.list", &[]).expect("dispatcher.list");
     let targets = listed["RECORDS"][0]["SET"]["TARGETS"]
@@ -378,6 +379,27 @@ fn round_robin_probing_failover_and_recovery() {
         .unwrap_or_default();
     assert_eq!(targets.len(), 2);
     assert!(targets.iter().all(|t| t["DEST"]["FLAGS"] == json!("AP")));
+    let full = sipd::rpc::client::call(&ctl, "dispatcher.list", &[json!("full")]).expect("full");
+    let dest = &full["RECORDS"][0]["SET"]["TARGETS"][0]["DEST"];
+    assert_eq!(dest["IPADDR"], json!("127.0.0.1"));
+    assert_eq!(dest["PORT"], json!(ports[0]));
+    let short = sipd::rpc::client::call(&ctl, "dispatcher.list", &[json!("short")]).expect("short");
+    assert!(short["RECORDS"][0]["SET"]["TARGETS"][0]["DEST"]
+        .get("ATTRS")
+        .is_none());
+    std::fs::write(&file, "1 nonsense\n").expect("break the list");
+    let failed = sipd::rpc::client::call(&ctl, "dispatcher.reload", &[]);
+    assert!(
+        failed
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("Reload Failed")),
+        "{failed:?}"
+    );
+    assert_eq!(
+        state(&sipd, 1, &uris[0]),
+        "AP",
+        "a failed reload keeps the sets"
+    );
     drop((a, b, c2));
 }
 

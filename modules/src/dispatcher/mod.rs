@@ -622,9 +622,13 @@ pub fn ds_mark_dst(msg: &mut SipMsg) -> i32 {
     mark(msg, INACTIVE | if probing_all { PROBING } else { 0 })
 }
 
-/// Mark the current candidate with `state` (`a`, `i`, `t`, `d`, `p`, or combined: `ip`).
+/// Mark the current candidate with `state` (`a`, `i`, `t`, `d`, `p`, or combined: `ip`); an
+/// empty `state` is `ds_mark_dst()`.
 #[kemi(module = "dispatcher", name = "ds_mark_dst_state")]
 pub fn ds_mark_dst_state(msg: &mut SipMsg, state: &str) -> i32 {
+    if state.is_empty() {
+        return ds_mark_dst(msg);
+    }
     match state::parse_state(state) {
         Some(bits) => mark(msg, bits),
         None => {

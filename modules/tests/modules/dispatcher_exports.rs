@@ -110,6 +110,17 @@ fn select_dst_keeps_candidates_for_next_dst() {
     );
     assert_eq!(pv(&mut m, "$du"), s("sip:127.0.0.1:5083"));
     assert_eq!(pv(&mut m, "$xavp(_dsctx_=>cnt)"), Xval::Int(1));
+    // An empty state is ds_mark_dst(); then nothing of set 1 is active.
+    assert_eq!(
+        i(&mut m, "dispatcher", "ds_mark_dst_state", &[Arg::Str("")]),
+        1
+    );
+    assert_eq!(state(&sv, 1, "sip:127.0.0.1:5083"), "IX");
+    assert_eq!(i(&mut m, "dispatcher", "ds_is_active", &[Arg::Int(1)]), -1);
+    assert_eq!(
+        i(&mut m, "dispatcher", "ds_mark_dst_state", &[Arg::Str("a")]),
+        1
+    );
     assert_eq!(i(&mut m, "dispatcher", "ds_is_active", &[Arg::Int(1)]), 1);
     assert_eq!(
         i(

@@ -1,7 +1,7 @@
-//! dispatcher RPC methods with Kamailio's names and result shapes: `dispatcher.list` (sets,
-//! destinations, their two-letter states `AP`/`IP`/`TP`/`DX`...), `dispatcher.reload` (re-reads
-//! the list file; unchanged destinations keep their state) and `dispatcher.set_state`
-//! (`state group address`, `address` may be `all`).
+//! dispatcher RPC methods with Kamailio's names and result shapes: `dispatcher.list [mode]`
+//! (sets, destinations, their two-letter states `AP`/`IP`/`TP`/`DX`...; mode `short` or
+//! `full`), `dispatcher.reload` (re-reads the list file or table; unchanged destinations keep
+//! their state) and `dispatcher.set_state` (`state group address`, `address` may be `all`).
 
 use kemi_runtime::services::Services;
 use modules::dispatcher::list::{DISABLED, INACTIVE, PROBING, TRYING};
@@ -36,14 +36,42 @@ pub fn call(
         )));
     };
     Some(match method {
-        "dispatcher.list" => no_params(method, params).map(|()| list(st)),
+        "dispatcher.list" => list_mode(params).map(|mode| list(st, mode)),
         "dispatcher.reload" => no_params(method, params).and_then(|()| {
             st.reload()
-                .map(|_| Value::Null)
-                .map_err(|e| fault(format!("Dispatcher reload failed: {e}")))
+                .map(|_| json!("Ok. Dispatcher successfully reloaded."))
+                .map_err(|e| fault(format!("Reload Failed ({e})")))
         }),
         _ => set_state(st, params),
     })
+}
+
+/// How much `dispatcher.list` shows (Kamailio's optional mode parameter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListMode {
+    /// URI, flags, priority, attributes.
+    Normal,
+    /// Without the attributes.
+    Short,
+    /// Plus host, address, port and transport.
+    Full,
+}
+
+fn list_mode(params: &[Value]) -> Result<ListMode, RpcError> {
+    match params {
+        [] => Ok(ListMode::Normal),
+        [Value::String(m)] => match m.as_str() {
+            "normal" => Ok(ListMode::Normal),
+            "short" => Ok(ListMode::Short),
+            "full" => Ok(ListMode::Full),
+            _ => Err(RpcError::params(format!(
+                "dispatcher.list mode `{m}`: normal, short or full"
+            ))),
+        },
+        _ => Err(RpcError::params(
+            "dispatcher.list takes an optional mode: normal, short or full",
+        )),
+    }
 }
 
 fn no_params(method: &str, params: &[Value]) -> Result<(), RpcError> {
@@ -55,7 +83,7 @@ fn no_params(method: &str, params: &[Value]) -> Result<(), RpcError> {
 }
 
 /// Kamailio's `dispatcher.list` structure.
-pub fn list(st: &DispatcherState) -> Value {
+pub fn list(st: &DispatcherState, mode: ListMode) -> Value {
     let lists = st.current();
     let records: Vec<Value> = lists
         .sets
@@ -66,11 +94,19 @@ pub fn list(st: &DispatcherState) -> Value {
                 .iter()
                 .map(|d| {
                     let a = &d.entry.attrs;
-                    json!({"DEST": {
+                    let mut dest = json!({
                         "URI": d.entry.uri,
                         "FLAGS": d.state_letters(),
                         "PRIORITY": d.entry.priority,
-                        "ATTRS": {
+                    });
+                    if mode == ListMode::Full {
+                        dest["HOST"] = json!(d.entry.host);
+                        dest["IPADDR"] = json!(d.addr.map(|a| a.ip().to_string()));
+                        dest["PORT"] = json!(d.entry.port);
+                        dest["PROTOID"] = json!(d.entry.proto.number());
+                    }
+                    if mode != ListMode::Short {
+                        dest["ATTRS"] = json!({
                             "BODY": a.body,
                             "DUID": a.duid,
                             "MAXLOAD": a.maxload,
@@ -79,8 +115,9 @@ pub fn list(st: &DispatcherState) -> Value {
                             "SOCKET": "",
                             "SOCKNAME": "",
                             "OBPROXY": "",
-                        },
-                    }})
+                        });
+                    }
+                    json!({"DEST": dest})
                 })
                 .collect();
             json!({"SET": {"ID": s.id, "TARGETS": targets}})
