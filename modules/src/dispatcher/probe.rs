@@ -206,7 +206,7 @@ fn send_probe(
         );
         return None;
     };
-    let local = sock.local_addr().ok()?;
+    let local = sent_by(sock.local_addr().ok()?, to)?;
     let branch = format!("z9hG4bKsd.ds{salt}.{seq:x}");
     let wire = request(
         &state.config.ping_method,
@@ -238,6 +238,18 @@ fn send_probe(
             deadline: now + state.config.ping_timeout,
         },
     ))
+}
+
+/// The address the probe's Via names: the socket's, or, when it is bound to the unspecified
+/// address (a `0.0.0.0` listener), the source address the system routes `to` from (a
+/// connected socket sends nothing).
+fn sent_by(local: SocketAddr, to: SocketAddr) -> Option<SocketAddr> {
+    if !local.ip().is_unspecified() {
+        return Some(local);
+    }
+    let probe = UdpSocket::bind(SocketAddr::new(local.ip(), 0)).ok()?;
+    probe.connect(to).ok()?;
+    Some(SocketAddr::new(probe.local_addr().ok()?.ip(), local.port()))
 }
 
 /// The probe request.
@@ -405,6 +417,15 @@ mod tests {
 
         stop.store(true, Ordering::Relaxed);
         thread.join().expect("prober ends");
+    }
+
+    #[test]
+    fn via_names_a_routable_address() {
+        let lo: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+        let to: SocketAddr = "127.0.0.1:5060".parse().expect("addr");
+        assert_eq!(sent_by(lo, to), Some(lo));
+        let any: SocketAddr = "0.0.0.0:40000".parse().expect("addr");
+        assert_eq!(sent_by(any, to), Some(lo), "the route's source, our port");
     }
 
     #[test]
