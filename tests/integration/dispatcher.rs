@@ -57,7 +57,7 @@ function ksr_request_route()
         return 1
     end
     KSR.tm.t_on_failure("ksr_failure_ds")
-    KSR.tm.t_set_fr(10000, 1000)
+    KSR.tm.t_set_fr(10000, 2000)
     KSR.tm.t_relay()
 end
 
@@ -93,8 +93,8 @@ fn start(set: i32, alg: i32, list: &str, ctl: &Path) -> Sipd {
             std::fs::write(&file, list).expect("list file");
             c.modparams = toml::from_str(&format!(
                 "[dispatcher]\nlist_file = \"{}\"\nflags = 2\nds_ping_interval = 1\n\
-                 ds_probing_mode = 1\nds_probing_threshold = 1\nds_inactive_threshold = 1\n\
-                 ds_ping_timeout = 800\n",
+                 ds_probing_mode = 1\nds_probing_threshold = 2\nds_inactive_threshold = 1\n\
+                 ds_ping_timeout = 1000\n",
                 file.display()
             ))
             .expect("modparams");
@@ -264,12 +264,15 @@ fn round_robin_probing_failover_and_recovery() {
         near(*n, 100, &format!("round robin over three, UAS {name}"));
     }
 
-    // C stops answering, no traffic: the probes alone mark it inactive.
+    // C stops answering, no traffic: the probes alone mark it trying (one unanswered probe),
+    // then inactive (ds_probing_threshold 2).
     let t_kill = Instant::now();
     drop(c.take());
-    wait_state(&sipd, 1, &uris[2], "IP", Duration::from_secs(5));
+    wait_state(&sipd, 1, &uris[2], "TP", Duration::from_secs(5));
+    let trying = t_kill.elapsed();
+    wait_state(&sipd, 1, &uris[2], "IP", Duration::from_secs(8));
     eprintln!(
-        "dispatcher: C inactive (probing) {:?} after it was killed",
+        "dispatcher: C trying {trying:?}, inactive {:?} after it was killed (probing only)",
         t_kill.elapsed()
     );
     assert_eq!(metric(&sipd, "sipd_dispatcher_destinations_down"), 1.0);
@@ -316,7 +319,7 @@ fn round_robin_probing_failover_and_recovery() {
 
     // C stops answering under traffic, its dialogs done: a UAS for 30 calls (the probes
     // count too) takes its share of 200 calls until then; the calls sent to it afterwards
-    // time out (fr 1 s) and fail over in the failure callback (ds_mark_dst, ds_next_dst).
+    // time out (fr 2 s) and fail over in the failure callback (ds_mark_dst, ds_next_dst).
     drop(c2);
     let mut c3 = uas_for("uas-c3", ports[2], 30);
     wait_state(&sipd, 1, &uris[2], "AP", Duration::from_secs(5));
@@ -337,7 +340,7 @@ fn round_robin_probing_failover_and_recovery() {
         moved > 0,
         "some calls reached C after it quit and failed over"
     );
-    wait_state(&sipd, 1, &uris[2], "IP", Duration::from_secs(5));
+    wait_state(&sipd, 1, &uris[2], "IP", Duration::from_secs(8));
     let c2 = uas("uas-c4", ports[2]);
     wait_state(&sipd, 1, &uris[2], "AP", Duration::from_secs(5));
 
