@@ -246,7 +246,8 @@ fn round_robin_probing_failover_and_recovery() {
     let listed = sipd::rpc::client::call(&ctl, "dispatcher.list", &[]).expect("dispatcher.list");
     assert_eq!(listed["NRSETS"], json!(1));
     let targets = &listed["RECORDS"][0]["SET"]["TARGETS"];
-    for (i, u) in uris.iter().enumerate() {
+    // Kamailio's order: equal priorities in reverse list order.
+    for (i, u) in uris.iter().rev().enumerate() {
         assert_eq!(targets[i]["DEST"]["URI"], json!(u));
         assert_eq!(targets[i]["DEST"]["FLAGS"], json!("AP"));
     }
@@ -385,7 +386,7 @@ fn round_robin_probing_failover_and_recovery() {
     let full = sipd::rpc::client::call(&ctl, "dispatcher.list", &[json!("full")]).expect("full");
     let dest = &full["RECORDS"][0]["SET"]["TARGETS"][0]["DEST"];
     assert_eq!(dest["IPADDR"], json!("127.0.0.1"));
-    assert_eq!(dest["PORT"], json!(ports[0]));
+    assert_eq!(dest["PORT"], json!(ports[1]));
     let short = sipd::rpc::client::call(&ctl, "dispatcher.list", &[json!("short")]).expect("short");
     assert!(short["RECORDS"][0]["SET"]["TARGETS"][0]["DEST"]
         .get("ATTRS")

@@ -83,6 +83,10 @@ pub struct Entry {
     pub port: u16,
     /// Transport: the `transport` parameter, TLS for `sips`, else UDP.
     pub proto: Proto,
+    /// The `transport` parameter as written (`None` without one): what Kamailio's source
+    /// matching compares (a destination without it matches no transport unless the match
+    /// ignores transports).
+    pub transport: Option<Proto>,
 }
 
 /// A line that is not a destination.
@@ -142,8 +146,17 @@ impl Entry {
             host,
             port,
             proto,
+            transport: transport_param(uri),
         })
     }
+}
+
+/// The `transport` parameter of `uri`, if it has a known one.
+pub fn transport_param(uri: &str) -> Option<Proto> {
+    Uri::parse(uri)
+        .ok()?
+        .param("transport")
+        .and_then(Proto::parse)
 }
 
 /// Parse one line (`None` for a blank or comment line).

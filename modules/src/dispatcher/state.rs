@@ -115,7 +115,8 @@ fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
 pub struct Set {
     /// The set id.
     pub id: i32,
-    /// Its destinations, highest priority first (list order among equals).
+    /// Its destinations, highest priority first (reverse list order among equals, as
+    /// Kamailio).
     pub dests: Vec<Arc<Dest>>,
     /// Round-robin position.
     last: AtomicUsize,
@@ -126,7 +127,9 @@ pub struct Set {
 
 impl Set {
     fn new(id: i32, mut dests: Vec<Arc<Dest>>) -> Set {
-        // Stable: equal priorities keep their list order.
+        // Kamailio's order: highest priority first, equal priorities in reverse list order
+        // (its list keeps ascending priority and file order; the index copies it backwards).
+        dests.reverse();
         dests.sort_by_key(|d| std::cmp::Reverse(d.entry.priority));
         let wlist = weight_slots(
             &dests
@@ -959,12 +962,13 @@ mod tests {
             .collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
         let all = d.select(1, Alg::RoundRobin, "", true, 0).unwrap();
+        // Kamailio's order: equal priorities in reverse list order.
         assert_eq!(
             uris(&d, &all),
             [
-                "sip:127.0.0.1:5081",
+                "sip:127.0.0.1:5083",
                 "sip:127.0.0.1:5082",
-                "sip:127.0.0.1:5083"
+                "sip:127.0.0.1:5081"
             ]
         );
         assert!(d.update_state(1, "sip:127.0.0.1:5082", INACTIVE | PROBING));
@@ -1052,7 +1056,8 @@ mod tests {
         for _ in 0..200 {
             seen[d.select(1, Alg::Weight, "", true, 0).unwrap().order[0]] += 1;
         }
-        assert_eq!(seen, [100, 60, 40]);
+        // Index 0 is the last line (weight 20).
+        assert_eq!(seen, [40, 60, 100]);
         // Interleaved, not in runs.
         let slots = weight_slots(&[50, 50]);
         assert!(slots.windows(2).all(|w| w[0] != w[1]));
@@ -1065,7 +1070,8 @@ mod tests {
     #[test]
     fn call_load_picks_least_loaded_under_maxload() {
         let d = ds(
-            "1 sip:127.0.0.1:5081 0 0 duid=a;maxload=2\n1 sip:127.0.0.1:5082 0 0 duid=b;maxload=1\n",
+            // Written b, a: loaded a, b (reverse order among equal priorities).
+            "1 sip:127.0.0.1:5082 0 0 duid=b;maxload=1\n1 sip:127.0.0.1:5081 0 0 duid=a;maxload=2\n",
             DsConfig::default(),
         );
         let pick = |cid: &str| d.select(1, Alg::CallLoad, cid, true, 0).map(|s| s.order[0]);

@@ -13,13 +13,15 @@ use modules::modparam::{ModParams, ParamValue};
 use crate::common::{env_with, i, msg_from, pv, request, s};
 use crate::htable_exports::{setup_module, temp_db};
 
+/// Written in reverse: equal priorities load in reverse list order (Kamailio's), so set 1 is
+/// 5081, 5082, 5083 and set 3 is c1, c2.
 const LIST: &str = "# set 1: three UASes\n\
-                    1 sip:127.0.0.1:5081\n\
-                    1 sip:127.0.0.1:5082 0 0 duid=b;x=y\n\
                     1 sip:127.0.0.1:5083\n\
+                    1 sip:127.0.0.1:5082 0 0 duid=b;x=y\n\
+                    1 sip:127.0.0.1:5081\n\
                     2 sip:127.0.0.2:5060;transport=tcp 0 5\n\
-                    3 sip:127.0.0.3:5061 0 0 duid=c1;maxload=1\n\
-                    3 sip:127.0.0.3:5062 0 0 duid=c2;maxload=1\n";
+                    3 sip:127.0.0.3:5062 0 0 duid=c2;maxload=1\n\
+                    3 sip:127.0.0.3:5061 0 0 duid=c1;maxload=1\n";
 
 fn list_file(text: &str) -> PathBuf {
     let p = temp_db("ds").with_extension("list");
@@ -331,10 +333,20 @@ fn source_matching_sets_the_setid_avp() {
             &mut other_port,
             "dispatcher",
             "ds_is_from_list_mode",
-            &[Arg::Int(1), Arg::Int(1)]
+            &[Arg::Int(1), Arg::Int(3)]
         ),
         1,
-        "mode 1 ignores the port"
+        "mode 3 ignores the port and the transport"
+    );
+    assert_eq!(
+        i(
+            &mut other_port,
+            "dispatcher",
+            "ds_is_from_list_mode",
+            &[Arg::Int(1), Arg::Int(1)]
+        ),
+        -1,
+        "mode 1 compares the transport: set 1's URIs name none (Kamailio)"
     );
     // Mode 0 matches the transport too: set 2 is TCP, the request came over UDP.
     let mut tcp = invite(&sv, "127.0.0.2:5060");
