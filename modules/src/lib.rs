@@ -26,6 +26,8 @@
 //! - [`permissions`]: `KSR.permissions.*`: address groups (CIDR, port) from the store.
 //! - [`registrar`]: `KSR.registrar.*` and `$ulc(p=>a)`: usrloc location tables (sharded,
 //!   written through to the store), save/lookup with Kamailio's codes.
+//! - [`dispatcher`]: `KSR.dispatcher.*`: load balancing and failover over destination sets
+//!   (Kamailio's list file, algorithms, XAVP candidates), OPTIONS probing of their state.
 //! - [`websocket`]: `KSR.websocket.*`: Kamailio's names for the handshake (done by sipd) and
 //!   closing the current WebSocket connection.
 //!
@@ -39,6 +41,7 @@ pub mod auth;
 pub mod auth_db;
 pub mod core;
 pub mod corex;
+pub mod dispatcher;
 pub mod hdr;
 pub mod htable;
 pub mod kx;
@@ -92,5 +95,6 @@ pub static MODULES: ModuleSet = ModuleSet {
         "registrar",
         "siptrace",
         "websocket",
+        "dispatcher",
     ],
 };

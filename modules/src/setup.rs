@@ -85,6 +85,11 @@ impl SetupCtx<'_> {
             .unwrap_or_else(|| ModParams::new(module))
     }
 
+    /// The configuration's directory, where relative file names resolve.
+    pub fn base_dir(&self) -> &Path {
+        self.input.base_dir
+    }
+
     /// Whether KSR module `module` is enabled.
     pub fn enabled(&self, module: &str) -> bool {
         (self.input.enabled)(module)
@@ -136,6 +141,7 @@ const STATEFUL: &[(&str, SetupFn)] = &[
     ("maxfwd", crate::maxfwd::setup),
     ("sanity", crate::sanity::setup),
     ("siptrace", crate::siptrace::setup),
+    ("dispatcher", crate::dispatcher::setup),
 ];
 
 /// Modules that take modparams but export nothing to scripts, and the KSR module they serve.

@@ -134,6 +134,21 @@ pub enum HtableValue {
     Int(i64),
 }
 
+/// A destination of Kamailio's `dispatcher` table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DispatcherRow {
+    /// The set id.
+    pub setid: i32,
+    /// The destination SIP URI.
+    pub destination: String,
+    /// The flags (state and probing bits).
+    pub flags: i64,
+    /// The priority (higher first).
+    pub priority: i64,
+    /// The attributes (`duid=...;weight=...`).
+    pub attrs: String,
+}
+
 /// The storage every stateful module shares. Table names are Kamailio's defaults unless a
 /// modparam or a function argument names another (`auth_check(realm, "subscriber", ...)`);
 /// backends refuse names that are not plain identifiers.
@@ -180,6 +195,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn put_htable(&self, table: &str, row: &HtableRow) -> Result<(), StoreError>;
     /// Remove the row of `key`.
     fn delete_htable(&self, table: &str, key: &str) -> Result<(), StoreError>;
+
+    /// Every destination of dispatcher table `table`, in id order. Backends without it say so.
+    fn dispatcher_rows(&self, table: &str) -> Result<Vec<DispatcherRow>, StoreError> {
+        Err(StoreError::Backend {
+            backend: self.backend(),
+            message: format!("no dispatcher table `{table}` in this backend"),
+        })
+    }
 }
 
 /// The shared handle modules keep.

@@ -755,6 +755,13 @@ impl TmHost<'_> {
                 script_log::script_failed(&name, fmsg.message.call_id().unwrap_or(""), None, &e);
             }
             txn.callbacks.update(&fmsg.tm);
+            if let Some(r) = txn.route.as_mut() {
+                // AVPs and XAVPs belong to the transaction, as in Kamailio: what the failure
+                // callback left there (dispatcher's remaining candidates after `ds_next_dst`)
+                // is what the next failure callback sees.
+                r.avps.clone_from(&fmsg.route.avps);
+                r.xavps.clone_from(&fmsg.route.xavps);
+            }
             let (fr, fr_inv) = self.timeouts(&fmsg.tm, txn.fr, txn.fr_inv);
             txn.fr = fr;
             txn.fr_inv = fr_inv;
