@@ -29,9 +29,13 @@
 //! - [`websocket`]: `KSR.websocket.*`: Kamailio's names for the handshake (done by sipd) and
 //!   closing the current WebSocket connection.
 //!
+//! - [`rtpengine`], [`rtpproxy`]: `KSR.rtpengine.*`, `KSR.rtpproxy.*`: media relay through
+//!   rtpengine (ng protocol) or an rtpproxy-protocol daemon; the SDP body replaced.
+//!
 //! Hosts pass [`MODULES`] to [`kemi_runtime::ExportTable::build`]; naming it links this crate.
-//! Exports never touch the network: replies are queued in `SipMsg::outbox`, header changes in
-//! `SipMsg::route`.
+//! Exports never touch the network (replies are queued in `SipMsg::outbox`, header changes in
+//! `SipMsg::route`), except the media relay commands of `rtpengine`/`rtpproxy`: one bounded,
+//! blocking UDP exchange with the daemon, as Kamailio's modules do.
 
 use kemi_runtime::table::ModuleSet;
 
@@ -50,6 +54,8 @@ pub mod pike;
 pub mod pv;
 pub mod registrar;
 pub mod rr;
+pub mod rtpengine;
+pub mod rtpproxy;
 pub mod sanity;
 pub mod setup;
 pub mod siptrace;
@@ -92,5 +98,7 @@ pub static MODULES: ModuleSet = ModuleSet {
         "registrar",
         "siptrace",
         "websocket",
+        "rtpengine",
+        "rtpproxy",
     ],
 };

@@ -136,6 +136,8 @@ const STATEFUL: &[(&str, SetupFn)] = &[
     ("maxfwd", crate::maxfwd::setup),
     ("sanity", crate::sanity::setup),
     ("siptrace", crate::siptrace::setup),
+    ("rtpengine", crate::rtpengine::setup),
+    ("rtpproxy", crate::rtpproxy::setup),
 ];
 
 /// Modules that take modparams but export nothing to scripts, and the KSR module they serve.
