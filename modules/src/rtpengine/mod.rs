@@ -43,7 +43,8 @@ use relay::Relay;
 #[derive(Debug)]
 pub struct NgRelay(pub Relay);
 
-/// Read the relay modparams shared by rtpengine and rtpproxy into a [`Relay`]:
+/// Read the relay modparams shared by rtpengine and rtpproxy into a [`Relay`] (`None`
+/// without any `<prefix>_sock`):
 /// `<prefix>_sock`, the timeout `tout.0` in units of `tout.1` ms (default 1 s),
 /// `<prefix>_retr`, `<prefix>_disable_tout` (s), `queried_nodes_limit`, `setid_default`.
 pub(crate) fn relay_from_params(
@@ -51,7 +52,7 @@ pub(crate) fn relay_from_params(
     module: &str,
     prefix: &str,
     tout: (&str, u64),
-) -> Result<Relay, SetupError> {
+) -> Result<Option<Relay>, SetupError> {
     let p = ctx.params(module);
     let sock = format!("{prefix}_sock");
     let retr = format!("{prefix}_retr");
@@ -66,7 +67,9 @@ pub(crate) fn relay_from_params(
     ])?;
     let socks = p.strs(&sock)?;
     if socks.is_empty() {
-        return Err(p.error(&sock, "at least one instance is required").into());
+        // Enabled (every module is by default) but not configured: the exports log and
+        // return -1.
+        return Ok(None);
     }
     let mut relay = Relay::new(&socks).map_err(|e| p.error(&sock, e.to_string()))?;
     let non_negative = |name: &str, default: i64| -> Result<u64, SetupError> {
@@ -94,14 +97,35 @@ pub(crate) fn relay_from_params(
         let set = relay.sets.remove(pos);
         relay.sets.insert(0, set);
     }
-    Ok(relay)
+    Ok(Some(relay))
 }
 
 /// Set up rtpengine from its modparams.
 pub fn setup(ctx: &mut SetupCtx<'_>) -> Result<(), SetupError> {
-    let relay = relay_from_params(ctx, "rtpengine", "rtpengine", ("rtpengine_tout_ms", 1))?;
-    ctx.services.insert(Arc::new(NgRelay(relay)));
+    if let Some(relay) =
+        relay_from_params(ctx, "rtpengine", "rtpengine", ("rtpengine_tout_ms", 1))?
+    {
+        ctx.services.insert(Arc::new(NgRelay(relay)));
+    }
     Ok(())
+}
+
+/// Ping `node` (ng `ping`, expecting `pong`): a node that answers is enabled, one that
+/// does not is disabled for `rtpengine_disable_tout`. Whether it answered.
+pub fn ping(relay: &Relay, node: &relay::Node) -> bool {
+    let mut d = BTreeMap::new();
+    d.insert(b"command".to_vec(), Value::str("ping"));
+    let ok = relay
+        .exchange(node, &Value::Dict(d).encode())
+        .ok()
+        .and_then(|r| Value::decode(&r).ok())
+        .is_some_and(|v| v.get("result").and_then(Value::as_str) == Some("pong"));
+    if ok {
+        relay.set_enabled(node, true);
+    } else {
+        relay.disable(node);
+    }
+    ok
 }
 
 /// An ng command.

@@ -70,6 +70,9 @@ pub struct Relay {
     /// How long a silent node stays disabled.
     pub disable_tout: Duration,
     start: Instant,
+    /// Random per relay: rtpengine answers a repeated cookie from its cache, so cookies of
+    /// two servers in one process (or a restarted one with the same pid) must differ.
+    nonce: u32,
     seq: AtomicU64,
 }
 
@@ -144,6 +147,17 @@ impl Relay {
             nodes_limit: 10,
             disable_tout: Duration::from_secs(60),
             start: Instant::now(),
+            nonce: {
+                let mut b = [0u8; 4];
+                // Without randomness the start time still tells servers apart.
+                if getrandom::getrandom(&mut b).is_err() {
+                    b = (std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.subsec_nanos()))
+                    .to_le_bytes();
+                }
+                u32::from_le_bytes(b)
+            },
             seq: AtomicU64::new(0),
         })
     }
@@ -232,8 +246,9 @@ impl Relay {
     /// A fresh cookie.
     pub fn cookie(&self) -> String {
         format!(
-            "{}_{}",
+            "{}_{:08x}_{}",
             std::process::id(),
+            self.nonce,
             self.seq.fetch_add(1, Ordering::Relaxed)
         )
     }

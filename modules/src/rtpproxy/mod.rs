@@ -31,8 +31,9 @@ pub struct RtpproxyRelay(pub Relay);
 
 /// Set up rtpproxy from its modparams.
 pub fn setup(ctx: &mut SetupCtx<'_>) -> Result<(), SetupError> {
-    let relay = relay_from_params(ctx, "rtpproxy", "rtpproxy", ("rtpproxy_tout", 1000))?;
-    ctx.services.insert(Arc::new(RtpproxyRelay(relay)));
+    if let Some(relay) = relay_from_params(ctx, "rtpproxy", "rtpproxy", ("rtpproxy_tout", 1000))? {
+        ctx.services.insert(Arc::new(RtpproxyRelay(relay)));
+    }
     Ok(())
 }
 

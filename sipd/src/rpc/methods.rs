@@ -89,6 +89,13 @@ impl RpcContext {
         {
             m.extend(super::permissions::METHODS.iter().map(|s| s.to_string()));
         }
+        if self
+            .services
+            .get::<modules::rtpengine::NgRelay>()
+            .is_some()
+        {
+            m.extend(super::rtpengine::METHODS.iter().map(|s| s.to_string()));
+        }
         if self.tls.is_some() {
             m.push("tls.reload".into());
         }
@@ -124,6 +131,9 @@ impl RpcContext {
             return r;
         }
         if let Some(r) = super::siptrace::call(&self.services, method, params) {
+            return r;
+        }
+        if let Some(r) = super::rtpengine::call(&self.services, method, params) {
             return r;
         }
         match method {
