@@ -228,14 +228,15 @@ mod tests {
             b"-1:a",
             b":a",
         ] {
-            assert!(Value::decode(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                Value::decode(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let deep: Vec<u8> = std::iter::repeat_n(b'l', 100)
             .chain(std::iter::repeat_n(b'e', 100))
             .collect();
-        assert_eq!(
-            Value::decode(&deep).unwrap_err().0,
-            "nested too deeply"
-        );
+        assert_eq!(Value::decode(&deep).unwrap_err().0, "nested too deeply");
     }
 }

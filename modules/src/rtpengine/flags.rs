@@ -110,8 +110,7 @@ impl NgFlags {
                     self.dict.insert(key.as_bytes().to_vec(), Value::Int(n));
                 }
                 _ => {
-                    self.dict
-                        .insert(key.as_bytes().to_vec(), Value::str(val));
+                    self.dict.insert(key.as_bytes().to_vec(), Value::str(val));
                 }
             }
             return Ok(());
@@ -206,7 +205,11 @@ mod tests {
         );
         assert_eq!(
             v.get("flags"),
-            Some(&Value::strs(&["trust-address", "symmetric", "SIP-source-address"]))
+            Some(&Value::strs(&[
+                "trust-address",
+                "symmetric",
+                "SIP-source-address"
+            ]))
         );
         assert_eq!(
             v.get("codec").and_then(|c| c.get("strip")),

@@ -84,8 +84,8 @@ pub(crate) fn relay_from_params(
     );
     relay.retries = u32::try_from(non_negative(&retr, 5)?.min(100)).unwrap_or(100);
     relay.disable_tout = Duration::from_secs(non_negative(&disable, 60)?);
-    relay.nodes_limit = usize::try_from(non_negative("queried_nodes_limit", 10)?.clamp(1, 50))
-        .unwrap_or(10);
+    relay.nodes_limit =
+        usize::try_from(non_negative("queried_nodes_limit", 10)?.clamp(1, 50)).unwrap_or(10);
     if let Some(id) = p.str("setid_default")? {
         let id = id
             .trim()
@@ -102,8 +102,7 @@ pub(crate) fn relay_from_params(
 
 /// Set up rtpengine from its modparams.
 pub fn setup(ctx: &mut SetupCtx<'_>) -> Result<(), SetupError> {
-    if let Some(relay) =
-        relay_from_params(ctx, "rtpengine", "rtpengine", ("rtpengine_tout_ms", 1))?
+    if let Some(relay) = relay_from_params(ctx, "rtpengine", "rtpengine", ("rtpengine_tout_ms", 1))?
     {
         ctx.services.insert(Arc::new(NgRelay(relay)));
     }
@@ -183,7 +182,10 @@ fn addr_family(ip: IpAddr) -> &'static str {
 /// Build, send and check one ng command; the reply dictionary on success.
 fn ng_call(msg: &mut SipMsg, op: Op, flags: &str, viabranch: Option<&str>) -> Option<Value> {
     let fail = |msg: &mut SipMsg, what: String| {
-        msg.log(LogLevel::Err, &format!("rtpengine: {} failed: {what}", op.name()));
+        msg.log(
+            LogLevel::Err,
+            &format!("rtpengine: {} failed: {what}", op.name()),
+        );
         None
     };
     let Some(relay) = msg.env.services.get_arc::<NgRelay>() else {
@@ -194,7 +196,11 @@ fn ng_call(msg: &mut SipMsg, op: Op, flags: &str, viabranch: Option<&str>) -> Op
         Err(e) => return fail(msg, e),
     };
     let m = &msg.message;
-    let Some(call_id) = f.call_id.clone().or_else(|| m.call_id().map(str::to_string)) else {
+    let Some(call_id) = f
+        .call_id
+        .clone()
+        .or_else(|| m.call_id().map(str::to_string))
+    else {
         return fail(msg, "no Call-ID".into());
     };
     let from_tag = f
@@ -248,10 +254,7 @@ fn ng_call(msg: &mut SipMsg, op: Op, flags: &str, viabranch: Option<&str>) -> Op
         if !has_sdp(msg) {
             return fail(msg, "the message has no SDP body".into());
         }
-        d.insert(
-            b"sdp".to_vec(),
-            Value::Bytes(msg.message.body().to_vec()),
-        );
+        d.insert(b"sdp".to_vec(), Value::Bytes(msg.message.body().to_vec()));
         let ip = msg.rcv.src.ip();
         d.insert(
             b"received-from".to_vec(),
@@ -302,7 +305,10 @@ pub(crate) fn offer_answer(msg: &mut SipMsg, op: Op, flags: &str, viabranch: Opt
         None => {
             msg.log(
                 LogLevel::Err,
-                &format!("rtpengine: {}: the new SDP does not fit the message", op.name()),
+                &format!(
+                    "rtpengine: {}: the new SDP does not fit the message",
+                    op.name()
+                ),
             );
             -1
         }
@@ -639,7 +645,6 @@ pub fn rtpengine_connect(msg: &mut SipMsg, flags: &str) -> i32 {
 pub fn rtpengine_connect2(msg: &mut SipMsg, flags: &str, viabranch: &str) -> i32 {
     simple(msg, Op::Other("connect"), flags, Some(viabranch))
 }
-
 
 /// Play a media file into the call (`play media`; the flags name it: `file=...`).
 #[kemi(module = "rtpengine", name = "play_media")]

@@ -176,9 +176,9 @@ impl Relay {
 
     /// Disable `node` for `disable_tout`.
     pub fn disable(&self, node: &Node) {
-        let until = self.now_ms().saturating_add(
-            u64::try_from(self.disable_tout.as_millis()).unwrap_or(u64::MAX - 1),
-        );
+        let until = self
+            .now_ms()
+            .saturating_add(u64::try_from(self.disable_tout.as_millis()).unwrap_or(u64::MAX - 1));
         // An RPC disable stays.
         let _ = node
             .disabled_until
@@ -238,7 +238,12 @@ impl Relay {
         }
         let mut out = Vec::with_capacity(up.len());
         out.push(up[first]);
-        out.extend(up.iter().enumerate().filter(|(i, _)| *i != first).map(|(_, n)| *n));
+        out.extend(
+            up.iter()
+                .enumerate()
+                .filter(|(i, _)| *i != first)
+                .map(|(_, n)| *n),
+        );
         out.truncate(self.nodes_limit.max(1));
         out
     }

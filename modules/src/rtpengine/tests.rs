@@ -13,7 +13,8 @@ use kemi_runtime::sip::Message;
 
 use super::*;
 
-const INVITE: &str = "INVITE sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKab\r\n\
+const INVITE: &str =
+    "INVITE sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKab\r\n\
 From: <sip:a@127.0.0.1>;tag=fa\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: call-1\r\nCSeq: 1 INVITE\r\n\
 Content-Type: application/sdp\r\nContent-Length: 10\r\n\r\nv=0\r\ns=x\r\n";
 
@@ -73,8 +74,14 @@ fn offer_sends_call_and_flags_and_replaces_the_body() {
         assert_eq!(req.get("call-id").and_then(Value::as_str), Some("call-1"));
         assert_eq!(req.get("from-tag").and_then(Value::as_str), Some("fa"));
         assert_eq!(req.get("to-tag"), None);
-        assert_eq!(req.get("via-branch").and_then(Value::as_str), Some("z9hG4bKab"));
-        assert_eq!(req.get("sdp").and_then(Value::as_str), Some("v=0\r\ns=x\r\n"));
+        assert_eq!(
+            req.get("via-branch").and_then(Value::as_str),
+            Some("z9hG4bKab")
+        );
+        assert_eq!(
+            req.get("sdp").and_then(Value::as_str),
+            Some("v=0\r\ns=x\r\n")
+        );
         assert_eq!(req.get("replace"), Some(&Value::strs(&["origin"])));
         assert_eq!(req.get("ICE").and_then(Value::as_str), Some("remove"));
         Some(ok_sdp(cookie, "v=0\r\nc=IN IP4 127.0.0.1\r\n"))
@@ -91,7 +98,8 @@ fn offer_sends_call_and_flags_and_replaces_the_body() {
 
 #[test]
 fn bad_replies_leave_the_message_unchanged() {
-    let cases: Vec<(&str, fn(&str) -> Vec<u8>)> = vec![
+    type Reply = fn(&str) -> Vec<u8>;
+    let cases: Vec<(&str, Reply)> = vec![
         ("error result", |c| {
             format!("{c} d6:result5:error12:error-reason7:no waye").into_bytes()
         }),
@@ -163,11 +171,13 @@ fn manage_picks_kamailio_commands() {
     assert_eq!(manage_op(&parse(INVITE)), Manage::Offer);
     let ok = INVITE.replace("INVITE sip:b@127.0.0.1 SIP/2.0", "SIP/2.0 200 OK");
     assert_eq!(manage_op(&parse(&ok)), Manage::Answer);
-    let busy = "SIP/2.0 486 Busy\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCSeq: 1 INVITE\r\nl: 0\r\n\r\n";
+    let busy =
+        "SIP/2.0 486 Busy\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCSeq: 1 INVITE\r\nl: 0\r\n\r\n";
     assert_eq!(manage_op(&parse(busy)), Manage::Delete);
     let trying = "SIP/2.0 100 Trying\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCSeq: 1 INVITE\r\nl: 0\r\n\r\n";
     assert_eq!(manage_op(&parse(trying)), Manage::Nothing);
-    let bye = "BYE sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCSeq: 2 BYE\r\nl: 0\r\n\r\n";
+    let bye =
+        "BYE sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCSeq: 2 BYE\r\nl: 0\r\n\r\n";
     assert_eq!(manage_op(&parse(bye)), Manage::Delete);
     let mut f = parse(INVITE);
     f.tm.route = TmRoute::Failure;

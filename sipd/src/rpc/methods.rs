@@ -89,11 +89,7 @@ impl RpcContext {
         {
             m.extend(super::permissions::METHODS.iter().map(|s| s.to_string()));
         }
-        if self
-            .services
-            .get::<modules::rtpengine::NgRelay>()
-            .is_some()
-        {
+        if self.services.get::<modules::rtpengine::NgRelay>().is_some() {
             m.extend(super::rtpengine::METHODS.iter().map(|s| s.to_string()));
         }
         if self.tls.is_some() {

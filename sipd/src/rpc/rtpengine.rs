@@ -63,7 +63,10 @@ pub fn call(
         ))));
     };
     if r.find(url).next().is_none() {
-        return Some(Err(RpcError::new(500, format!("Instance not found: {url}"))));
+        return Some(Err(RpcError::new(
+            500,
+            format!("Instance not found: {url}"),
+        )));
     }
     match method {
         "rtpengine.enable" => {
