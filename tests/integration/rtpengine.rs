@@ -64,6 +64,9 @@ impl Daemon {
     fn spawn(&mut self) {
         let child = Command::new("rtpengine")
             .args([
+                // Not /etc/rtpengine/rtpengine.conf: it would add the system daemon's CLI
+                // and HTTP ports (2224, 2225), taken when Debian's service runs.
+                "--config-file=none",
                 "--interface=127.0.0.1",
                 &format!("--listen-ng={}", self.ng),
                 &format!("--listen-udp={}", self.legacy),
@@ -276,12 +279,12 @@ fn sdp(rtp_port: u16) -> String {
 }
 
 /// A reply to `req` copying its Vias, From, To (tagged), Call-ID and CSeq.
-fn reply(req: &str, code: &str, body: Option<&str>) -> String {
+fn reply(req: &str, code: &str, contact: SocketAddr, body: Option<&str>) -> String {
     let mut out = format!("SIP/2.0 {code}\r\n");
     for v in header(req, "Via") {
         out.push_str(&format!("Via: {v}\r\n"));
     }
-    for name in ["From", "Call-ID", "CSeq"] {
+    for name in ["Record-Route", "From", "Call-ID", "CSeq"] {
         for v in header(req, name) {
             out.push_str(&format!("{name}: {v}\r\n"));
         }
@@ -296,7 +299,7 @@ fn reply(req: &str, code: &str, body: Option<&str>) -> String {
     } else {
         format!("{to};tag=uas-tag")
     };
-    out.push_str(&format!("To: {to}\r\nContact: <sip:uas@127.0.0.1>\r\n"));
+    out.push_str(&format!("To: {to}\r\nContact: <sip:uas@{contact}>\r\n"));
     match body {
         Some(b) => out.push_str(&format!(
             "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
@@ -385,7 +388,7 @@ fn call(d: &Daemon, sipd: SocketAddr, uac: &Peer, uas: &Peer, id: &str) {
         "Content-Length:\n{inv}"
     );
     let answer = sdp(uas_rtp.local_addr().expect("addr").port());
-    uas.send(from, &reply(&inv, "200 OK", Some(&answer)));
+    uas.send(from, &reply(&inv, "200 OK", uas.addr(), Some(&answer)));
     let (ok, _) = uac
         .expect("SIP/2.0 200", WAIT)
         .expect("200 reaches the UAC");
@@ -419,7 +422,7 @@ fn call(d: &Daemon, sipd: SocketAddr, uac: &Peer, uas: &Peer, id: &str) {
         &request("BYE", uac, uas.addr(), id, 2, "application/sdp", ""),
     );
     let (bye, from) = uas.expect("BYE ", WAIT).expect("BYE reaches the UAS");
-    uas.send(from, &reply(&bye, "200 OK", None));
+    uas.send(from, &reply(&bye, "200 OK", uas.addr(), None));
     assert!(uac.expect("SIP/2.0 200", WAIT).is_some(), "200 to BYE");
     // Deleted at the BYE (delete-delay 0).
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -447,9 +450,10 @@ fn refused(
         sipd,
         &request("INVITE", uac, uas.addr(), id, 1, ctype, body),
     );
-    let got = uac.expect("SIP/2.0 500", Duration::from_secs(5));
+    let got = uac.expect("SIP/2.0 ", Duration::from_secs(10));
     let took = t.elapsed();
-    assert!(got.is_some(), "no 500 for {id}");
+    let (text, _) = got.unwrap_or_else(|| panic!("no reply for {id} within {took:?}"));
+    assert!(text.starts_with("SIP/2.0 500"), "{id} got:\n{text}");
     assert!(
         uas.expect("INVITE ", Duration::from_millis(100)).is_none(),
         "the INVITE of {id} went on"
@@ -543,4 +547,237 @@ fn bad_bodies_get_the_error_path_and_are_not_forwarded() {
             },
         );
     }
+}
+
+/// Send `sig` (`STOP`, `CONT`) to the daemon.
+fn signal(d: &Daemon, sig: &str) {
+    let pid = d.child.as_ref().expect("running").id().to_string();
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+#[test]
+fn a_frozen_daemon_times_out_within_the_bound_then_calls_resume() {
+    let _one = lock();
+    let d = Daemon::start();
+    let (uac, uas) = (Peer::new(), Peer::new());
+    // ng: 300 ms x 2 attempts; legacy: 1 s x 1 attempt.
+    for (relay, bound) in [(NG_RELAY, 600), (LEGACY_RELAY, 1000)] {
+        let sipd = sipd_for(&d, uas.addr(), relay);
+        let at = sipd.addr(Proto::Udp);
+        let tag = if relay == NG_RELAY { "ng" } else { "legacy" };
+        signal(&d, "STOP");
+        let took = refused(
+            at,
+            &uac,
+            &uas,
+            &format!("{tag}-frozen"),
+            "application/sdp",
+            &sdp(4000),
+        );
+        // Disabled now: the next call fails at once, without waiting.
+        let next = refused(
+            at,
+            &uac,
+            &uas,
+            &format!("{tag}-frozen-2"),
+            "application/sdp",
+            &sdp(4000),
+        );
+        signal(&d, "CONT");
+        eprintln!("{tag}: frozen daemon, 500 after {took:?}, then {next:?} while disabled");
+        assert!(took >= Duration::from_millis(bound), "{tag}: {took:?}");
+        assert!(
+            took < Duration::from_millis(bound + 1000),
+            "{tag}: {took:?}"
+        );
+        assert!(next < Duration::from_millis(200), "{tag}: {next:?}");
+        std::thread::sleep(Duration::from_millis(1100));
+        // The frozen daemon's late answers to the old cookies are ignored.
+        call(&d, at, &uac, &uas, &format!("{tag}-thawed"));
+    }
+}
+
+/// The onreply callback sees the flags the request route set (Kamailio's `onreply_route`
+/// sees the transaction's): before, `isflagset` there was always false, so the basic
+/// example's `ksr_route_natmanage` never relayed the media of the 200.
+#[test]
+fn onreply_callback_sees_the_request_flags() {
+    let uas = Peer::new();
+    let uac = Peer::new();
+    let script = format!(
+        r#"
+function ksr_request_route()
+    if KSR.is_INVITE() then
+        KSR.setflag(5)
+        KSR.setbflag(6)
+        KSR.tm.t_on_reply("ksr_onreply")
+    end
+    KSR.setdsturi("sip:{}")
+    KSR.tm.t_relay()
+end
+function ksr_onreply()
+    if KSR.isflagset(5) and KSR.isbflagset(6) then
+        KSR.hdr.append("X-Flags: 5,6\r\n")
+    end
+end
+"#,
+        uas.addr()
+    );
+    let sipd = Sipd::launch(
+        "route.lua",
+        &script,
+        listen_on(LO, &[Proto::Udp]),
+        1,
+        |_, _| {},
+    );
+    let at = sipd.addr(Proto::Udp);
+    uac.send(
+        at,
+        &request(
+            "INVITE",
+            &uac,
+            uas.addr(),
+            "flags-1",
+            1,
+            "application/sdp",
+            &sdp(4000),
+        ),
+    );
+    let (inv, from) = uas.expect("INVITE ", WAIT).expect("INVITE reaches the UAS");
+    uas.send(from, &reply(&inv, "486 Busy Here", uas.addr(), None));
+    let (busy, _) = uac
+        .expect("SIP/2.0 486", WAIT)
+        .expect("486 reaches the UAC");
+    assert!(busy.contains("X-Flags: 5,6"), "{busy}");
+}
+
+/// Kamailio's `kamailio-basic-kemi-lua.lua`, unchanged, with `WITH_NAT`'s modules and
+/// `rtpproxy` pointed at the daemon's legacy port: a callee registered from a private Contact,
+/// a caller with a private Contact (NAT detected), and the media of the call relayed.
+#[test]
+fn kamailio_basic_example_with_nat_relays_media_through_rtpengine() {
+    let example = "/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-lua.lua";
+    let source = std::fs::read_to_string(example)
+        .unwrap_or_else(|e| panic!("{example}: {e} (install the `kamailio` package)"));
+    let _one = lock();
+    let d = Daemon::start();
+    let (uac, uas) = (Peer::new(), Peer::new());
+    let legacy = d.legacy;
+    let sipd = Sipd::launch(
+        "kamailio-basic-kemi-lua.lua",
+        &source,
+        listen_on(LO, &[Proto::Udp]),
+        2,
+        move |c: &mut Config, dir| {
+            c.modules = kemi_runtime::table::Enabled::Only(
+                [
+                    "sl",
+                    "tm",
+                    "tmx",
+                    "rr",
+                    "maxfwd",
+                    "textops",
+                    "siputils",
+                    "xlog",
+                    "sanity",
+                    "kx",
+                    "corex",
+                    "registrar",
+                    "nathelper",
+                    "htable",
+                    "pike",
+                    "rtpproxy",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            );
+            c.db_url = format!("sqlite://{}/sipd.db", dir.display());
+            c.modparams = toml::from_str(&format!(
+                "[registrar]\nreceived_avp = \"$avp(RECEIVED)\"\n\
+                 [usrloc]\nnat_bflag = 6\n\
+                 [nathelper]\nreceived_avp = \"$avp(RECEIVED)\"\n\
+                 [htable]\nhtable = \"ipban=>size=8;autoexpire=300;\"\n\
+                 [rtpproxy]\nrtpproxy_sock = \"udp:{legacy}\"\n"
+            ))
+            .expect("modparams");
+        },
+    );
+    let at = sipd.addr(Proto::Udp);
+    // The callee registers from behind a "NAT": its Contact is private.
+    let reg = format!(
+        "REGISTER sip:{at} SIP/2.0\r\nVia: SIP/2.0/UDP {u};branch=z9hG4bK-reg1;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:bob@{at}>;tag=r1\r\nTo: <sip:bob@{at}>\r\n\
+         Call-ID: reg-1\r\nCSeq: 1 REGISTER\r\nContact: <sip:bob@10.1.1.1:5060>;expires=60\r\n\
+         Content-Length: 0\r\n\r\n",
+        u = uas.addr()
+    );
+    uas.send(at, &reg);
+    uas.expect("SIP/2.0 200", WAIT).expect("REGISTER accepted");
+    // The caller, also behind a "NAT".
+    let uac_rtp = UdpSocket::bind((LO, 0)).expect("bind");
+    let uas_rtp = UdpSocket::bind((LO, 0)).expect("bind");
+    let offer = sdp(uac_rtp.local_addr().expect("addr").port());
+    let invite = format!(
+        "INVITE sip:bob@{at} SIP/2.0\r\nVia: SIP/2.0/UDP {u};branch=z9hG4bK-inv1;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@{at}>;tag=a1\r\nTo: <sip:bob@{at}>\r\n\
+         Call-ID: basic-1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@10.2.2.2:5060>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
+        offer.len(),
+        u = uac.addr()
+    );
+    uac.send(at, &invite);
+    let (inv, from) = uas
+        .expect("INVITE ", WAIT)
+        .expect("INVITE reaches the callee");
+    let (_, port_a) = media(body(&inv));
+    assert!(d.in_range(port_a), "the callee got port {port_a}:\n{inv}");
+    let answer = sdp(uas_rtp.local_addr().expect("addr").port());
+    uas.send(from, &reply(&inv, "200 OK", uas.addr(), Some(&answer)));
+    let (ok, _) = uac
+        .expect("SIP/2.0 200", WAIT)
+        .expect("200 reaches the caller");
+    let (_, port_b) = media(body(&ok));
+    assert!(d.in_range(port_b), "the caller got port {port_b}:\n{ok}");
+    assert!(
+        rtp_flows(&uac_rtp, SocketAddr::new(LO, port_b), &uas_rtp),
+        "RTP from the caller did not reach the callee"
+    );
+    assert!(
+        rtp_flows(&uas_rtp, SocketAddr::new(LO, port_a), &uac_rtp),
+        "RTP from the callee did not reach the caller"
+    );
+    // BYE along the record-route: the media session goes.
+    let route = header(&ok, "Record-Route").join(", ");
+    let contact = header(&ok, "Contact")
+        .first()
+        .copied()
+        .unwrap_or_default()
+        .to_string();
+    let target = contact
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let bye = format!(
+        "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {u};branch=z9hG4bK-bye1;rport\r\n\
+         Max-Forwards: 70\r\nRoute: {route}\r\nFrom: <sip:alice@{at}>;tag=a1\r\n\
+         To: <sip:bob@{at}>;tag=uas-tag\r\nCall-ID: basic-1\r\nCSeq: 2 BYE\r\n\
+         Content-Length: 0\r\n\r\n",
+        u = uac.addr()
+    );
+    uac.send(at, &bye);
+    let (bye_in, from) = uas.expect("BYE ", WAIT).expect("BYE reaches the callee");
+    uas.send(from, &reply(&bye_in, "200 OK", uas.addr(), None));
+    uac.expect("SIP/2.0 200", WAIT).expect("200 to BYE");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while d.calls().contains("basic-1") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!d.calls().contains("basic-1"), "left: {}", d.calls());
 }
