@@ -781,3 +781,61 @@ fn kamailio_basic_example_with_nat_relays_media_through_rtpengine() {
     }
     assert!(!d.calls().contains("basic-1"), "left: {}", d.calls());
 }
+
+/// RPC `rtpengine.show`, `rtpengine.ping`, `rtpengine.enable`: a node disabled by RPC takes no
+/// call (the script answers 500) until enabled again; ping tells a live daemon from a dead one.
+#[test]
+fn rpc_shows_pings_and_enables_nodes() {
+    use serde_json::{json, Value};
+    use sipd::config::RpcConfig;
+    use sipd::rpc::client;
+
+    let _one = lock();
+    let mut d = Daemon::start();
+    let (uac, uas) = (Peer::new(), Peer::new());
+    let script = SCRIPT
+        .replace("%UAS%", &format!("sip:{}", uas.addr()))
+        .replace("%RELAY%", NG_RELAY);
+    let ng_url = format!("udp:{}", d.ng);
+    let modparams = format!(
+        "[rtpengine]\nrtpengine_sock = [\"{ng_url}=2\", \"1 == udp:127.0.0.1:9\"]\nrtpengine_tout_ms = 200\nrtpengine_retr = 0\n"
+    );
+    let sipd = Sipd::launch(
+        "route.lua",
+        &script,
+        listen_on(LO, &[Proto::Udp]),
+        1,
+        move |c: &mut Config, dir| {
+            c.modparams = toml::from_str(&modparams).expect("modparams");
+            c.rpc = Some(RpcConfig {
+                socket: dir.join("ctl.sock"),
+                explicit: true,
+                http: None,
+            });
+        },
+    );
+    let sock = sipd
+        .handle()
+        .rpc_socket()
+        .expect("rpc socket")
+        .to_path_buf();
+    let rpc = |m: &str, p: &[Value]| client::call(&sock, m, p);
+    let all = rpc("rtpengine.show", &[json!("all")]).expect("show");
+    let nodes = all.as_array().expect("two nodes");
+    assert_eq!(nodes.len(), 2, "{all}");
+    assert_eq!(nodes[0]["url"], json!(ng_url));
+    assert_eq!(nodes[0]["weight"], json!(2));
+    assert_eq!(nodes[0]["disabled"], json!(0));
+    let pinged = rpc("rtpengine.ping", &[json!(ng_url)]).expect("ping");
+    assert_eq!(pinged["disabled"], json!(0), "{pinged}");
+    assert!(rpc("rtpengine.show", &[json!("udp:127.0.0.1:1")]).is_err());
+    let at = sipd.addr(Proto::Udp);
+    let off = rpc("rtpengine.enable", &[json!(ng_url), json!(0)]).expect("enable 0");
+    assert_eq!(off["disabled"], json!(1), "{off}");
+    refused(at, &uac, &uas, "rpc-off", "application/sdp", &sdp(4000));
+    rpc("rtpengine.enable", &[json!(ng_url), json!(1)]).expect("enable 1");
+    call(&d, at, &uac, &uas, "rpc-on");
+    d.stop();
+    let dead = rpc("rtpengine.ping", &[json!(ng_url)]).expect("ping");
+    assert_eq!(dead["disabled"], json!(1), "{dead}");
+}

@@ -8,7 +8,8 @@
 //! port then replace the stream's `c=` and `m=` port (and an `a=rtcp:` port). Without the `r`
 //! flag the media address sent is the source address of the SIP message, as Kamailio does;
 //! `r` trusts the SDP. Flags: `a` asymmetric, `i`/`e` direction (two of them, caller side
-//! first), `r` trust address, `l` force lookup, `w` symmetric, `f`/`o`/`c` accepted. The
+//! first), `r` trust address, `l` force lookup, `w` symmetric, `o` the `o=` address too, `f`/`c`
+//! accepted (every `c=` line is rewritten anyway). The
 //! `_ip` variants put the given address into the SDP instead of the relay's.
 //!
 //! Modparams: `rtpproxy_sock` (sets and weights as `rtpengine_sock`), `rtpproxy_tout`
@@ -140,7 +141,7 @@ fn offer_answer(msg: &mut SipMsg, offer: bool, flags: &str, media_ip: Option<&st
             .unwrap_or_else(|| s.addr.clone());
         relayed.push(Some((ip, port)));
     }
-    let body = match sdp::rewrite(msg.message.body(), &relayed) {
+    let body = match sdp::rewrite(msg.message.body(), &relayed, flags.contains('o')) {
         Ok(b) => b,
         Err(e) => return err(msg, what, &e.to_string()),
     };

@@ -94,8 +94,13 @@ pub fn streams(body: &[u8]) -> Result<Vec<Stream>, SdpError> {
 }
 
 /// `body` with stream `i` (in `streams` order) moved to `relayed[i]` (address, port); a
-/// `None` leaves that stream as it is. The session `c=` gets the first relayed address.
-pub fn rewrite(body: &[u8], relayed: &[Option<(String, u16)>]) -> Result<Vec<u8>, SdpError> {
+/// `None` leaves that stream as it is. The session `c=` gets the first relayed address, and so
+/// does the `o=` line when `origin` (Kamailio's `o` flag).
+pub fn rewrite(
+    body: &[u8],
+    relayed: &[Option<(String, u16)>],
+    origin: bool,
+) -> Result<Vec<u8>, SdpError> {
     let text = std::str::from_utf8(body).map_err(|_| SdpError::NotText)?;
     let ls = lines(text);
     let first = relayed.iter().flatten().next().cloned();
@@ -119,6 +124,14 @@ pub fn rewrite(body: &[u8], relayed: &[Option<(String, u16)>]) -> Result<Vec<u8>
         let family = if addr.contains(':') { "IP6" } else { "IP4" };
         if content.starts_with("c=") {
             out.push_str(&format!("c=IN {family} {addr}{end}"));
+        } else if origin && stream.is_none() && content.starts_with("o=") {
+            // o=<user> <id> <version> IN <type> <addr>: the last two fields.
+            let parts: Vec<&str> = content.split(' ').collect();
+            if parts.len() == 6 {
+                out.push_str(&format!("{} IN {family} {addr}{end}", parts[..3].join(" ")));
+            } else {
+                out.push_str(l);
+            }
         } else if content.starts_with("m=") && stream.is_some() {
             let mut parts: Vec<&str> = content.split(' ').collect();
             let new_port = port.to_string();
@@ -163,6 +176,7 @@ m=audio 4000 RTP/AVP 0\r\na=rtcp:4001\r\nm=video 0 RTP/AVP 96\r\nm=audio 5000 RT
                 None,
                 Some(("127.0.0.1".into(), 30002)),
             ],
+            false,
         )
         .unwrap();
         let out = String::from_utf8(out).unwrap();
@@ -171,6 +185,10 @@ m=audio 4000 RTP/AVP 0\r\na=rtcp:4001\r\nm=video 0 RTP/AVP 96\r\nm=audio 5000 RT
             "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
 m=audio 30000 RTP/AVP 0\r\na=rtcp:30001\r\nm=video 0 RTP/AVP 96\r\nm=audio 30002 RTP/AVP 8\r\nc=IN IP4 127.0.0.1\r\n"
         );
+        let o = rewrite(SDP.as_bytes(), &[Some(("127.0.0.2".into(), 30000))], true).unwrap();
+        assert!(String::from_utf8(o)
+            .unwrap()
+            .starts_with("v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\n"));
     }
 
     #[test]
