@@ -393,6 +393,16 @@ fn call(d: &Daemon, sipd: SocketAddr, uac: &Peer, uas: &Peer, id: &str) {
         .expect("SIP/2.0 200", WAIT)
         .expect("200 reaches the UAC");
     let (addr, port_b) = media(body(&ok));
+    // In-dialog requests follow the Record-Route (when the script record-routes).
+    let rr = header(&ok, "Record-Route").join(", ");
+    let routed = |req: String| match rr.is_empty() {
+        true => req,
+        false => req.replacen(
+            "\r\nMax-Forwards:",
+            &format!("\r\nRoute: {rr}\r\nMax-Forwards:"),
+            1,
+        ),
+    };
     assert_eq!(addr, "127.0.0.1", "{ok}");
     assert!(
         d.in_range(port_b),
@@ -400,7 +410,15 @@ fn call(d: &Daemon, sipd: SocketAddr, uac: &Peer, uas: &Peer, id: &str) {
     );
     uac.send(
         sipd,
-        &request("ACK", uac, uas.addr(), id, 1, "application/sdp", ""),
+        &routed(request(
+            "ACK",
+            uac,
+            uas.addr(),
+            id,
+            1,
+            "application/sdp",
+            "",
+        )),
     );
     assert!(uas.expect("ACK ", WAIT).is_some(), "ACK reaches the UAS");
     // Media both ways through the daemon.
@@ -419,7 +437,15 @@ fn call(d: &Daemon, sipd: SocketAddr, uac: &Peer, uas: &Peer, id: &str) {
     );
     uac.send(
         sipd,
-        &request("BYE", uac, uas.addr(), id, 2, "application/sdp", ""),
+        &routed(request(
+            "BYE",
+            uac,
+            uas.addr(),
+            id,
+            2,
+            "application/sdp",
+            "",
+        )),
     );
     let (bye, from) = uas.expect("BYE ", WAIT).expect("BYE reaches the UAS");
     uas.send(from, &reply(&bye, "200 OK", uas.addr(), None));
@@ -838,4 +864,52 @@ fn rpc_shows_pings_and_enables_nodes() {
     d.stop();
     let dead = rpc("rtpengine.ping", &[json!(ng_url)]).expect("ping");
     assert_eq!(dead["disabled"], json!(1), "{dead}");
+}
+
+/// `examples/registrar.toml` with its script relays the media of a call through rtpengine
+/// when one runs (its `rtpengine_sock` pointed at the test's daemon; the caller is a trusted
+/// address calling out, so no digest is needed).
+#[test]
+fn the_registrar_example_relays_media_when_rtpengine_runs() {
+    use modules::store::{self, AddressRow};
+
+    let _one = lock();
+    let d = Daemon::start();
+    let (uac, uas) = (Peer::new(), Peer::new());
+    let db = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", db.path().join("sipd.db").display());
+    store::open(&url, std::path::Path::new("/"))
+        .expect("store")
+        .add_address(
+            "address",
+            &AddressRow {
+                grp: 1,
+                ip_addr: "127.0.0.1".into(),
+                mask: 32,
+                port: 0,
+                tag: String::new(),
+            },
+        )
+        .expect("trusted address");
+    let args = sipd::config::RunArgs {
+        config: Some(crate::support::example("registrar.toml")),
+        listen: listen_on(LO, &[Proto::Udp]),
+        log_level: Some("warn".into()),
+        ..sipd::config::RunArgs::default()
+    };
+    let mut config = Config::load(&args).expect("examples/registrar.toml loads");
+    config.db_url = url;
+    config.rpc = None;
+    let rtpengine = config
+        .modparams
+        .get_mut("rtpengine")
+        .expect("the example configures rtpengine");
+    rtpengine.insert(
+        "rtpengine_sock".into(),
+        toml::Value::String(format!("udp:{}", d.ng)),
+    );
+    let handle = sipd::server::Server::start(config).expect("the example starts");
+    let proxy = handle.local_addr(Proto::Udp, false).expect("udp address");
+    call(&d, proxy, &uac, &uas, "example-call");
+    handle.shutdown();
 }
