@@ -31,9 +31,13 @@
 //! - [`websocket`]: `KSR.websocket.*`: Kamailio's names for the handshake (done by sipd) and
 //!   closing the current WebSocket connection.
 //!
+//! - [`rtpengine`], [`rtpproxy`]: `KSR.rtpengine.*`, `KSR.rtpproxy.*`: media relay through
+//!   rtpengine (ng protocol) or an rtpproxy-protocol daemon; the SDP body replaced.
+//!
 //! Hosts pass [`MODULES`] to [`kemi_runtime::ExportTable::build`]; naming it links this crate.
-//! Exports never touch the network: replies are queued in `SipMsg::outbox`, header changes in
-//! `SipMsg::route`.
+//! Exports never touch the network (replies are queued in `SipMsg::outbox`, header changes in
+//! `SipMsg::route`), except the media relay commands of `rtpengine`/`rtpproxy`: one bounded,
+//! blocking UDP exchange with the daemon, as Kamailio's modules do.
 
 use kemi_runtime::table::ModuleSet;
 
@@ -53,6 +57,8 @@ pub mod pike;
 pub mod pv;
 pub mod registrar;
 pub mod rr;
+pub mod rtpengine;
+pub mod rtpproxy;
 pub mod sanity;
 pub mod setup;
 pub mod siptrace;
@@ -96,5 +102,7 @@ pub static MODULES: ModuleSet = ModuleSet {
         "siptrace",
         "websocket",
         "dispatcher",
+        "rtpengine",
+        "rtpproxy",
     ],
 };

@@ -142,6 +142,8 @@ const STATEFUL: &[(&str, SetupFn)] = &[
     ("sanity", crate::sanity::setup),
     ("siptrace", crate::siptrace::setup),
     ("dispatcher", crate::dispatcher::setup),
+    ("rtpengine", crate::rtpengine::setup),
+    ("rtpproxy", crate::rtpproxy::setup),
 ];
 
 /// Modules that take modparams but export nothing to scripts, and the KSR module they serve.

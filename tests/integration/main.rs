@@ -16,6 +16,7 @@ mod overload;
 mod probes;
 mod registrar;
 mod rport;
+mod rtpengine;
 mod server;
 mod sipp;
 mod siptrace;

@@ -96,6 +96,9 @@ impl RpcContext {
         {
             m.extend(super::dispatcher::METHODS.iter().map(|s| s.to_string()));
         }
+        if self.services.get::<modules::rtpengine::NgRelay>().is_some() {
+            m.extend(super::rtpengine::METHODS.iter().map(|s| s.to_string()));
+        }
         if self.tls.is_some() {
             m.push("tls.reload".into());
         }
@@ -134,6 +137,9 @@ impl RpcContext {
             return r;
         }
         if let Some(r) = super::dispatcher::call(&self.services, method, params) {
+            return r;
+        }
+        if let Some(r) = super::rtpengine::call(&self.services, method, params) {
             return r;
         }
         match method {

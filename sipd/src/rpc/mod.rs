@@ -18,6 +18,7 @@ pub mod http;
 pub mod jsonrpc;
 pub mod methods;
 pub mod permissions;
+pub mod rtpengine;
 pub mod siptrace;
 pub mod socket;
 pub mod ul;

@@ -415,6 +415,7 @@ impl TmHost<'_> {
             // Room for one branch, the usual case (a `Vec`'s first push reserves four).
             branches: Vec::with_capacity(1),
             route: callbacks.failure.is_some().then(|| msg.route.clone()),
+            flags: (msg.route.flags, msg.route.bflags),
             callbacks,
             fr,
             fr_inv,
@@ -622,6 +623,7 @@ impl TmHost<'_> {
         if let Some(name) = txn.callbacks.reply.clone() {
             rmsg.tm.route = TmRoute::Reply;
             rmsg.tm.exists = true;
+            (rmsg.route.flags, rmsg.route.bflags) = txn.flags;
             rmsg.tm.branch_index = u32::try_from(index).ok();
             rmsg.tm.canceled = txn.canceled;
             rmsg.tm.status = txn.server.status();
