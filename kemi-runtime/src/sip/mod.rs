@@ -36,7 +36,7 @@ pub use error::{ParseError, ParseErrorKind, RequiredError, UriError, ValueError}
 pub use header::{unfold, HeaderKind, HeaderRef};
 pub use message::Message;
 pub use method::Method;
-pub use name_addr::NameAddr;
+pub use name_addr::{tag_of, NameAddr};
 pub use params::{Param, Params};
 pub use parse::{frame_len, MAX_HEAD_LEN, SUBSTITUTE};
 pub use uri::{percent_decode, Scheme, Uri};

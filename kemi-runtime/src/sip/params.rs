@@ -100,22 +100,31 @@ impl<'a> Iterator for ParamIter<'a> {
                     cur
                 }
             };
-            let p = trim_lws(elem);
-            if p.is_empty() {
-                continue;
+            if let Some(p) = param_of(elem) {
+                return Some(p);
             }
-            return Some(match p.bytes().position(|c| c == b'=') {
-                Some(eq) => Param {
-                    name: trim_lws(p.get(..eq).unwrap_or_default()),
-                    value: Some(trim_lws(p.get(eq + 1..).unwrap_or_default())),
-                },
-                None => Param {
-                    name: p,
-                    value: None,
-                },
-            });
         }
     }
+}
+
+/// One element of a parameter list (between separators) as a [`Param`]; `None` when it is
+/// empty or only LWS.
+#[inline]
+pub(crate) fn param_of(elem: &str) -> Option<Param<'_>> {
+    let p = trim_lws(elem);
+    if p.is_empty() {
+        return None;
+    }
+    Some(match p.bytes().position(|c| c == b'=') {
+        Some(eq) => Param {
+            name: trim_lws(p.get(..eq).unwrap_or_default()),
+            value: Some(trim_lws(p.get(eq + 1..).unwrap_or_default())),
+        },
+        None => Param {
+            name: p,
+            value: None,
+        },
+    })
 }
 
 /// Whether `c` is linear whitespace (SP, HT, CR, LF).
