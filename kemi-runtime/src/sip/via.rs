@@ -91,7 +91,9 @@ impl<'a> Via<'a> {
             None => return Err(ValueError::new(VIA, "junk after sent-by")),
         };
         let list = params.as_str();
-        if memchr::memchr2(b'"', b'<', list.as_bytes()).is_none() {
+        if list.is_empty() {
+            // No params.
+        } else if memchr::memchr2(b'"', b'<', list.as_bytes()).is_none() {
             // No quoted string or `<`: every `;` separates, and the list is balanced. One walk
             // checks each element and hands it over (what `has_empty` and `iter` see).
             let mut rest = list;
@@ -191,6 +193,18 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    /// The one-walk param check must not take "no params" for one empty param (the RFC 4475
+    /// corpus test caught it).
+    #[test]
+    fn no_params_is_not_an_empty_parameter() {
+        let v = Via::parse("SIP/2.0/TCP sip33.example.com").unwrap();
+        assert_eq!(
+            (v.host, v.params.as_str(), v.branch()),
+            ("sip33.example.com", "", None)
+        );
+        assert!(Via::parse("SIP/2.0/UDP h:5060").is_ok());
     }
 
     #[test]
