@@ -25,6 +25,7 @@ mod name_addr;
 mod params;
 mod parse;
 pub mod reply;
+mod scan;
 mod start_line;
 pub mod text;
 pub mod uri;

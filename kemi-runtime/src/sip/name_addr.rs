@@ -4,6 +4,7 @@
 use super::error::{UriError, ValueError};
 use super::header::is_token_char;
 use super::params::{is_lws, trim_lws, trim_lws_start, Params};
+use super::scan::find1;
 use super::uri::Uri;
 use super::via::split_byte;
 
@@ -47,7 +48,7 @@ impl<'a> NameAddr<'a> {
             }
             (Some(d), rest)
         } else {
-            match memchr::memchr(b'<', raw.as_bytes()) {
+            match find1(raw.as_bytes(), b'<') {
                 Some(lt) => {
                     let (d, rest) = raw.split_at(lt);
                     let d = trim_lws(d);
@@ -64,7 +65,7 @@ impl<'a> NameAddr<'a> {
         };
         let (uri, bracketed, params) = match rest.strip_prefix('<') {
             Some(inner) => {
-                let gt = memchr::memchr(b'>', inner.as_bytes()).ok_or(err("unclosed <"))?;
+                let gt = find1(inner.as_bytes(), b'>').ok_or(err("unclosed <"))?;
                 let (uri, after) = inner.split_at(gt);
                 let after = trim_lws_start(after.get(1..).unwrap_or(""));
                 let params = match after.strip_prefix(';') {
@@ -172,7 +173,7 @@ fn fast_tag(raw: &str) -> Option<Option<&str>> {
         }
         i += 1;
     }
-    let gt = i + 1 + memchr::memchr(b'>', b.get(i + 1..)?)?;
+    let gt = i + 1 + find1(b.get(i + 1..)?, b'>')?;
     // A non-empty URI (its first byte not LWS: otherwise let `parse` trim and decide).
     if b.get(i + 1).is_none_or(|&c| c == b'>' || is_lws(c)) {
         return None;

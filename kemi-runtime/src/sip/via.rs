@@ -4,6 +4,7 @@
 
 use super::error::ValueError;
 use super::params::{is_balanced, is_lws, param_of, trim_lws, trim_lws_start, Param, Params};
+use super::scan::find2;
 use super::uri::{parse_port, split_host, strip_brackets};
 
 const VIA: &str = "Via";
@@ -93,7 +94,7 @@ impl<'a> Via<'a> {
         let list = params.as_str();
         if list.is_empty() {
             // No params.
-        } else if memchr::memchr2(b'"', b'<', list.as_bytes()).is_none() {
+        } else if find2(list.as_bytes(), b'"', b'<').is_none() {
             // No quoted string or `<`: every `;` separates, and the list is balanced. One walk
             // checks each element and hands it over (what `has_empty` and `iter` see).
             let mut rest = list;
