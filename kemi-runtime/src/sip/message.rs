@@ -457,6 +457,18 @@ impl Message {
         })
     }
 
+    /// Whether the top Via parsed: `matches!(top_via(), Some(Ok(_)))` without building it.
+    pub fn top_via_ok(&self) -> bool {
+        matches!(self.top, Some(Ok(_)))
+    }
+
+    /// The top Via's sent-by host (as written, IPv6 brackets kept) and port: the same as
+    /// `top_via()?.ok().map(|v| (v.host, v.port))` without building the whole [`Via`].
+    pub fn top_via_sent_by(&self) -> Option<(&str, Option<u16>)> {
+        let v = self.top.as_ref()?.as_ref().ok()?;
+        Some((self.text(v.host), v.port))
+    }
+
     /// The top Via's `branch` param (`Some("")` when written without a value): the same as
     /// `top_via()?.ok()?.branch()`, looked up once at parse time.
     pub fn top_via_branch(&self) -> Option<&str> {
@@ -605,6 +617,12 @@ mod tests {
             let fresh = fresh.and_then(Result::ok);
             assert_eq!(m.top_via_branch(), fresh.and_then(|v| v.branch()), "{via}");
             assert_eq!(m.top_via_rport(), fresh.and_then(|v| v.rport()), "{via}");
+            assert_eq!(m.top_via_ok(), fresh.is_some(), "{via}");
+            assert_eq!(
+                m.top_via_sent_by(),
+                fresh.map(|v| (v.host, v.port)),
+                "{via}"
+            );
             let params = m.top_via_reply_params();
             assert_eq!(params.is_some(), fresh.is_some(), "{via}");
             if let (Some(p), Some(v)) = (params, fresh) {
