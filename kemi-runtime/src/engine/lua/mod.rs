@@ -218,10 +218,7 @@ impl LuaEngine {
                 None => Ok(()),
             })
             .and_then(|()| ksr::install(&lua, &ctx))
-            .and_then(|entries| {
-                ksr_entries = entries;
-                Ok(())
-            })
+            .map(|entries| ksr_entries = entries)
             .and_then(|()| set_package_path(&lua, path))
             .and_then(|()| companions::install(&lua, companions));
         let companions = match setup {
