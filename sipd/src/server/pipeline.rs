@@ -320,7 +320,7 @@ impl Pipeline {
             drop_log::input(rcv.src, rcv.proto, format_args!("dropping request: {e}"));
             return;
         }
-        if !matches!(message.top_via(), Some(Ok(_))) {
+        if !message.top_via_ok() {
             drop_log::input(
                 rcv.src,
                 rcv.proto,
