@@ -80,8 +80,18 @@ local function nat_detect()
     end
 end
 
+-- Media through rtpengine when one runs (registrar.toml's [modparam.rtpengine]; README "Media
+-- relay"): offer on INVITE/UPDATE with SDP, answer on the replies, delete on BYE/CANCEL and on a
+-- failed INVITE. When no daemon answers the call goes on with its media unrelayed.
+local function media()
+    if KSR.rtpengine then
+        KSR.rtpengine.rtpengine_manage("replace-origin replace-session-connection ICE=remove")
+    end
+end
+
 -- Hand a request to tm: statefully forwarded to its R-URI / destination URI.
 local function relay()
+    media()
     if KSR.is_method_in("ISU") then
         KSR.tm.t_on_reply("ksr_onreply_nat")
     end
@@ -243,8 +253,10 @@ function ksr_request_route()
     return 1
 end
 
--- Replies of relayed INVITE/SUBSCRIBE/UPDATE: a NATed callee's Contact gets the alias too.
+-- Replies of relayed INVITE/SUBSCRIBE/UPDATE: their SDP through the media relay, and a NATed
+-- callee's Contact gets the alias too.
 function ksr_onreply_nat()
+    media()
     if KSR.isbflagset(FLB_NATB) and KSR.kx.get_status() < 300 then
         KSR.nathelper.add_contact_alias()
     end

@@ -1,7 +1,8 @@
 //! The JSON-RPC control interface: `sipd::rpc::jsonrpc::handle` with a fuzzed request body,
 //! answered by a real `RpcContext` (the methods `sipd rpc` reaches: core, stats, kemi, tm,
-//! `ul.*`, `htable.*` on a table `t`, `permissions.*`, `siptrace.*`, `app_lua.*`) over the
-//! stateful modules on a private in-memory store. Every answer is JSON.
+//! `ul.*`, `htable.*` on a table `t`, `permissions.*`, `siptrace.*`, `dispatcher.*` on a
+//! two-destination list, `app_lua.*`) over the stateful modules on a private in-memory store.
+//! Every answer is JSON.
 #![no_main]
 
 use std::path::PathBuf;
@@ -22,6 +23,9 @@ script = "route.lua"
 url = "sqlite::memory:"
 [modparam.htable]
 htable = "t=>size=4;"
+[modparam.dispatcher]
+list_file = "dispatcher.list"
+ds_ping_interval = 0
 "#;
 
 fn context() -> &'static RpcContext {
@@ -36,6 +40,11 @@ fn context() -> &'static RpcContext {
         std::fs::create_dir_all(&dir).expect("fuzz scratch directory");
         let script = dir.join("route.lua");
         std::fs::write(&script, "function ksr_request_route() end\n").expect("fuzz script");
+        std::fs::write(
+            dir.join("dispatcher.list"),
+            "1 sip:127.0.0.1:5081\n1 sip:127.0.0.1:5082 8 1 weight=50\n",
+        )
+        .expect("fuzz dispatcher list");
         let cfg_path = dir.join("sipd.toml");
         let args = RunArgs::default();
         let config = Config::from_toml(CONFIG, Some(&cfg_path), &args).expect("fuzz config");

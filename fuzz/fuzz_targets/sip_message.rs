@@ -45,7 +45,14 @@ fuzz_target!(|data: &[u8]| {
         );
         let _ = na.param("expires");
     }
-    let _ = (m.from_tag(), m.to_tag());
+    // The one-pass tag lookup gives what the full name-addr parse gives.
+    assert_eq!(
+        m.from_tag(),
+        m.from_hdr().and_then(|f| f.ok()?.tag()),
+        "From tag"
+    );
+    assert_eq!(m.to_tag(), m.to_hdr().and_then(|t| t.ok()?.tag()), "To tag");
+
     for c in m.contacts().flatten() {
         let _ = (c.parsed_uri(), c.param("expires"));
     }
@@ -60,6 +67,14 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = m.vias().count();
     let _ = (m.top_via_branch(), m.top_via_rport());
+    // The params the one-pass Via check accepted are what the param walk sees.
+    for v in m.vias().flatten() {
+        assert!(!v.params.has_empty(), "a parsed Via has no empty param");
+    }
+    if let Some(Ok(v)) = m.top_via() {
+        assert_eq!(m.top_via_branch(), v.branch(), "cached branch");
+        assert_eq!(m.top_via_rport(), v.rport(), "cached rport");
+    }
     let _ = m.list(HeaderKind::Supported).count();
     let _ = (
         m.max_forwards(),

@@ -259,6 +259,10 @@ pub struct RouteState {
     /// The message time in Unix seconds, taken at the first `$Ts`/`$Tf` read and kept for
     /// the rest of the message (Kamailio's `msg->tval`).
     pub msg_time: std::sync::OnceLock<i64>,
+    /// The media relay sets chosen for this message (`set_rtpengine_set`,
+    /// `set_rtpproxy_set`): the set of the next relay command, then the set of the one after
+    /// it (Kamailio's second set of `set_rtpengine_set2`); `None` for the default set.
+    pub media_set: [Option<u32>; 2],
 }
 
 /// Connection handling for one send over a stream transport (Kamailio's `SND_F_*` flags).

@@ -30,11 +30,23 @@ impl fmt::Debug for Periodic {
     }
 }
 
+/// An event a module raises to the script (Kamailio's event routes, run through the module's
+/// `event_callback` modparam in KEMI): the global function `callback` runs with the event
+/// `name` (`htable:mod-init`) as its only argument, on a stand-in request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptEvent {
+    /// The script function (`ksr_htable_event`).
+    pub callback: String,
+    /// The event name passed to it (`htable:mod-init`).
+    pub name: String,
+}
+
 /// Shared module state of one server, keyed by type.
 #[derive(Clone, Default)]
 pub struct Services {
     items: Vec<(TypeId, Arc<dyn Any + Send + Sync>)>,
     periodic: Vec<Arc<Periodic>>,
+    startup_events: Vec<ScriptEvent>,
 }
 
 impl Services {
@@ -86,6 +98,17 @@ impl Services {
     pub fn periodic(&self) -> &[Arc<Periodic>] {
         &self.periodic
     }
+
+    /// Ask the host to run `event` once at startup, after the script loaded and before any
+    /// message is routed, in one worker (Kamailio runs `htable:mod-init` once, at startup).
+    pub fn on_startup(&mut self, event: ScriptEvent) {
+        self.startup_events.push(event);
+    }
+
+    /// The startup events modules asked for, in the order they asked.
+    pub fn startup_events(&self) -> &[ScriptEvent] {
+        &self.startup_events
+    }
 }
 
 /// The host's view of its open stream connections, for modules that must not hand out a
@@ -120,6 +143,7 @@ impl fmt::Debug for Services {
         f.debug_struct("Services")
             .field("items", &self.items.len())
             .field("periodic", &self.periodic)
+            .field("startup_events", &self.startup_events)
             .finish()
     }
 }

@@ -28,12 +28,18 @@
 //!   written through to the store), save/lookup with Kamailio's codes.
 //! - [`ndb_redis`]: `KSR.ndb_redis.*` and `$redis(res=>key)`: scripts' own commands on named
 //!   Redis servers (bounded by `cmd_timeout`).
+//! - [`dispatcher`]: `KSR.dispatcher.*`: load balancing and failover over destination sets
+//!   (Kamailio's list file, algorithms, XAVP candidates), OPTIONS probing of their state.
 //! - [`websocket`]: `KSR.websocket.*`: Kamailio's names for the handshake (done by sipd) and
 //!   closing the current WebSocket connection.
 //!
+//! - [`rtpengine`], [`rtpproxy`]: `KSR.rtpengine.*`, `KSR.rtpproxy.*`: media relay through
+//!   rtpengine (ng protocol) or an rtpproxy-protocol daemon; the SDP body replaced.
+//!
 //! Hosts pass [`MODULES`] to [`kemi_runtime::ExportTable::build`]; naming it links this crate.
-//! Exports never touch the network: replies are queued in `SipMsg::outbox`, header changes in
-//! `SipMsg::route`.
+//! Exports never touch the network (replies are queued in `SipMsg::outbox`, header changes in
+//! `SipMsg::route`), except the media relay commands of `rtpengine`/`rtpproxy`: one bounded,
+//! blocking UDP exchange with the daemon, as Kamailio's modules do.
 
 use kemi_runtime::table::ModuleSet;
 
@@ -41,6 +47,7 @@ pub mod auth;
 pub mod auth_db;
 pub mod core;
 pub mod corex;
+pub mod dispatcher;
 pub mod hdr;
 pub mod htable;
 pub mod kx;
@@ -53,6 +60,8 @@ pub mod pike;
 pub mod pv;
 pub mod registrar;
 pub mod rr;
+pub mod rtpengine;
+pub mod rtpproxy;
 pub mod sanity;
 pub mod setup;
 pub mod siptrace;
@@ -96,5 +105,8 @@ pub static MODULES: ModuleSet = ModuleSet {
         "siptrace",
         "websocket",
         "ndb_redis",
+        "dispatcher",
+        "rtpengine",
+        "rtpproxy",
     ],
 };

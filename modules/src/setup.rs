@@ -85,6 +85,11 @@ impl SetupCtx<'_> {
             .unwrap_or_else(|| ModParams::new(module))
     }
 
+    /// The configuration's directory, where relative file names resolve.
+    pub fn base_dir(&self) -> &Path {
+        self.input.base_dir
+    }
+
     /// Whether KSR module `module` is enabled.
     pub fn enabled(&self, module: &str) -> bool {
         (self.input.enabled)(module)
@@ -137,6 +142,9 @@ const STATEFUL: &[(&str, SetupFn)] = &[
     ("sanity", crate::sanity::setup),
     ("siptrace", crate::siptrace::setup),
     ("ndb_redis", crate::ndb_redis::setup),
+    ("dispatcher", crate::dispatcher::setup),
+    ("rtpengine", crate::rtpengine::setup),
+    ("rtpproxy", crate::rtpproxy::setup),
 ];
 
 /// Modules that take modparams but export nothing to scripts, and the KSR module they serve.

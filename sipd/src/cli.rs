@@ -271,6 +271,8 @@ fn rpc_call(args: &RpcArgs) -> Result<ExitCode> {
 fn run_server(args: &RunArgs) -> Result<ExitCode> {
     let config = Config::load(args)?;
     init_logging(&config.log_level, config.log_format);
+    let node = config.node.span();
+    let _node = node.enter();
     let described = config.clone();
     let server = Server::start(config).map_err(|e| match &e {
         crate::server::ServerError::Modules(m) => {

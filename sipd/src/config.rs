@@ -194,6 +194,57 @@ pub struct Config {
     pub max_conns_per_listener: usize,
     /// Accepted stream connections per source IP (`[tcp] max_connections_per_ip`, 0: no limit).
     pub max_conns_per_ip: usize,
+    /// This node's identity among several sharing a store (`[cluster] node`).
+    pub node: NodeId,
+}
+
+/// A node's identity: `[cluster] node`, else the instance `name`, else the host name. It is in
+/// `core.info` and the `sipd_node_info` metric always, and on every log line when configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeId {
+    /// The identity.
+    pub name: String,
+    /// Whether `[cluster] node` set it (then log lines carry it).
+    pub configured: bool,
+}
+
+impl NodeId {
+    /// The identity of a node that configured none: `name`, else the host name, else `sipd`.
+    pub fn default_for(name: Option<&str>) -> NodeId {
+        let host = || {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| valid_node(h))
+        };
+        NodeId {
+            name: name
+                .map(str::to_string)
+                .or_else(host)
+                .unwrap_or_else(|| "sipd".into()),
+            configured: false,
+        }
+    }
+}
+
+impl NodeId {
+    /// The span every thread of the server runs in: `node{id=...}` on each log line when
+    /// `[cluster] node` is configured, nothing otherwise.
+    pub fn span(&self) -> tracing::Span {
+        if self.configured {
+            tracing::info_span!("node", id = %self.name)
+        } else {
+            tracing::Span::none()
+        }
+    }
+}
+
+/// What a node identity may be: 1 to 64 of `A-Z a-z 0-9 . _ -` (it goes into log lines and
+/// metric labels as is).
+fn valid_node(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Why a configuration was refused.
@@ -368,6 +419,8 @@ struct RawConfig {
     tls: Option<TlsSection>,
     #[serde(default)]
     websocket: WebsocketSection,
+    #[serde(default)]
+    cluster: ClusterSection,
 }
 
 /// The `[tls]` table.
@@ -409,6 +462,13 @@ struct TlsSniSection {
 #[serde(deny_unknown_fields)]
 struct TlsClientSection {
     server_name: String,
+}
+
+/// The `[cluster]` table: what sets this node apart from the others sharing its store.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterSection {
+    node: Option<Spanned<String>>,
 }
 
 /// The `[db]` table: the store shared by the stateful modules.
@@ -913,6 +973,22 @@ impl Config {
             }
             None => modules::setup::default_db_url(&base_dir),
         };
+        let node = match &raw.cluster.node {
+            Some(n) if !valid_node(n.get_ref()) => {
+                return Err(origin.invalid(
+                    n,
+                    format!(
+                        "cluster.node `{}`: 1 to 64 letters, digits, `.`, `_` or `-`",
+                        n.get_ref()
+                    ),
+                ))
+            }
+            Some(n) => NodeId {
+                name: n.get_ref().clone(),
+                configured: true,
+            },
+            None => NodeId::default_for(name.as_deref()),
+        };
 
         Ok(Config {
             source: path.map(Path::to_path_buf),
@@ -944,6 +1020,7 @@ impl Config {
             websocket,
             max_conns_per_listener: raw.tcp.max_connections_per_listener.unwrap_or(0),
             max_conns_per_ip: raw.tcp.max_connections_per_ip.unwrap_or(0),
+            node,
         })
     }
 }
@@ -1277,6 +1354,37 @@ mod tests {
         })
         .unwrap_err();
         assert!(matches!(e, ConfigError::Missing { .. }), "{e}");
+    }
+
+    #[test]
+    fn the_node_identity_is_configured_or_defaults_to_the_instance_name() {
+        let d = Dir::new("cluster-node");
+        let base = "listen = [\"udp:127.0.0.1:0\"]\nscript = \"proxy.lua\"\n";
+        let c = d
+            .cfg(&format!("{base}[cluster]\nnode = \"edge-1.eu\"\n"))
+            .unwrap();
+        assert_eq!(
+            c.node,
+            NodeId {
+                name: "edge-1.eu".into(),
+                configured: true
+            }
+        );
+        let c = d.cfg(&format!("name = \"east\"\n{base}")).unwrap();
+        assert_eq!((c.node.name.as_str(), c.node.configured), ("east", false));
+        let e = d
+            .cfg(&format!("{base}[cluster]\nnode = \"a b\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sipd.toml:4") && e.contains("cluster.node `a b`"),
+            "{e}"
+        );
+        let e = d
+            .cfg(&format!("{base}[cluster]\nid = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `id`"), "{e}");
     }
 
     #[test]

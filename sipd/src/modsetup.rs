@@ -98,9 +98,12 @@ pub fn housekeeping(
     if jobs.is_empty() {
         return Ok(None);
     }
+    // The caller's span (the node's, see `NodeId::span`) marks this thread's log lines too.
+    let span = tracing::Span::current();
     let thread = std::thread::Builder::new()
         .name("sipd-housekeeping".into())
         .spawn(move || {
+            let _node = span.enter();
             let start = Instant::now();
             let mut next: Vec<Instant> = jobs.iter().map(|j| start + j.every).collect();
             loop {

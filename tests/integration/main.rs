@@ -2,10 +2,12 @@
 
 mod dashboard;
 mod engines;
+mod events;
 mod route_test;
 mod stubs;
 mod support;
 
+mod dispatcher;
 mod latin1;
 mod limits_watchdog;
 mod lua_modules;
@@ -15,6 +17,7 @@ mod probes;
 mod redis_cluster;
 mod registrar;
 mod rport;
+mod rtpengine;
 mod server;
 mod sipp;
 mod siptrace;

@@ -184,3 +184,113 @@ fn beyond_max_transactions_calls_get_503_with_retry_after_and_sipd_recovers() {
     assert_eq!(count(&tm_stats(&sipd), "refused"), refused_before);
     drop(uas_after);
 }
+
+/// An OPTIONS over `stream` with Call-ID `id`, answered 200 by [`ANSWER_OPTIONS`].
+fn tcp_options(stream: &mut std::net::TcpStream, id: u32) {
+    use std::io::Write as _;
+    let local = stream.local_addr().expect("local address");
+    let request = format!(
+        "OPTIONS sip:sipd@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/TCP {local};branch=z9hG4bK-conn-{id}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@127.0.0.1>;tag=c{id}\r\n\
+         To: <sip:sipd@127.0.0.1>\r\n\
+         Call-ID: conn-limit-{id}\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+}
+
+/// Read from `stream` until it closes or `WAIT` passes; what arrived.
+fn read_until_closed(stream: &mut std::net::TcpStream) -> (String, bool) {
+    use std::io::Read as _;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), true),
+        }
+    }
+    (String::from_utf8_lossy(&got).into_owned(), false)
+}
+
+/// Answers every OPTIONS 200 statelessly.
+const ANSWER_OPTIONS: &str = r#"
+function ksr_request_route()
+    KSR.sl.sl_send_reply(200, "OK")
+end
+"#;
+
+#[test]
+fn a_tcp_connection_over_the_limit_gets_503_with_retry_after_then_closes() {
+    let sipd = Sipd::launch(
+        "route.lua",
+        ANSWER_OPTIONS,
+        listen_on(LO, &[Proto::Tcp]),
+        1,
+        |config, _| config.max_conns_per_ip = 2,
+    );
+    let to = sipd.addr(Proto::Tcp);
+    let connect = || std::net::TcpStream::connect(to).expect("connect");
+    let (mut a, mut b) = (connect(), connect());
+    for (n, s) in [&mut a, &mut b].into_iter().enumerate() {
+        tcp_options(s, n as u32);
+        let got = one_answer(s);
+        assert!(got.starts_with("SIP/2.0 200 OK"), "{got}");
+    }
+    // The third from the same source: its request is answered 503 with Retry-After, and the
+    // connection closes.
+    let mut over = connect();
+    tcp_options(&mut over, 3);
+    let (got, closed) = read_until_closed(&mut over);
+    assert!(
+        got.starts_with("SIP/2.0 503 Service Unavailable\r\n"),
+        "over the limit: {got:?}"
+    );
+    assert!(got.contains("\r\nRetry-After: 5\r\n"), "{got}");
+    assert!(got.contains("\r\nCall-ID: conn-limit-3\r\n"), "{got}");
+    assert!(closed, "the refused connection closes after its 503");
+    // The admitted ones are still served; once one closes, a new connection is admitted.
+    tcp_options(&mut a, 4);
+    let got = one_answer(&mut a);
+    assert!(got.starts_with("SIP/2.0 200 OK"), "{got}");
+    drop(b);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut fresh = connect();
+        tcp_options(&mut fresh, 5);
+        let got = one_answer(&mut fresh);
+        if got.starts_with("SIP/2.0 200 OK") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a connection under the limit again is not served: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The first read from `stream` (up to 5 s); "" when it closed or nothing came.
+fn one_answer(stream: &mut std::net::TcpStream) -> String {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = [0u8; 2048];
+    match std::io::Read::read(stream, &mut buf) {
+        Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        Err(_) => String::new(),
+    }
+}

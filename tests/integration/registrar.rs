@@ -618,3 +618,82 @@ fn the_shipped_registrar_example_registers_and_is_no_open_relay() {
         "a stranger relaying to a foreign domain is refused: {got:?}"
     );
 }
+
+/// Saves every REGISTER, nothing else.
+const SAVE_ONLY: &str = r#"
+function ksr_request_route()
+    if KSR.is_REGISTER() then
+        KSR.registrar.save("location", 0)
+    end
+end
+"#;
+
+/// A REGISTER of `user` binding `sock`'s address for `expires` seconds.
+fn register_request(sock: &UdpSocket, user: &str, expires: u32, cseq: u32) -> String {
+    let local = sock.local_addr().expect("local addr");
+    format!(
+        "REGISTER sip:{DOMAIN} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-bound-{user}-{cseq}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:{user}@{DOMAIN}>;tag=b{cseq}\r\n\
+         To: <sip:{user}@{DOMAIN}>\r\n\
+         Call-ID: bound-{user}@{}\r\n\
+         CSeq: {cseq} REGISTER\r\n\
+         Contact: <sip:{user}@{local}>\r\n\
+         Expires: {expires}\r\n\
+         Content-Length: 0\r\n\r\n",
+        local.ip()
+    )
+}
+
+#[test]
+fn registrations_beyond_max_bindings_get_503_with_retry_after() {
+    let sipd = Sipd::launch(
+        "route.lua",
+        SAVE_ONLY,
+        listen_on(LO, &[Proto::Udp]),
+        1,
+        |c: &mut Config, _| {
+            c.aliases = vec![DOMAIN.into()];
+            c.db_url = "sqlite::memory:".into();
+            c.modparams = toml::from_str("[usrloc]\nmax_bindings = 2\n").expect("modparams");
+        },
+    );
+    let to = sipd.addr(Proto::Udp);
+    let sock = socket_on(LO);
+    let wait = Duration::from_millis(300);
+    let answer = |user: &str, expires: u32, cseq: u32| {
+        let got = exchange(
+            &sock,
+            to,
+            &register_request(&sock, user, expires, cseq),
+            wait,
+        );
+        assert_eq!(got.len(), 1, "one answer to {user}'s REGISTER: {got:?}");
+        got.into_iter().next().unwrap_or_default()
+    };
+    for user in ["ann", "ben"] {
+        let r = answer(user, 600, 1);
+        assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{user}: {r}");
+    }
+    // The third binding would pass the bound: 503, with Retry-After although the registrar's
+    // retry_after is 0.
+    let r = answer("cid", 600, 1);
+    assert!(r.starts_with("SIP/2.0 503 Service Unavailable\r\n"), "{r}");
+    assert!(r.contains("\r\nRetry-After: 5\r\n"), "{r}");
+    assert!(
+        r.contains("\r\nP-Registrar-Error: Location table full\r\n"),
+        "{r}"
+    );
+    // A refresh adds nothing: still served.
+    let r = answer("ann", 600, 2);
+    assert!(
+        r.starts_with("SIP/2.0 200 OK\r\n"),
+        "refresh at the bound: {r}"
+    );
+    // Once a binding goes, there is room again.
+    let r = answer("ben", 0, 2);
+    assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "unregister: {r}");
+    let r = answer("cid", 600, 2);
+    assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "room again: {r}");
+}

@@ -2,6 +2,8 @@
 //! sipd started in-process ([`proxy`]) and real `sipp` processes ([`sipp`]).
 
 pub mod proxy;
+/// The one redis-server helper, shared with the modules' tests.
+#[path = "../../modules/tests/modules/redis_server.rs"]
 pub mod redis;
 pub mod sipp;
 

@@ -90,6 +90,52 @@ impl Message {
         self.write_rest(out, edits, drop_top_via);
     }
 
+    /// This message with its body replaced by `body` and Content-Length set to its length: the
+    /// start line and every header as received, in place (a Content-Length header keeps its
+    /// name as written; one is appended after the last header when there is none), so the
+    /// header indices of recorded edits still hold. `None` when the result does not parse
+    /// (a body over the size limit).
+    ///
+    /// ```
+    /// use kemi_runtime::sip::Message;
+    /// let m = Message::parse("SIP/2.0 200 OK\r\nl: 3\r\nX: y\r\n\r\nabc".into()).unwrap();
+    /// let n = m.with_body(b"hello").unwrap();
+    /// assert_eq!(n.as_bytes(), b"SIP/2.0 200 OK\r\nl: 5\r\nX: y\r\n\r\nhello");
+    /// ```
+    pub fn with_body(&self, body: &[u8]) -> Option<Message> {
+        let idx = self.index();
+        let bytes = self.as_bytes();
+        let blank = idx.blank();
+        let mut out = Vec::with_capacity(blank.end as usize + body.len() + 24);
+        let len = body.len().to_string();
+        let cl = idx
+            .headers
+            .iter()
+            .find(|h| h.kind == HeaderKind::ContentLength);
+        match cl {
+            Some(h) => {
+                out.extend_from_slice(bytes.get(..h.line.start as usize)?);
+                out.extend_from_slice(self.raw(h.name));
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(len.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(bytes.get(h.line.end as usize..blank.start as usize)?);
+            }
+            None => {
+                out.extend_from_slice(bytes.get(..blank.start as usize)?);
+                out.extend_from_slice(b"Content-Length: ");
+                out.extend_from_slice(len.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        match self.raw(blank) {
+            [] => out.extend_from_slice(b"\r\n"),
+            b => out.extend_from_slice(b),
+        }
+        out.extend_from_slice(body);
+        Message::parse(out.into()).ok()
+    }
+
     /// Headers with edits, blank line, body. Header lines no edit touches lie next to each
     /// other in the buffer, up to the blank line and the body: each run of them is copied with
     /// one `extend_from_slice` (one copy for a message without edits).
@@ -189,6 +235,25 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_body_keeps_headers_and_sets_content_length() {
+        let m = Message::parse(
+            "INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n".into(),
+        )
+        .unwrap();
+        let n = m.with_body(b"v=0\r\no=x\r\n").unwrap();
+        assert_eq!(
+            n.as_bytes(),
+            b"INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nContent-Type: application/sdp\r\nContent-Length: 10\r\n\r\nv=0\r\no=x\r\n"
+        );
+        assert_eq!(n.headers().count(), 3);
+        assert_eq!(n.content_length(), Some(10));
+        let e = n.with_body(b"").unwrap();
+        assert_eq!(e.content_length(), Some(0));
+        assert!(e.body().is_empty());
+        assert_eq!(e.headers().count(), 3);
+    }
 
     /// The serializer as it was before runs were copied whole: one header at a time.
     fn write_rest_plain(m: &Message, out: &mut Vec<u8>, edits: &[HeaderEdit], drop_top_via: bool) {

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::error::{ParseError, RequiredError, UriError, ValueError};
 use super::header::{name_matches, HeaderKind, HeaderRef};
 use super::method::Method;
-use super::name_addr::NameAddr;
+use super::name_addr::{tag_of, NameAddr};
 use super::params::{split_outside_quotes, Params};
 use super::parse::{index, HeaderIdx, Index, Span, StartLine};
 use super::uri::Uri;
@@ -137,27 +137,29 @@ impl Message {
                 Span::new(start, start + s.len())
             }
         };
-        Some(Via::parse(value).map(|v| {
+        let (mut branch, mut rport, mut empty_rport_end, mut has_received) =
+            (ABSENT, ABSENT, None, false);
+        // Params are looked up while `parse_with` checks them (one walk); offsets of
+        // `empty_rport_end` are from the buffer here, made relative to `raw` below.
+        let parsed = Via::parse_with(value, |p| {
+            if branch == ABSENT && p.name.eq_ignore_ascii_case("branch") {
+                branch = span(p.value.unwrap_or(""));
+            } else if p.name.eq_ignore_ascii_case("rport") {
+                if rport == ABSENT {
+                    rport = span(p.value.unwrap_or(""));
+                }
+                if empty_rport_end.is_none() && p.value.is_none() {
+                    empty_rport_end = Some(span(p.name).end);
+                }
+            } else if p.name.eq_ignore_ascii_case("received") {
+                has_received = true;
+            }
+        });
+        Some(parsed.map(|v| {
             let raw = span(v.raw);
             let from_raw =
                 |at: u32| u16::try_from(at.saturating_sub(raw.start)).unwrap_or(u16::MAX);
-            let (mut branch, mut rport, mut empty_rport_end, mut has_received) =
-                (ABSENT, ABSENT, None, false);
-            for p in v.params.iter() {
-                let value = span(p.value.unwrap_or(""));
-                if branch == ABSENT && p.name.eq_ignore_ascii_case("branch") {
-                    branch = value;
-                } else if p.name.eq_ignore_ascii_case("rport") {
-                    if rport == ABSENT {
-                        rport = value;
-                    }
-                    if empty_rport_end.is_none() && p.value.is_none() {
-                        empty_rport_end = Some(from_raw(span(p.name).end));
-                    }
-                } else if p.name.eq_ignore_ascii_case("received") {
-                    has_received = true;
-                }
-            }
+            let empty_rport_end = empty_rport_end.map(from_raw);
             ViaIdx {
                 raw,
                 protocol: span(v.protocol),
@@ -416,14 +418,14 @@ impl Message {
             .map(|v| NameAddr::parse(v, "To"))
     }
 
-    /// The From tag, if From parses and has one.
+    /// The From tag, if From parses and has one (see [`tag_of`]).
     pub fn from_tag(&self) -> Option<&str> {
-        self.from_hdr()?.ok()?.tag()
+        tag_of(self.kind_value(HeaderKind::From)?)
     }
 
-    /// The To tag, if To parses and has one.
+    /// The To tag, if To parses and has one (see [`tag_of`]).
     pub fn to_tag(&self) -> Option<&str> {
-        self.to_hdr()?.ok()?.tag()
+        tag_of(self.kind_value(HeaderKind::To)?)
     }
 
     /// Every Contact value, across headers and comma-separated values.
@@ -453,6 +455,18 @@ impl Message {
             }),
             Err(e) => Err(*e),
         })
+    }
+
+    /// Whether the top Via parsed: `matches!(top_via(), Some(Ok(_)))` without building it.
+    pub fn top_via_ok(&self) -> bool {
+        matches!(self.top, Some(Ok(_)))
+    }
+
+    /// The top Via's sent-by host (as written, IPv6 brackets kept) and port: the same as
+    /// `top_via()?.ok().map(|v| (v.host, v.port))` without building the whole [`Via`].
+    pub fn top_via_sent_by(&self) -> Option<(&str, Option<u16>)> {
+        let v = self.top.as_ref()?.as_ref().ok()?;
+        Some((self.text(v.host), v.port))
     }
 
     /// The top Via's `branch` param (`Some("")` when written without a value): the same as
@@ -603,6 +617,12 @@ mod tests {
             let fresh = fresh.and_then(Result::ok);
             assert_eq!(m.top_via_branch(), fresh.and_then(|v| v.branch()), "{via}");
             assert_eq!(m.top_via_rport(), fresh.and_then(|v| v.rport()), "{via}");
+            assert_eq!(m.top_via_ok(), fresh.is_some(), "{via}");
+            assert_eq!(
+                m.top_via_sent_by(),
+                fresh.map(|v| (v.host, v.port)),
+                "{via}"
+            );
             let params = m.top_via_reply_params();
             assert_eq!(params.is_some(), fresh.is_some(), "{via}");
             if let (Some(p), Some(v)) = (params, fresh) {

@@ -25,6 +25,7 @@ mod name_addr;
 mod params;
 mod parse;
 pub mod reply;
+mod scan;
 mod start_line;
 pub mod text;
 pub mod uri;
@@ -36,7 +37,7 @@ pub use error::{ParseError, ParseErrorKind, RequiredError, UriError, ValueError}
 pub use header::{unfold, HeaderKind, HeaderRef};
 pub use message::Message;
 pub use method::Method;
-pub use name_addr::NameAddr;
+pub use name_addr::{tag_of, NameAddr};
 pub use params::{Param, Params};
 pub use parse::{frame_len, MAX_HEAD_LEN, SUBSTITUTE};
 pub use uri::{percent_decode, Scheme, Uri};

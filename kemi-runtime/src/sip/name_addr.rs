@@ -3,7 +3,8 @@
 
 use super::error::{UriError, ValueError};
 use super::header::is_token_char;
-use super::params::{trim_lws, trim_lws_start, Params};
+use super::params::{is_lws, trim_lws, trim_lws_start, Params};
+use super::scan::find1;
 use super::uri::Uri;
 use super::via::split_byte;
 
@@ -47,7 +48,7 @@ impl<'a> NameAddr<'a> {
             }
             (Some(d), rest)
         } else {
-            match memchr::memchr(b'<', raw.as_bytes()) {
+            match find1(raw.as_bytes(), b'<') {
                 Some(lt) => {
                     let (d, rest) = raw.split_at(lt);
                     let d = trim_lws(d);
@@ -64,7 +65,7 @@ impl<'a> NameAddr<'a> {
         };
         let (uri, bracketed, params) = match rest.strip_prefix('<') {
             Some(inner) => {
-                let gt = memchr::memchr(b'>', inner.as_bytes()).ok_or(err("unclosed <"))?;
+                let gt = find1(inner.as_bytes(), b'>').ok_or(err("unclosed <"))?;
                 let (uri, after) = inner.split_at(gt);
                 let after = trim_lws_start(after.get(1..).unwrap_or(""));
                 let params = match after.strip_prefix(';') {
@@ -131,6 +132,97 @@ impl<'a> NameAddr<'a> {
     }
 }
 
+/// The `tag` param of a From or To value: the same as `NameAddr::parse(raw, _).ok()?.tag()`
+/// (`None` when the value does not parse), found in one pass over the bytes for the usual
+/// form (`[token display] <uri>;params` without quotes in the params); anything else takes
+/// the full parse.
+///
+/// ```
+/// use kemi_runtime::sip::tag_of;
+/// assert_eq!(tag_of("sipp <sip:sipp@127.0.0.1:5061>;tag=1-2"), Some("1-2"));
+/// assert_eq!(tag_of("<sip:a@b>;tag=1;;"), None);
+/// assert_eq!(tag_of("sip:a@b;TAG = x"), Some("x"));
+/// ```
+pub fn tag_of(raw: &str) -> Option<&str> {
+    match fast_tag(raw) {
+        Some(tag) => tag,
+        None => NameAddr::parse(raw, "To").ok()?.tag(),
+    }
+}
+
+/// [`tag_of`] for a value whose display name (if any) is tokens and LWS, whose URI is in
+/// `<>` and whose params hold no `"` or `<`: `Some(tag)` for such a value that parses; `None`
+/// for anything else, errors included (the caller parses it fully).
+#[inline]
+fn fast_tag(raw: &str) -> Option<Option<&str>> {
+    let b = raw.as_bytes();
+    let mut end = b.len();
+    while end > 0 && b.get(end - 1).is_some_and(|&c| is_lws(c)) {
+        end -= 1;
+    }
+    let b = b.get(..end)?;
+    // Up to the `<`: a display name of tokens and LWS (what `parse` accepts unquoted).
+    let mut i = 0;
+    loop {
+        let c = *b.get(i)?;
+        if c == b'<' {
+            break;
+        }
+        if !(is_token_char(c) || is_lws(c)) {
+            return None;
+        }
+        i += 1;
+    }
+    let gt = i + 1 + find1(b.get(i + 1..)?, b'>')?;
+    // A non-empty URI (its first byte not LWS: otherwise let `parse` trim and decide).
+    if b.get(i + 1).is_none_or(|&c| c == b'>' || is_lws(c)) {
+        return None;
+    }
+    let mut j = gt + 1;
+    while b.get(j).is_some_and(|&c| is_lws(c)) {
+        j += 1;
+    }
+    match b.get(j) {
+        None => return Some(None),
+        Some(b';') => {}
+        Some(_) => return None,
+    }
+    let params = b.get(j + 1..)?;
+    let mut tag = None;
+    for elem in params.split(|&c| c == b';') {
+        if elem.iter().any(|&c| c == b'"' || c == b'<') {
+            return None;
+        }
+        let elem = trim_bytes(elem);
+        if elem.is_empty() {
+            // `;;` or a trailing `;`: the value does not parse.
+            return None;
+        }
+        if tag.is_none() {
+            let (name, value) = match elem.iter().position(|&c| c == b'=') {
+                Some(eq) => (trim_bytes(elem.get(..eq)?), trim_bytes(elem.get(eq + 1..)?)),
+                None => (elem, &elem[..0]),
+            };
+            if name.eq_ignore_ascii_case(b"tag") {
+                tag = Some(value);
+            }
+        }
+    }
+    // The cut points are next to ASCII bytes, so `value` is a char-boundary slice of `raw`.
+    Some(tag.map(|v| {
+        let at = v.as_ptr() as usize - raw.as_ptr() as usize;
+        raw.get(at..at + v.len()).unwrap_or_default()
+    }))
+}
+
+/// `b` without leading and trailing LWS.
+#[inline]
+fn trim_bytes(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|&c| !is_lws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| !is_lws(c)).map_or(start, |e| e + 1);
+    b.get(start..end).unwrap_or_default()
+}
+
 /// Index of the quote closing the quoted string `s` starts with.
 fn closing_quote(s: &str) -> Option<usize> {
     let b = s.as_bytes();
@@ -179,6 +271,48 @@ mod tests {
         assert!(NameAddr::parse("<sip:a@b>;;;", "Contact").is_err());
         assert!(NameAddr::parse("<sip:a@b", "To").is_err());
         assert!(NameAddr::parse("", "To").is_err());
+    }
+
+    /// `tag_of` agrees with the full parse, on the forms its one pass takes and on those it
+    /// hands over.
+    #[test]
+    fn tag_of_agrees_with_the_full_parse() {
+        for v in [
+            "sipp <sip:sipp@127.0.0.1:5061>;tag=21467SIPpTag001",
+            "<sip:a@b>",
+            "<sip:a@b>  ",
+            "<sip:a@b>;tag=x",
+            " <sip:a@b> ; TAG = x ; other",
+            "<sip:a@b>;other;tag;tag=y",
+            "<sip:a@b>;tag=",
+            "<sip:a@b>;tag=x;",
+            "<sip:a@b>;;tag=x",
+            "<sip:a@b>;tag=x; ;",
+            "<sip:a@b>;tag=\"x;y\"",
+            "<sip:a@b>;x=\"a\";tag=1",
+            "<sip:a@b>;x=<y>;tag=1",
+            "<sip:a@b>junk;tag=1",
+            "<>;tag=1",
+            "< >;tag=1",
+            "< sip:a@b >;tag=1",
+            "<sip:a@b;tag=uri>;tag=hdr",
+            "<sip:a@b",
+            "caller<sip:caller@example.com>;tag=323",
+            "Bell, Alexander <sip:a@b>;tag=43",
+            "\"Bob\" <sip:bob@b>;tag=q",
+            "\"Bob <sip:bob@b>;tag=q",
+            "sip:a@b;tag=z",
+            "sip:a@b",
+            "sip:a@b;;tag=z",
+            "",
+            "  ",
+            "<sip:a@b>;tag=x\r\n ;y",
+            "Jos\u{1a} <sip:j@b>;tag=1",
+            "<sip:\u{e9}@b>;tag=\u{e9}t\u{e9}",
+        ] {
+            let full = NameAddr::parse(v, "To").ok().and_then(|n| n.tag());
+            assert_eq!(tag_of(v), full, "{v:?}");
+        }
     }
 
     #[test]

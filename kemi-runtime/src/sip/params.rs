@@ -100,22 +100,31 @@ impl<'a> Iterator for ParamIter<'a> {
                     cur
                 }
             };
-            let p = trim_lws(elem);
-            if p.is_empty() {
-                continue;
+            if let Some(p) = param_of(elem) {
+                return Some(p);
             }
-            return Some(match p.bytes().position(|c| c == b'=') {
-                Some(eq) => Param {
-                    name: trim_lws(p.get(..eq).unwrap_or_default()),
-                    value: Some(trim_lws(p.get(eq + 1..).unwrap_or_default())),
-                },
-                None => Param {
-                    name: p,
-                    value: None,
-                },
-            });
         }
     }
+}
+
+/// One element of a parameter list (between separators) as a [`Param`]; `None` when it is
+/// empty or only LWS.
+#[inline]
+pub(crate) fn param_of(elem: &str) -> Option<Param<'_>> {
+    let p = trim_lws(elem);
+    if p.is_empty() {
+        return None;
+    }
+    Some(match p.bytes().position(|c| c == b'=') {
+        Some(eq) => Param {
+            name: trim_lws(p.get(..eq).unwrap_or_default()),
+            value: Some(trim_lws(p.get(eq + 1..).unwrap_or_default())),
+        },
+        None => Param {
+            name: p,
+            value: None,
+        },
+    })
 }
 
 /// Whether `c` is linear whitespace (SP, HT, CR, LF).
@@ -170,13 +179,7 @@ pub(crate) fn find_outside_quotes(s: &str, sep: u8) -> Option<usize> {
     let b = s.as_bytes();
     // Fast path: up to the first `sep`, `"` or `<`; only a quote or bracket needs the state
     // machine.
-    // Short elements (most params) by a plain loop, longer ones by memchr3, whose setup costs
-    // more than the loop below about 16 bytes.
-    let i = if b.len() < 16 {
-        b.iter().position(|&c| c == sep || c == b'"' || c == b'<')?
-    } else {
-        memchr::memchr3(sep, b'"', b'<', b)?
-    };
+    let i = super::scan::find3(b, sep, b'"', b'<')?;
     if b.get(i) == Some(&sep) {
         return Some(i);
     }
@@ -187,7 +190,7 @@ pub(crate) fn find_outside_quotes(s: &str, sep: u8) -> Option<usize> {
 /// it: text appended after an unbalanced `"` or `<` would be read as part of it.
 pub(crate) fn is_balanced(s: &str) -> bool {
     let b = s.as_bytes();
-    let Some(i) = memchr::memchr2(b'"', b'<', b) else {
+    let Some(i) = super::scan::find2(b, b'"', b'<') else {
         return true;
     };
     // A separator that never occurs: the scan runs to the end and reports its state there.

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use super::edit::push_line;
 use super::header::HeaderKind;
 use super::message::{Message, ViaReplyParams};
-use super::name_addr::NameAddr;
+use super::name_addr::tag_of;
 use super::params::{find_outside_quotes, is_lws, trim_lws_end, trim_lws_start};
 use super::text::{Decimal, IpText};
 use super::via::Via;
@@ -110,12 +110,7 @@ pub fn build(
                 out.extend_from_slice(b"To: ");
                 out.extend_from_slice(req.wire(value));
                 // The first To is this one: what `req.to_hdr()` would parse.
-                let has_tag = *to_has_tag.get_or_insert_with(|| {
-                    NameAddr::parse(value, "To")
-                        .ok()
-                        .and_then(|t| t.tag())
-                        .is_some()
-                });
+                let has_tag = *to_has_tag.get_or_insert_with(|| tag_of(value).is_some());
                 if code > 100 && !has_tag {
                     out.extend_from_slice(b";tag=");
                     match to_tag {

@@ -1,7 +1,7 @@
 //! The start line: `Method SP Request-URI SP SIP-Version` or `SIP-Version SP Status-Code SP
 //! Reason-Phrase`, and the version check that separates 400 from 505 from "not SIP".
 
-use memchr::memchr;
+use super::scan::find1;
 
 use super::error::{ParseError, ParseErrorKind as K};
 use super::header::is_token_char;
@@ -19,7 +19,7 @@ pub(crate) fn start_line(buf: &[u8], from: usize, end: usize) -> Result<StartLin
         return status_line(line, from).map_err(|e| e.in_response(true));
     }
     let line = trim_end(line);
-    let sp = memchr(b' ', line).ok_or(ParseError::new(K::NotSip, "no SIP start line"))?;
+    let sp = find1(line, b' ').ok_or(ParseError::new(K::NotSip, "no SIP start line"))?;
     let method = line.get(..sp).unwrap_or_default();
     if method.is_empty() || !method.iter().all(|&c| is_token_char(c)) {
         return Err(ParseError::new(K::NotSip, "no SIP start line"));
@@ -53,10 +53,10 @@ pub(crate) fn start_line(buf: &[u8], from: usize, end: usize) -> Result<StartLin
 }
 
 fn status_line(line: &[u8], from: usize) -> Result<StartLine, ParseError> {
-    let sp = memchr(b' ', line).ok_or(ParseError::new(K::BadStartLine, "no status code"))?;
+    let sp = find1(line, b' ').ok_or(ParseError::new(K::BadStartLine, "no status code"))?;
     check_version(line.get(..sp).unwrap_or_default())?;
     let rest = line.get(sp + 1..).unwrap_or_default();
-    let csp = memchr(b' ', rest).unwrap_or(rest.len());
+    let csp = find1(rest, b' ').unwrap_or(rest.len());
     let code = match rest.get(..csp) {
         Some(&[a, b, c]) if [a, b, c].iter().all(u8::is_ascii_digit) => {
             u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')

@@ -3,7 +3,8 @@
 //! them all, across headers.
 
 use super::error::ValueError;
-use super::params::{is_balanced, is_lws, trim_lws, trim_lws_start, Params};
+use super::params::{is_balanced, is_lws, param_of, trim_lws, trim_lws_start, Param, Params};
+use super::scan::find2;
 use super::uri::{parse_port, split_host, strip_brackets};
 
 const VIA: &str = "Via";
@@ -38,6 +39,16 @@ impl<'a> Via<'a> {
     /// Parse one Via value. LWS (folding included) is allowed around `/`, `:` and `;`. Empty
     /// parameters (`;;`) are an error.
     pub fn parse(raw: &'a str) -> Result<Via<'a>, ValueError> {
+        Via::parse_with(raw, |_| {})
+    }
+
+    /// [`Via::parse`], handing each parameter to `each` in order while the list is checked
+    /// (one walk over it for the usual list without quotes or `<`). When the result is an
+    /// error, `each` may have seen some parameters.
+    pub(crate) fn parse_with(
+        raw: &'a str,
+        mut each: impl FnMut(Param<'a>),
+    ) -> Result<Via<'a>, ValueError> {
         let raw = trim_lws(raw);
         let (protocol, rest) =
             split_byte(raw, b'/').ok_or(ValueError::new(VIA, "no sent-protocol"))?;
@@ -80,13 +91,38 @@ impl<'a> Via<'a> {
             None if rest.is_empty() => Params::default(),
             None => return Err(ValueError::new(VIA, "junk after sent-by")),
         };
-        if params.has_empty() {
-            return Err(ValueError::new(VIA, "empty parameter"));
-        }
-        // An open quoted string (or `<`) would swallow whatever follows, such as the
-        // `;received` a reply adds.
-        if !is_balanced(params.as_str()) {
-            return Err(ValueError::new(VIA, "unterminated quoted string"));
+        let list = params.as_str();
+        if list.is_empty() {
+            // No params.
+        } else if find2(list.as_bytes(), b'"', b'<').is_none() {
+            // No quoted string or `<`: every `;` separates, and the list is balanced. One walk
+            // checks each element and hands it over (what `has_empty` and `iter` see).
+            let mut rest = list;
+            loop {
+                // Byte search: `;` is ASCII, so both sides are `str`s.
+                let (elem, next) = match rest.bytes().position(|c| c == b';') {
+                    Some(i) => (rest.get(..i).unwrap_or_default(), rest.get(i + 1..)),
+                    None => (rest, None),
+                };
+                match param_of(elem) {
+                    Some(p) => each(p),
+                    None => return Err(ValueError::new(VIA, "empty parameter")),
+                }
+                match next {
+                    Some(n) => rest = n,
+                    None => break,
+                }
+            }
+        } else {
+            if params.has_empty() {
+                return Err(ValueError::new(VIA, "empty parameter"));
+            }
+            // An open quoted string (or `<`) would swallow whatever follows, such as the
+            // `;received` a reply adds.
+            if !is_balanced(list) {
+                return Err(ValueError::new(VIA, "unterminated quoted string"));
+            }
+            params.iter().for_each(each);
         }
         Ok(Via {
             raw,
@@ -158,6 +194,18 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    /// The one-walk param check must not take "no params" for one empty param (the RFC 4475
+    /// corpus test caught it).
+    #[test]
+    fn no_params_is_not_an_empty_parameter() {
+        let v = Via::parse("SIP/2.0/TCP sip33.example.com").unwrap();
+        assert_eq!(
+            (v.host, v.params.as_str(), v.branch()),
+            ("sip33.example.com", "", None)
+        );
+        assert!(Via::parse("SIP/2.0/UDP h:5060").is_ok());
     }
 
     #[test]

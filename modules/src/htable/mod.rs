@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kemi_runtime::msg::LogLevel;
+use kemi_runtime::services::ScriptEvent;
 use kemi_runtime::{kemi, SipMsg, Xval};
 
 use crate::modparam::ModParams;
@@ -139,13 +140,19 @@ pub fn setup(ctx: &mut SetupCtx<'_>) -> Result<(), SetupError> {
             .error("enable_dmq", "DMQ replication is not supported")
             .into());
     }
+    // `event_callback`: the script function Kamailio's KEMI runs for the htable event routes.
+    // `htable:mod-init` runs once at startup, before the first message (with either
+    // `event_callback_mode`: sipd has no separate main process to run it in first).
+    let mode = params.int("event_callback_mode", 0)?;
+    if !(0..=1).contains(&mode) {
+        return Err(params.error("event_callback_mode", "must be 0 or 1").into());
+    }
     if let Some(cb) = params.str("event_callback")? {
         if !cb.is_empty() {
-            tracing::warn!(
-                callback = cb,
-                "htable: event_callback (htable:mod-init, htable:expired:*) is not supported; \
-                 the function will not be called"
-            );
+            ctx.services.on_startup(ScriptEvent {
+                callback: cb,
+                name: "htable:mod-init".into(),
+            });
         }
     }
     let interval = params.int("timer_interval", 20)?;

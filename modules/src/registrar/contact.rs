@@ -53,6 +53,9 @@ pub enum RegError {
     /// More contacts than `max_contacts` (`R_TOO_MANY`).
     #[error("Too many registered contacts")]
     TooMany,
+    /// The location table holds `max_bindings` contacts (a sipd bound, no Kamailio code).
+    #[error("Location table full")]
+    TableFull,
     /// A Contact URI or received longer than allowed (`R_CONTACT_LEN`).
     #[error("Contact/received too long")]
     ContactLen,
@@ -82,7 +85,9 @@ impl RegError {
     pub fn reply(self) -> (u16, &'static str) {
         match self {
             RegError::Usrloc => (500, "Server Internal Error"),
-            RegError::TooMany | RegError::StoreDown => (503, "Service Unavailable"),
+            RegError::TooMany | RegError::StoreDown | RegError::TableFull => {
+                (503, "Service Unavailable")
+            }
             RegError::PathUnsupported => (420, "Bad Extension"),
             RegError::LowExpires => (423, "Interval Too Brief"),
             _ => (400, "Bad Request"),

@@ -184,6 +184,7 @@ impl std::ops::Deref for AorKey {
 
 const USRLOC_PARAMS: &[&str] = &[
     "db_url",
+    "max_bindings",
     "db_mode",
     "use_domain",
     "nat_bflag",
@@ -305,6 +306,7 @@ pub fn config(ul: &ModParams, reg: &ModParams) -> Result<(UlConfig, RegConfig), 
         nat_bflag: ul.int("nat_bflag", -1)?,
         cseq_delay: nonneg(ul, "cseq_delay", 20)?,
         slots: hash_slots(ul.int("hash_size", 10)?),
+        max_bindings: usize::try_from(nonneg(ul, "max_bindings", 0)?).unwrap_or(usize::MAX),
     };
     let path_mode = match reg.int("path_mode", 2)? {
         0 => PathMode::Off,

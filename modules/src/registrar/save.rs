@@ -181,6 +181,9 @@ fn send(msg: &mut SipMsg, code: u16, reason: &str, headers: impl IntoIterator<It
     }));
 }
 
+/// `Retry-After` of the 503 to a REGISTER refused by `max_bindings` when `retry_after` is 0.
+const FULL_RETRY_AFTER_S: u32 = 5;
+
 /// Reply (or prepare the reply) for `result`.
 fn respond(msg: &mut SipMsg, reg: &Registrar, flags: i32, result: Result<Outcome, RegError>) {
     let (code, reason, headers) = match result {
@@ -198,10 +201,13 @@ fn respond(msg: &mut SipMsg, reg: &Registrar, flags: i32, result: Result<Outcome
             let (code, reason) = e.reply();
             let min = (e == RegError::LowExpires)
                 .then(|| format!("Min-Expires: {}\r\n", reg.cfg.min_expires));
-            // An unreachable store always says when to retry (5 s unless `retry_after`).
-            let retry_after = match (e, reg.cfg.retry_after) {
-                (RegError::StoreDown, 0) => 5,
-                (_, n) => n,
+            // An unreachable store or a full table always says when to retry (`retry_after`,
+            // else the 5 s of sipd's other 503s).
+            let retry_after = match e {
+                RegError::StoreDown | RegError::TableFull if reg.cfg.retry_after == 0 => {
+                    FULL_RETRY_AFTER_S
+                }
+                _ => reg.cfg.retry_after,
             };
             let retry =
                 (code >= 500 && retry_after > 0).then(|| format!("Retry-After: {retry_after}\r\n"));
@@ -623,6 +629,7 @@ fn apply(
             Contacts::List(_) => {
                 // Pass 1: CSeq ordering and max_contacts, without changing anything.
                 let mut count = rec.iter().filter(|c| c.valid(now)).count();
+                let mut adding = 0;
                 for c in list {
                     let e = contact_expires(reg, c, hdr_expires)?;
                     match find(rec, c) {
@@ -632,12 +639,20 @@ fn apply(
                                 count = count.saturating_sub(1);
                             }
                         }
-                        None if e != 0 => count += 1,
+                        None if e != 0 => {
+                            count += 1;
+                            adding += 1;
+                        }
                         None => {}
                     }
                 }
                 if max > 0 && flags & SAVE_REPLACE == 0 && count > max {
                     return Err(RegError::TooMany);
+                }
+                let bound = reg.ul.cfg.max_bindings;
+                if bound > 0 && adding > 0 && t.contact_count() + adding > bound {
+                    reg.ul.count_refused_full();
+                    return Err(RegError::TableFull);
                 }
                 // Pass 2: apply.
                 let fresh = rec.is_empty();

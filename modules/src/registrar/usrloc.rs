@@ -11,7 +11,7 @@
 //! and removed (from memory and store) by a periodic [`Usrloc::sweep`].
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::store::{Change, LocationRow, Store, StoreError, Writer};
@@ -146,6 +146,9 @@ pub struct UlConfig {
     /// Slots of a table (`2^hash_size`, Kamailio's `hash_size` 10 gives 1024): reserved when
     /// the table is created, so a table of up to that many AoRs never rehashes.
     pub slots: usize,
+    /// `max_bindings` (a sipd extension; 0: no limit): the most contacts one table holds. A
+    /// REGISTER that would add contacts beyond it is answered 503 with `Retry-After`.
+    pub max_bindings: usize,
 }
 
 /// One record: an AoR and its contacts.
@@ -197,6 +200,9 @@ pub struct Table {
     name: Arc<str>,
     hasher: hashbrown::DefaultHashBuilder,
     shards: Box<[Shard]>,
+    /// Contacts held (expired ones until swept), kept by every change so that a bound can be
+    /// checked without visiting the shards.
+    contacts: AtomicUsize,
 }
 
 impl Table {
@@ -214,6 +220,21 @@ impl Table {
                     })
                 })
                 .collect(),
+            contacts: AtomicUsize::new(0),
+        }
+    }
+
+    /// Contacts held now (expired ones until the next sweep).
+    pub fn contact_count(&self) -> usize {
+        self.contacts.load(Ordering::Relaxed)
+    }
+
+    /// Account for a record that went from `before` to `after` contacts.
+    fn counted(&self, before: usize, after: usize) {
+        if after > before {
+            self.contacts.fetch_add(after - before, Ordering::Relaxed);
+        } else if before > after {
+            self.contacts.fetch_sub(before - after, Ordering::Relaxed);
         }
     }
 
@@ -258,7 +279,9 @@ impl Table {
         match shard.records.find_entry(h, |r| &*r.0 == aor) {
             Ok(mut e) => {
                 let rec = &mut e.get_mut().1;
+                let before = rec.len();
                 let r = f(rec);
+                self.counted(before, rec.len());
                 if rec.is_empty() {
                     e.remove();
                 } else {
@@ -270,6 +293,7 @@ impl Table {
             Err(_) => {
                 let mut rec = Vec::new();
                 let r = f(&mut rec);
+                self.counted(0, rec.len());
                 if !rec.is_empty() {
                     rec.shrink_to_fit();
                     share_strings(&mut shard.strings, hasher, &mut rec);
@@ -326,6 +350,7 @@ impl Table {
             });
             s.prune_strings();
         }
+        self.counted(gone.len(), 0);
         gone
     }
 
@@ -339,6 +364,7 @@ impl Table {
             s.records.clear();
             s.strings.clear();
         }
+        self.counted(gone.len(), 0);
         gone
     }
 }
@@ -365,6 +391,7 @@ pub struct Usrloc {
     writer: Option<Arc<Writer>>,
     tables: RwLock<Vec<Arc<Table>>>,
     ruid_seq: AtomicU64,
+    refused_full: AtomicU64,
     ruid_prefix: String,
 }
 
@@ -377,6 +404,7 @@ impl Usrloc {
             writer,
             tables: RwLock::default(),
             ruid_seq: AtomicU64::new(1),
+            refused_full: AtomicU64::new(0),
             // A random part too: nodes sharing a store (or servers of one process) that
             // started in the same second with the same pid must not make the same ruids.
             ruid_prefix: format!("uloc-{start:x}-{:x}-{:08x}", std::process::id(), {
@@ -396,6 +424,16 @@ impl Usrloc {
         s.push('-');
         s.push_str(n.as_str());
         s.into_boxed_str()
+    }
+
+    /// REGISTERs refused since start because a table held `max_bindings` contacts.
+    pub fn refused_full(&self) -> u64 {
+        self.refused_full.load(Ordering::Relaxed)
+    }
+
+    /// Count one REGISTER refused by `max_bindings`.
+    pub fn count_refused_full(&self) {
+        self.refused_full.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether changes are written to the store (`db_mode` other than 0): when not, callers
@@ -686,6 +724,7 @@ mod tests {
                 nat_bflag: -1,
                 cseq_delay: 20,
                 slots: 1024,
+                max_bindings: 0,
             },
             None,
         )
@@ -716,6 +755,11 @@ mod tests {
         assert!(!ul.remove_contact(&t, "u98", "nope", false));
         assert!(ul.remove_contact(&t, "u98", "sip:x", false));
         assert_eq!(t.counts(), (48, 48));
+        assert_eq!(t.contact_count(), 48, "the kept count follows every change");
+        t.write("u0", |rec| rec.push(c("sip:y", 0, 0)));
+        assert_eq!((t.counts().1, t.contact_count()), (49, 49));
+        assert_eq!(ul.clear(&t), 49);
+        assert_eq!(t.contact_count(), 0);
         assert_eq!(split_aor("a@b@c", true), ("a@b", "c"));
     }
 

@@ -168,6 +168,21 @@ pub fn row_aor(r: &LocationRow) -> String {
     }
 }
 
+/// A destination of Kamailio's `dispatcher` table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DispatcherRow {
+    /// The set id.
+    pub setid: i32,
+    /// The destination SIP URI.
+    pub destination: String,
+    /// The flags (state and probing bits).
+    pub flags: i64,
+    /// The priority (higher first).
+    pub priority: i64,
+    /// The attributes (`duid=...;weight=...`).
+    pub attrs: String,
+}
+
 /// The storage every stateful module shares. Table names are Kamailio's defaults unless a
 /// modparam or a function argument names another (`auth_check(realm, "subscriber", ...)`);
 /// backends refuse names that are not plain identifiers.
@@ -240,6 +255,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn watch(&self, f: ChangeFn) -> Result<(), StoreError> {
         let _ = f;
         Ok(())
+    }
+
+    /// Every destination of dispatcher table `table`, in id order. Backends without it say so.
+    fn dispatcher_rows(&self, table: &str) -> Result<Vec<DispatcherRow>, StoreError> {
+        Err(StoreError::Backend {
+            backend: self.backend(),
+            message: format!("no dispatcher table `{table}` in this backend"),
+        })
     }
 }
 

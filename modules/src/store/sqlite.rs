@@ -14,7 +14,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    check_table, AddressRow, HtableRow, HtableValue, LocationRow, Store, StoreError, Subscriber,
+    check_table, AddressRow, DispatcherRow, HtableRow, HtableValue, LocationRow, Store, StoreError,
+    Subscriber,
 };
 
 /// How long a statement waits for another process's lock before failing.
@@ -47,6 +48,7 @@ enum Kind {
     Subscriber,
     Address,
     Htable,
+    Dispatcher,
 }
 
 impl Kind {
@@ -98,6 +100,16 @@ impl Kind {
                 port SMALLINT DEFAULT 0 NOT NULL,
                 tag VARCHAR(64))"
             ),
+            Kind::Dispatcher => format!(
+                "CREATE TABLE IF NOT EXISTS {t} (
+                id INTEGER PRIMARY KEY NOT NULL,
+                setid INTEGER DEFAULT 0 NOT NULL,
+                destination VARCHAR(192) DEFAULT '' NOT NULL,
+                flags INTEGER DEFAULT 0 NOT NULL,
+                priority INTEGER DEFAULT 0 NOT NULL,
+                attrs VARCHAR(198) DEFAULT '' NOT NULL,
+                description VARCHAR(64) DEFAULT '' NOT NULL);"
+            ),
             Kind::Htable => format!(
                 "CREATE TABLE IF NOT EXISTS {t} (
                 id INTEGER PRIMARY KEY NOT NULL,
@@ -117,6 +129,7 @@ impl Kind {
             Kind::Subscriber => 7,
             Kind::Address => 6,
             Kind::Htable => 2,
+            Kind::Dispatcher => 4,
         }
     }
 }
@@ -202,6 +215,24 @@ fn subscriber_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Subscriber> {
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn dispatcher_rows(&self, table: &str) -> Result<Vec<DispatcherRow>, StoreError> {
+        self.with(table, Kind::Dispatcher, |c, t| {
+            let mut st = c.prepare(&format!(
+                "SELECT setid, destination, flags, priority, attrs FROM {t} ORDER BY id"
+            ))?;
+            let rows = st.query_map([], |r| {
+                Ok(DispatcherRow {
+                    setid: r.get(0)?,
+                    destination: r.get(1)?,
+                    flags: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                    priority: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                    attrs: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                })
+            })?;
+            rows.collect()
+        })
     }
 
     fn locations(&self, table: &str) -> Result<Vec<LocationRow>, StoreError> {

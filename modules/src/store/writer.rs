@@ -68,9 +68,14 @@ impl Writer {
         let thread = {
             let store = Arc::clone(&store);
             let counters = Arc::clone(&counters);
+            // The caller's span (a node's identity) marks this thread's log lines too.
+            let span = tracing::Span::current();
             std::thread::Builder::new()
                 .name("sipd-store".into())
-                .spawn(move || run(&*store, &rx, &counters))?
+                .spawn(move || {
+                    let _node = span.enter();
+                    run(&*store, &rx, &counters)
+                })?
         };
         Ok(Writer {
             store,

@@ -6,6 +6,7 @@ mod auth_exports;
 mod common;
 mod core_exports;
 mod corex_exports;
+mod dispatcher_exports;
 mod hdr_exports;
 mod htable_exports;
 mod kx_exports;

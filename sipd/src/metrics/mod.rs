@@ -285,6 +285,7 @@ pub struct Metrics {
     table: Arc<ExportTable>,
     reloads: AtomicU64,
     reloads_rejected: AtomicU64,
+    node: String,
 }
 
 impl Metrics {
@@ -297,6 +298,7 @@ impl Metrics {
             table,
             reloads: AtomicU64::new(0),
             reloads_rejected: AtomicU64::new(0),
+            node: String::new(),
         }
     }
 
@@ -335,6 +337,17 @@ impl Metrics {
     /// Time since the server started.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// The same counters, for the node named `node` (`[cluster] node`).
+    pub fn with_node(mut self, node: &str) -> Metrics {
+        self.node = node.to_string();
+        self
+    }
+
+    /// The node identity ("" when none was given).
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// Wall-clock start time.

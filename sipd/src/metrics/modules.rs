@@ -1,5 +1,6 @@
 //! Metrics of the stateful modules, read from the server's [`Services`] at scrape time:
-//! registrations (`usrloc`) and digest authentication outcomes (`auth_db`).
+//! registrations (`usrloc`), digest authentication outcomes (`auth_db`), dispatcher
+//! destinations and probes.
 
 use kemi_runtime::services::Services;
 
@@ -36,11 +37,32 @@ impl GaugeSource for ModuleMetrics {
             ));
             out.push(("usrloc_contacts", "Registered contacts", n(contacts)));
         }
+        if let Some(ds) = self.services.get::<modules::dispatcher::DispatcherState>() {
+            let (up, down) = ds.up_down();
+            let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+            out.push((
+                "dispatcher_destinations_up",
+                "Dispatcher destinations selections may use (active or trying)",
+                n(up),
+            ));
+            out.push((
+                "dispatcher_destinations_down",
+                "Dispatcher destinations inactive or disabled",
+                n(down),
+            ));
+        }
         out
     }
 
     fn counters(&self) -> Vec<(&'static str, &'static str, u64)> {
         let mut out = Vec::new();
+        if let Some(reg) = self.services.get::<modules::registrar::Registrar>() {
+            out.push((
+                "usrloc_refused_full",
+                "REGISTERs answered 503 because a location table held max_bindings contacts",
+                reg.ul.refused_full(),
+            ));
+        }
         if let Some(auth) = self.services.get::<modules::auth_db::AuthDbState>() {
             out.push((
                 "auth_successes",
@@ -51,6 +73,19 @@ impl GaugeSource for ModuleMetrics {
                 "auth_failures",
                 "Digest credentials refused: wrong password, unknown user, stale or reused nonce (auth_db)",
                 auth.stats.failures(),
+            ));
+        }
+        if let Some(ds) = self.services.get::<modules::dispatcher::DispatcherState>() {
+            use std::sync::atomic::Ordering;
+            out.push((
+                "dispatcher_probes_sent",
+                "Dispatcher keepalive probes sent (retransmissions not counted)",
+                ds.probes.sent.load(Ordering::Relaxed),
+            ));
+            out.push((
+                "dispatcher_probes_failed",
+                "Dispatcher probes unanswered in time or answered with a code that does not count",
+                ds.probes.failed.load(Ordering::Relaxed),
             ));
         }
         out

@@ -235,6 +235,15 @@ impl Collector for SipdCollector {
             "Seconds since the server started",
             i64::try_from(self.metrics.uptime().as_secs()).unwrap_or(0),
         )?;
+        let mut info = enc.encode_descriptor(
+            "sipd_node_info",
+            "This node: its identity ([cluster] node, else the instance name or host name) and version",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(1).encode(
+            info.encode_family(&[("node", self.metrics.node()), ("version", crate::VERSION)])?,
+        )?;
         if let Some(extra) = &self.extra {
             for (name, help, v) in extra.gauges() {
                 gauge(&mut enc, &format!("sipd_{name}"), help, v)?;

@@ -31,8 +31,9 @@ pub struct RpcContext {
 }
 
 /// Methods every server has.
-const CORE_METHODS: [&str; 7] = [
+const CORE_METHODS: [&str; 8] = [
     "core.version",
+    "core.info",
     "core.uptime",
     "core.ps",
     "system.listMethods",
@@ -88,6 +89,16 @@ impl RpcContext {
         {
             m.extend(super::permissions::METHODS.iter().map(|s| s.to_string()));
         }
+        if self
+            .services
+            .get::<modules::dispatcher::DispatcherState>()
+            .is_some()
+        {
+            m.extend(super::dispatcher::METHODS.iter().map(|s| s.to_string()));
+        }
+        if self.services.get::<modules::rtpengine::NgRelay>().is_some() {
+            m.extend(super::rtpengine::METHODS.iter().map(|s| s.to_string()));
+        }
         if self.tls.is_some() {
             m.push("tls.reload".into());
         }
@@ -125,10 +136,17 @@ impl RpcContext {
         if let Some(r) = super::siptrace::call(&self.services, method, params) {
             return r;
         }
+        if let Some(r) = super::dispatcher::call(&self.services, method, params) {
+            return r;
+        }
+        if let Some(r) = super::rtpengine::call(&self.services, method, params) {
+            return r;
+        }
         match method {
             "core.version" => no_params(method, params)
                 .map(|()| json!(format!("sipd {} ({} engine)", crate::VERSION, kind))),
             "core.uptime" => no_params(method, params).map(|()| self.uptime()),
+            "core.info" => no_params(method, params).map(|()| self.info(kind)),
             "tm.stats" => no_params(method, params).map(|()| self.tm.stats()),
             "core.ps" => no_params(method, params).map(|()| self.ps()),
             "system.listMethods" => no_params(method, params).map(|()| json!(self.methods())),
@@ -200,6 +218,19 @@ impl RpcContext {
                 })
             }
         }
+    }
+
+    /// `core.info`: what this server is (Kamailio's `version`, plus the node identity that
+    /// tells the nodes of a cluster apart).
+    fn info(&self, kind: EngineKind) -> Value {
+        json!({
+            "version": format!("sipd {}", crate::VERSION),
+            "node": self.metrics.node(),
+            "pid": std::process::id(),
+            "engine": kind.to_string(),
+            "workers": self.metrics.workers().len(),
+            "uptime": self.metrics.uptime().as_secs(),
+        })
     }
 
     fn uptime(&self) -> Value {

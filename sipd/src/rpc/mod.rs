@@ -12,11 +12,13 @@
 //! A reload stages the new script on that thread, so other RPC clients wait for it meanwhile.
 
 pub mod client;
+pub mod dispatcher;
 pub mod htable;
 pub mod http;
 pub mod jsonrpc;
 pub mod methods;
 pub mod permissions;
+pub mod rtpengine;
 pub mod siptrace;
 pub mod socket;
 pub mod ul;
@@ -168,9 +170,12 @@ impl OpsThread {
         }
         let registry = Arc::new(prom::registry(Arc::clone(&ctx.metrics), extra));
         let socket_path = me.socket.clone();
+        // The caller's span (the node's, see `NodeId::span`) marks this thread's log lines too.
+        let span = tracing::Span::current();
         let thread = std::thread::Builder::new()
             .name("sipd-ops".into())
             .spawn(move || {
+                let _node = span.enter();
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()

@@ -16,6 +16,18 @@ const NEEDED: [(&str, &str); 5] = [
 /// Write a `code reason` reply to the raw request `raw` into `out`; false (and `out`
 /// untouched) when `raw` is not a request or lacks a needed header.
 pub fn build_reply(raw: &[u8], code: u16, reason: &str, out: &mut Vec<u8>) -> bool {
+    build_reply_with(raw, code, reason, "", out)
+}
+
+/// [`build_reply`] with `extra` (whole header lines, each ending in CRLF) before the
+/// Content-Length.
+pub fn build_reply_with(
+    raw: &[u8],
+    code: u16,
+    reason: &str,
+    extra: &str,
+    out: &mut Vec<u8>,
+) -> bool {
     let mut lines = raw
         .split(|b| *b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
@@ -64,6 +76,7 @@ pub fn build_reply(raw: &[u8], code: u16, reason: &str, out: &mut Vec<u8>) -> bo
         out.extend_from_slice(line);
         out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(extra.as_bytes());
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     true
 }

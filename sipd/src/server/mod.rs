@@ -102,6 +102,8 @@ pub struct ServerHandle {
     ops: Option<OpsThread>,
     services: kemi_runtime::services::Services,
     housekeeping: Option<JoinHandle<()>>,
+    /// The dispatcher's OPTIONS prober, when probing is on.
+    prober: Option<JoinHandle<()>>,
     tls: Option<Arc<TlsContext>>,
 }
 
@@ -119,7 +121,7 @@ impl Server {
             )?
             .with_lua_options(config.lua),
         );
-        let metrics = Arc::new(Metrics::new(Arc::clone(&table)));
+        let metrics = Arc::new(Metrics::new(Arc::clone(&table)).with_node(&config.node.name));
         let mut services = crate::modsetup::services(&config)?;
         let tm = Arc::new(crate::tm::TmLayer::with_workers(config.tm, config.workers));
         // Memory freed after a burst goes back to the system (tm/trim.rs).
@@ -220,6 +222,7 @@ impl Server {
             metrics: Arc::clone(&metrics),
             ops: None,
             housekeeping: crate::modsetup::housekeeping(&services, stop_rx.clone())?,
+            prober: dispatcher_prober(&services, &bound, stop_rx.clone())?,
             services: services.clone(),
             tls: None,
         };
@@ -263,9 +266,13 @@ impl Server {
                 shutdown: stop_rx.clone(),
             };
             let ready = ready_tx.clone();
+            let node = config.node.span();
             let thread = std::thread::Builder::new()
                 .name(format!("sipd-worker-{n}"))
-                .spawn(move || worker::run(setup, ready))?;
+                .spawn(move || {
+                    let _node = node.enter();
+                    worker::run(setup, ready)
+                })?;
             handle.threads.push(thread);
         }
         drop(ready_tx);
@@ -403,9 +410,32 @@ impl ServerHandle {
         if let Some(t) = self.housekeeping.take() {
             let _ = t.join();
         }
+        if let Some(t) = self.prober.take() {
+            let _ = t.join();
+        }
         crate::modsetup::flush(&self.services);
         stuck
     }
+}
+
+/// Start the dispatcher's OPTIONS prober (its own thread, off the message path) when the
+/// dispatcher is set up with `ds_ping_interval`; its sockets take the IPs of the UDP listeners.
+fn dispatcher_prober(
+    services: &kemi_runtime::services::Services,
+    bound: &[(Proto, SocketAddr)],
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<Option<JoinHandle<()>>> {
+    let Some(ds) = services.get_arc::<modules::dispatcher::DispatcherState>() else {
+        return Ok(None);
+    };
+    let udp: Vec<SocketAddr> = bound
+        .iter()
+        .filter(|(p, _)| *p == Proto::Udp)
+        .map(|(_, a)| *a)
+        .collect();
+    modules::dispatcher::probe::spawn(&ds, &udp, move || {
+        *stop.borrow() || stop.has_changed().is_err()
+    })
 }
 
 /// How long [`ServerHandle::shutdown`] waits for busy workers.

@@ -60,6 +60,15 @@ pub struct Outgoing {
     pub flags: SendFlags,
 }
 
+/// The request event callbacks run on (Kamailio's faked message).
+const EVENT_MESSAGE: &[u8] = b"OPTIONS sip:you@sipd.invalid SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKsipd.event\r\n\
+From: <sip:you@sipd.invalid>;tag=event\r\n\
+To: <sip:you@sipd.invalid>\r\n\
+Call-ID: sipd-event\r\n\
+CSeq: 1 OPTIONS\r\n\
+Content-Length: 0\r\n\r\n";
+
 /// One worker's message pipeline: its script engine and the host facts it needs.
 pub struct Pipeline {
     router: Router,
@@ -112,6 +121,50 @@ impl Pipeline {
             ops: Ops::default(),
             tm: Arc::new(TmLayer::default()),
             tm_timers: TimerQueue::new(0),
+        }
+    }
+
+    /// Run every event the modules asked to run once at startup, in their order.
+    pub fn run_startup_events(&mut self) {
+        let env = Arc::clone(&self.env);
+        for event in env.services.startup_events() {
+            self.run_event(event);
+        }
+    }
+
+    /// Run a module's script event (`htable:mod-init` through `ksr_htable_event`...) on a
+    /// stand-in request, as Kamailio runs its event routes on a faked message: what the
+    /// callback does to that request (replies, forwards) goes nowhere. A script error is
+    /// logged like any other; a callback the script does not define is logged once.
+    pub fn run_event(&mut self, event: &kemi_runtime::services::ScriptEvent) {
+        if !self.router.engine_mut().has_callback(&event.callback) {
+            warn!(
+                callback = %event.callback,
+                event = %event.name,
+                "event_callback names no function of the script: the event is not run"
+            );
+            return;
+        }
+        let message = match Message::parse(Bytes::from_static(EVENT_MESSAGE)) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!("the event stand-in request does not parse: {e}");
+                return;
+            }
+        };
+        let mut msg = SipMsg::new(message, RecvInfo::default(), Arc::clone(&self.env));
+        let routed = self
+            .router
+            .run(&event.callback, &mut msg, Some(&event.name));
+        if let Routed::Failed(e) = &routed {
+            script_log::script_failed(&event.callback, "", None, e);
+        }
+        if !msg.outbox.is_empty() {
+            debug!(
+                event = %event.name,
+                "event callback asked to send {} message(s): an event has no message to answer or forward",
+                msg.outbox.len()
+            );
         }
     }
 
@@ -267,7 +320,7 @@ impl Pipeline {
             drop_log::input(rcv.src, rcv.proto, format_args!("dropping request: {e}"));
             return;
         }
-        if !matches!(message.top_via(), Some(Ok(_))) {
+        if !message.top_via_ok() {
             drop_log::input(
                 rcv.src,
                 rcv.proto,

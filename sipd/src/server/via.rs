@@ -168,8 +168,8 @@ pub fn udp_reply_addr(req: &Message, src: SocketAddr, force_rport: bool) -> Sock
     if force_rport || req.top_via_rport().is_some() {
         return src;
     }
-    match req.top_via().and_then(Result::ok) {
-        Some(v) => SocketAddr::new(src.ip(), v.port.unwrap_or(super::target::SIP_PORT)),
+    match req.top_via_sent_by() {
+        Some((_, port)) => SocketAddr::new(src.ip(), port.unwrap_or(super::target::SIP_PORT)),
         None => src,
     }
 }

@@ -32,6 +32,7 @@ use crate::transport::tls::{OpenGuard, TlsContext};
 use crate::transport::udp::UdpIo;
 use crate::transport::ws::WsConfig;
 
+mod refuse;
 mod tls_io;
 mod ws_io;
 
@@ -100,6 +101,8 @@ struct Worker {
     ws_conns: Arc<ConnTable>,
     wss_conns: Arc<ConnTable>,
     limits: Arc<ConnLimits>,
+    /// Refused TCP connections being answered 503 now (at most [`refuse::MAX_ANSWERING`]).
+    refusing: std::cell::Cell<usize>,
     max: usize,
     idle: Duration,
 }
@@ -138,6 +141,11 @@ pub(crate) fn run(setup: WorkerSetup, ready: std::sync::mpsc::Sender<Result<(), 
         on_limit: setup.on_limit,
     });
     pipeline.set_tm(setup.tm, index);
+    // Module events that run once at startup (`htable:mod-init`) run in the first worker,
+    // before it reports ready: no message is routed before they are done.
+    if index == 0 {
+        pipeline.run_startup_events();
+    }
     local.block_on(
         &rt,
         serve(
@@ -209,6 +217,7 @@ async fn serve(
         ws_conns: ws.ws_conns,
         wss_conns: ws.wss_conns,
         limits,
+        refusing: std::cell::Cell::new(0),
         max,
         idle,
     });
@@ -320,6 +329,7 @@ async fn accept_loop(worker: Rc<Worker>, listener: TcpListener) {
                             Proto::Tcp,
                             format_args!("connection refused: {e}"),
                         );
+                        refuse_with_503(&worker, stream);
                         continue;
                     }
                 };
@@ -338,6 +348,24 @@ async fn accept_loop(worker: Rc<Worker>, listener: TcpListener) {
             }
         }
     }
+}
+
+/// Answer a connection refused by a limit 503 on its first request, unless
+/// [`refuse::MAX_ANSWERING`] refused connections are being answered already (then it just
+/// closes).
+fn refuse_with_503(worker: &Rc<Worker>, stream: TcpStream) {
+    let busy = worker.refusing.get();
+    if busy >= refuse::MAX_ANSWERING {
+        return;
+    }
+    worker.refusing.set(busy + 1);
+    let worker = Rc::clone(worker);
+    tokio::task::spawn_local(async move {
+        if refuse::answer_503(stream).await {
+            worker.limits.stats().slot(Proto::Tcp).answered_503();
+        }
+        worker.refusing.set(worker.refusing.get().saturating_sub(1));
+    });
 }
 
 /// Timers carried out per turn of [`tm_timers`] before it lets the sockets run.

@@ -13,6 +13,7 @@ use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use kemi_runtime::sip::uri::strip_brackets;
 use kemi_runtime::sip::Message;
 
 use crate::server::via::BRANCH_PREFIX;
@@ -119,15 +120,15 @@ impl ServerKey {
     /// The key of `req` as the method `method` (pass `"INVITE"` to find a CANCEL's INVITE).
     /// `None` when the request has no parsable top Via.
     pub fn of(req: &Message, method: &str) -> Option<ServerKey> {
-        let top = req.top_via()?.ok()?;
+        let (host, port) = req.top_via_sent_by()?;
         let class = method_class(method).as_bytes();
         match req.top_via_branch().filter(|b| b.starts_with(MAGIC)) {
             Some(branch) => {
                 let mut w = KeyWriter::new(1);
                 w.part(class);
                 w.part(req.wire(branch));
-                w.part(req.wire(top.host_unbracketed()));
-                match top.port {
+                w.part(req.wire(strip_brackets(host)));
+                match port {
                     Some(port) => w.part(&port.to_be_bytes()),
                     None => w.part(&[]),
                 }
@@ -141,7 +142,7 @@ impl ServerKey {
                 let cseq = req.cseq().and_then(Result::ok).map_or(0, |c| c.number);
                 w.part(&cseq.to_be_bytes());
                 w.part(req.wire(req.ruri().unwrap_or("")));
-                w.part(req.wire(top.raw));
+                w.part(req.wire(req.top_via()?.ok()?.raw));
                 Some(w.finish())
             }
         }

@@ -415,6 +415,7 @@ impl TmHost<'_> {
             // Room for one branch, the usual case (a `Vec`'s first push reserves four).
             branches: Vec::with_capacity(1),
             route: callbacks.failure.is_some().then(|| msg.route.clone()),
+            flags: (msg.route.flags, msg.route.bflags),
             callbacks,
             fr,
             fr_inv,
@@ -622,6 +623,7 @@ impl TmHost<'_> {
         if let Some(name) = txn.callbacks.reply.clone() {
             rmsg.tm.route = TmRoute::Reply;
             rmsg.tm.exists = true;
+            (rmsg.route.flags, rmsg.route.bflags) = txn.flags;
             rmsg.tm.branch_index = u32::try_from(index).ok();
             rmsg.tm.canceled = txn.canceled;
             rmsg.tm.status = txn.server.status();
@@ -755,6 +757,13 @@ impl TmHost<'_> {
                 script_log::script_failed(&name, fmsg.message.call_id().unwrap_or(""), None, &e);
             }
             txn.callbacks.update(&fmsg.tm);
+            if let Some(r) = txn.route.as_mut() {
+                // AVPs and XAVPs belong to the transaction, as in Kamailio: what the failure
+                // callback left there (dispatcher's remaining candidates after `ds_next_dst`)
+                // is what the next failure callback sees.
+                r.avps.clone_from(&fmsg.route.avps);
+                r.xavps.clone_from(&fmsg.route.xavps);
+            }
             let (fr, fr_inv) = self.timeouts(&fmsg.tm, txn.fr, txn.fr_inv);
             txn.fr = fr;
             txn.fr_inv = fr_inv;

@@ -144,6 +144,9 @@ pub struct Txn {
     pub canceled: bool,
     /// The request route's state when the transaction was created (for failure callbacks).
     pub route: Option<RouteState>,
+    /// The request's message flags and branch flags when the transaction was created: an
+    /// onreply callback sees them, as Kamailio's `onreply_route` sees the transaction's.
+    pub flags: (u64, u64),
     /// Removed from the table.
     pub removed: bool,
     /// Its armed timers (which timer, where), cancelled when they can no longer do anything
@@ -294,6 +297,7 @@ mod tests {
             fr_inv: Duration::from_secs(1),
             canceled: false,
             route: None,
+            flags: (0, 0),
             removed: false,
             timers: Vec::new(),
             lean: false,

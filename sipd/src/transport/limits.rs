@@ -158,6 +158,7 @@ impl ConnLimits {
 pub struct ProtoStats {
     open: AtomicI64,
     refused: AtomicU64,
+    refused_503: AtomicU64,
 }
 
 impl ProtoStats {
@@ -169,6 +170,16 @@ impl ProtoStats {
     /// Connections refused by a limit since start.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Of the refused connections, those whose first request was answered 503.
+    pub fn refused_503(&self) -> u64 {
+        self.refused_503.load(Ordering::Relaxed)
+    }
+
+    /// One refused connection's request answered 503.
+    pub fn answered_503(&self) {
+        self.refused_503.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -248,8 +259,13 @@ impl crate::metrics::prom::GaugeSource for ConnLimits {
         vec![
             (
                 "tcp_connections_refused",
-                "TCP connections closed at accept by a connection limit",
+                "TCP connections refused at accept by a connection limit",
                 s.tcp.refused(),
+            ),
+            (
+                "tcp_connections_refused_503",
+                "Refused TCP connections whose first request was answered 503 with Retry-After",
+                s.tcp.refused_503(),
             ),
             (
                 "tls_connections_refused",

@@ -180,7 +180,7 @@ unsafe fn push_xval(l: *mut ffi::lua_State, x: Xval) -> Pushed {
                 // `lua_pcall` below (the common result of `pv.get` and friends).
                 let (p, len) = (s.as_ptr(), s.len());
                 PARKED.set(Some(s));
-                ffi::lua_pushlstring(l, p.cast(), len);
+                push_bytes(l, p, len);
                 drop(PARKED.take());
             }
             Xval::Array(_) | Xval::Dict(_) => {
@@ -195,6 +195,25 @@ unsafe fn push_xval(l: *mut ffi::lua_State, x: Xval) -> Pushed {
         }
     }
     Pushed::Results(1)
+}
+
+/// Push `len` bytes at `p` as a string: the C API's `lua_pushlstring`, without the
+/// `lua_tostring` of the pushed value that mlua's 5.3-style compat wrapper adds for its return
+/// value (an API call per string result for nothing).
+///
+/// # Safety
+/// `l` is a valid state with room for one value; `p` points to `len` readable bytes (any
+/// non-null pointer when `len` is 0). May raise a Lua memory error.
+#[inline]
+pub(super) unsafe fn push_bytes(l: *mut ffi::lua_State, p: *const u8, len: usize) {
+    // SAFETY: guaranteed by the caller; an empty string is pushed from a static.
+    unsafe {
+        if len == 0 {
+            ffi::lua_pushlstring_(l, c"".as_ptr(), 0);
+        } else {
+            ffi::lua_pushlstring_(l, p.cast(), len);
+        }
+    }
 }
 
 thread_local! {

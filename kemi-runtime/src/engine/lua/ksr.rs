@@ -1,7 +1,7 @@
 //! The global `KSR` table of one interpreter, and the C functions behind it.
 //!
-//! Every `KSR.<mod>.<fn>` is a Lua C closure over two upvalues: a light userdata pointing to the
-//! engine's [`Ctx`] and the export's slot index. A call reads both upvalues, converts the stack
+//! Every `KSR.<mod>.<fn>` is a Lua C closure over one upvalue: a light userdata pointing to its
+//! [`Entry`] (the engine's [`Ctx`] and the export). A call reads the upvalue, converts the stack
 //! arguments and calls the export's trampoline: no name lookup, no allocation for int and UTF-8
 //! string arguments, no Lua value created except the result. `KSR.x.{exit,drop,modf,probe}` are
 //! C functions too.
@@ -16,11 +16,14 @@
 //! while nothing owned is alive).
 
 use std::ffi::{c_int, c_void};
+use std::ptr;
 use std::rc::Rc;
 
 use mlua::{ffi, Function, Lua, Table};
 
-use super::convert::{push_ret, read_bytes, read_raw, with_args, Pushed, Raw, MAX_PARAMS};
+use super::convert::{
+    push_bytes, push_ret, read_bytes, read_raw, with_args, Pushed, Raw, MAX_PARAMS,
+};
 use super::ctx::{CallError, Ctx};
 use crate::engine::{modf, EXIT_MARKER};
 use crate::export::KemiExport;
@@ -35,13 +38,36 @@ enum Step {
     Panicked(&'static KemiExport),
 }
 
+/// What a `KSR.<mod>.<fn>` closure's upvalue points to: one light userdata instead of two
+/// upvalues (ctx and slot) saves an API call and the slot lookup on every call.
+pub(super) struct Entry {
+    ctx: *const Ctx,
+    export: &'static KemiExport,
+}
+
+/// The entries of one interpreter's `KSR` closures, at fixed addresses (a boxed slice): the
+/// engine keeps them until the interpreter is closed.
+pub(super) type Entries = Box<[Entry]>;
+
 /// Build `KSR` (core exports as `KSR.<fn>`, one table per module, `KSR.x`) and `KSRVERSION`.
 ///
-/// `ctx` must outlive the interpreter: the closures keep a raw pointer to it.
-pub(super) fn install(lua: &Lua, ctx: &Rc<Ctx>) -> mlua::Result<()> {
+/// `ctx` and the returned entries must outlive the interpreter: the closures keep raw pointers
+/// to them.
+pub(super) fn install(lua: &Lua, ctx: &Rc<Ctx>) -> mlua::Result<Entries> {
     let ctx_ptr = Rc::as_ptr(ctx);
+    let modules = ctx.table().modules();
+    let entries: Entries = modules
+        .iter()
+        .flat_map(|m| m.slots.clone())
+        .filter_map(|slot| ctx.export(slot))
+        .map(|export| Entry {
+            ctx: ctx_ptr,
+            export,
+        })
+        .collect();
     let ksr = lua.create_table()?;
-    for module in ctx.table().modules() {
+    let mut next = entries.iter();
+    for module in modules {
         let target: Table = if module.name.is_empty() {
             ksr.clone()
         } else {
@@ -50,44 +76,41 @@ pub(super) fn install(lua: &Lua, ctx: &Rc<Ctx>) -> mlua::Result<()> {
             t
         };
         for slot in module.slots.clone() {
-            if let Some(export) = ctx.export(slot) {
+            if ctx.export(slot).is_some() {
+                // The entries were made from the same walk, in the same order.
+                let Some(entry) = next.next() else { break };
                 target.raw_set(
-                    export.name,
-                    c_closure(lua, ksr_call, Some(ctx_ptr), Some(slot))?,
+                    entry.export.name,
+                    c_closure(lua, ksr_call, Some(ptr::from_ref(entry).cast()))?,
                 )?;
             }
         }
     }
     let x = lua.create_table_with_capacity(0, 4)?;
-    x.raw_set("exit", c_closure(lua, x_exit, None, None)?)?;
-    x.raw_set("drop", c_closure(lua, x_drop, Some(ctx_ptr), None)?)?;
-    x.raw_set("modf", c_closure(lua, x_modf, Some(ctx_ptr), None)?)?;
-    x.raw_set("probe", c_closure(lua, x_probe, None, None)?)?;
+    x.raw_set("exit", c_closure(lua, x_exit, None)?)?;
+    x.raw_set("drop", c_closure(lua, x_drop, Some(ctx_ptr.cast()))?)?;
+    x.raw_set("modf", c_closure(lua, x_modf, Some(ctx_ptr.cast()))?)?;
+    x.raw_set("probe", c_closure(lua, x_probe, None)?)?;
     ksr.raw_set("x", x)?;
     let globals = lua.globals();
     globals.raw_set("KSR", ksr)?;
     globals.raw_set("KSRVERSION", "2.0")?;
-    Ok(())
+    Ok(entries)
 }
 
-/// A C closure over the optional upvalues `ctx` (light userdata) and `slot` (integer).
+/// A C closure over the optional upvalue `data` (light userdata).
 fn c_closure(
     lua: &Lua,
     f: ffi::lua_CFunction,
-    ctx: Option<*const Ctx>,
-    slot: Option<u16>,
+    data: Option<*const c_void>,
 ) -> mlua::Result<Function> {
-    // SAFETY: the closure pushes at most three values inside mlua's protected call, which
+    // SAFETY: the closure pushes at most two values inside mlua's protected call, which
     // reserves the stack it needs; it owns nothing, so a memory error may longjmp over it.
     unsafe {
         lua.exec_raw::<Function>((), |state| {
             let mut n = 0;
-            if let Some(ctx) = ctx {
-                ffi::lua_pushlightuserdata(state, ctx.cast_mut().cast::<c_void>());
-                n += 1;
-            }
-            if let Some(slot) = slot {
-                ffi::lua_pushinteger(state, ffi::lua_Integer::from(slot));
+            if let Some(data) = data {
+                ffi::lua_pushlightuserdata(state, data.cast_mut());
                 n += 1;
             }
             ffi::lua_pushcclosure(state, f, n);
@@ -142,7 +165,7 @@ unsafe fn finish(l: *mut ffi::lua_State, step: Step) -> c_int {
 unsafe fn push_static(l: *mut ffi::lua_State, s: &'static str) {
     // SAFETY: guaranteed by the caller.
     unsafe {
-        ffi::lua_pushlstring(l, s.as_ptr().cast(), s.len());
+        push_bytes(l, s.as_ptr(), s.len());
     }
 }
 
@@ -157,17 +180,14 @@ unsafe fn push_false(l: *mut ffi::lua_State) -> Step {
     Step::Results(1)
 }
 
-/// `KSR.<mod>.<fn>(...)`: upvalue 1 the ctx, upvalue 2 the slot.
+/// `KSR.<mod>.<fn>(...)`: upvalue 1 its [`Entry`].
 unsafe extern "C-unwind" fn ksr_call(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: `install` made this closure with both upvalues; `call_export` returns after
+    // SAFETY: `install` made this closure with a pointer to its entry, which the engine keeps
+    // (with the ctx it points to) until the interpreter is closed; `call_export` returns after
     // dropping what it owned, so `finish` may raise.
     unsafe {
-        let ctx = ctx_of(l);
-        let slot = ffi::lua_tointeger_(l, ffi::lua_upvalueindex(2));
-        let step = match u16::try_from(slot).ok().and_then(|s| ctx.export(s)) {
-            Some(export) => call_export(l, ctx, export),
-            None => push_false(l),
-        };
+        let entry = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Entry>();
+        let step = call_export(l, &*entry.ctx, entry.export);
         finish(l, step)
     }
 }

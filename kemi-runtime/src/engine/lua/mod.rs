@@ -137,6 +137,8 @@ pub struct LuaEngine {
     // those functions point to.
     callbacks: Callbacks<Function>,
     lua: Lua,
+    /// What the `KSR` closures point to (with `ctx`).
+    _ksr: ksr::Entries,
     ctx: Rc<Ctx>,
     path: PathBuf,
     limits: ScriptLimits,
@@ -202,6 +204,7 @@ impl LuaEngine {
             Lua::new()
         };
         let ctx = Rc::new(Ctx::new(EngineKind::Lua, table));
+        let mut ksr_entries = ksr::Entries::default();
         let setup = lua
             .load(PRELUDE)
             .set_name("=sipd")
@@ -215,6 +218,7 @@ impl LuaEngine {
                 None => Ok(()),
             })
             .and_then(|()| ksr::install(&lua, &ctx))
+            .map(|entries| ksr_entries = entries)
             .and_then(|()| set_package_path(&lua, path))
             .and_then(|()| companions::install(&lua, companions));
         let companions = match setup {
@@ -238,6 +242,7 @@ impl LuaEngine {
         let mut engine = LuaEngine {
             callbacks: Callbacks::default(),
             lua,
+            _ksr: ksr_entries,
             ctx,
             path: path.to_path_buf(),
             limits,
