@@ -448,10 +448,22 @@ fn ws_and_wss_carry_sip_and_registered_clients_are_reached_over_their_connection
             "websocket.close closes after the reply"
         );
     });
-    let metrics = scrape(&sipd);
-    for line in ["sipd_ws_connections_open 0", "sipd_wss_connections_open 0"] {
-        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    // The clients dropped their last connections just now: sipd sees the close a moment later.
+    let gauges_zero = |m: &str| {
+        ["sipd_ws_connections_open 0", "sipd_wss_connections_open 0"]
+            .iter()
+            .all(|line| m.contains(line))
+    };
+    let deadline = Instant::now() + WAIT;
+    let mut metrics = scrape(&sipd);
+    while !gauges_zero(&metrics) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        metrics = scrape(&sipd);
     }
+    assert!(
+        gauges_zero(&metrics),
+        "no connection left open in\n{metrics}"
+    );
     let frames_in = metrics
         .lines()
         .find_map(|l| l.strip_prefix("sipd_ws_frames_received_total "))
