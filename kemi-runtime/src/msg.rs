@@ -263,6 +263,10 @@ pub struct RouteState {
     /// `set_rtpproxy_set`): the set of the next relay command, then the set of the one after
     /// it (Kamailio's second set of `set_rtpengine_set2`); `None` for the default set.
     pub media_set: [Option<u32>; 2],
+    /// The dialog this message belongs to (`dialog.dlg_manage`, a matched in-dialog request,
+    /// a tm callback of a tracked INVITE, a dialog event), for `$dlg(...)` and the dialog
+    /// exports; `None` unless the dialog module found or created one.
+    pub dialog: Option<Watcher>,
 }
 
 /// Connection handling for one send over a stream transport (Kamailio's `SND_F_*` flags).
@@ -358,6 +362,35 @@ pub struct BranchTarget {
     pub dst: Option<String>,
 }
 
+/// A module's observer of one INVITE transaction (the dialog module's dialog): told whether
+/// the request started a transaction and of every reply the transaction sends upstream, so
+/// the module follows the call without the transaction layer knowing what it tracks.
+pub trait TxnWatch: std::any::Any + Send + Sync {
+    /// The request started a transaction (tm took it): the observer is now live.
+    fn bound(&self);
+    /// A reply the transaction sends upstream: the relayed reply and where it came from, or
+    /// `None` for one generated here (408 on timeout, 487 after a CANCEL, 500...).
+    fn reply_out(&self, code: u16, reply: Option<(&Message, &RecvInfo)>);
+}
+
+/// A shared [`TxnWatch`] carried by a message context and its transaction.
+#[derive(Clone)]
+pub struct Watcher(pub Arc<dyn TxnWatch>);
+
+impl Watcher {
+    /// The observer as its concrete type `T`, if it is one.
+    pub fn downcast<T: TxnWatch>(&self) -> Option<Arc<T>> {
+        let any: Arc<dyn std::any::Any + Send + Sync> = self.0.clone();
+        any.downcast::<T>().ok()
+    }
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Watcher")
+    }
+}
+
 /// The tm side of one callback run: what the transaction layer told the script (the route
 /// kind, the lookup result, branch and reply facts) and what the script asked of it (relay,
 /// stateful replies, callback names, timers). The host fills the first part before the run and
@@ -418,6 +451,9 @@ pub struct TmCtx {
     pub status: u16,
     /// `t_drop_replies` in a failure callback: the replies collected so far are discarded.
     pub drop_replies: bool,
+    /// An observer the transaction this request starts is to tell of its replies
+    /// (`dialog.dlg_manage` on an initial INVITE).
+    pub watch: Option<Watcher>,
 }
 
 /// The per-message routing context every export receives.

@@ -41,6 +41,70 @@ pub struct ScriptEvent {
     pub name: String,
 }
 
+/// An event raised while the server runs (`dialog:start`), with the module context the
+/// callback is to see (the dialog, for `$dlg(...)`).
+#[derive(Clone, Debug)]
+pub struct PostedEvent {
+    /// The callback and the event name.
+    pub event: ScriptEvent,
+    /// What the stand-in request carries as its dialog.
+    pub dialog: Option<crate::msg::Watcher>,
+}
+
+/// Script events modules raise while the server runs (a call confirmed, ended, failed), run
+/// by a worker soon after: the worker that raised one runs it after its message, and an event
+/// raised off the workers (a dialog timeout) wakes one through the host's wake function.
+/// A module that raises events puts one in [`Services`]; the host looks for it.
+#[derive(Default)]
+pub struct EventQueue {
+    pending: std::sync::Mutex<Vec<PostedEvent>>,
+    any: std::sync::atomic::AtomicBool,
+    wake: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl EventQueue {
+    /// Queue `event` and wake a worker.
+    pub fn post(&self, event: PostedEvent) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.push(event);
+        }
+        self.any.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(w) = self.wake.get() {
+            w();
+        }
+    }
+
+    /// Whether events wait (one atomic load).
+    pub fn is_pending(&self) -> bool {
+        self.any.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Take every waiting event, oldest first.
+    pub fn take(&self) -> Vec<PostedEvent> {
+        if !self.is_pending() {
+            return Vec::new();
+        }
+        let Ok(mut p) = self.pending.lock() else {
+            return Vec::new();
+        };
+        self.any.store(false, std::sync::atomic::Ordering::Release);
+        std::mem::take(&mut *p)
+    }
+
+    /// Set how a worker is woken (once; the host's).
+    pub fn set_wake(&self, wake: impl Fn() + Send + Sync + 'static) {
+        let _ = self.wake.set(Box::new(wake));
+    }
+}
+
+impl fmt::Debug for EventQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventQueue")
+            .field("pending", &self.is_pending())
+            .finish()
+    }
+}
+
 /// Shared module state of one server, keyed by type.
 #[derive(Clone, Default)]
 pub struct Services {

@@ -33,6 +33,8 @@
 //! - [`websocket`]: `KSR.websocket.*`: Kamailio's names for the handshake (done by sipd) and
 //!   closing the current WebSocket connection.
 //!
+//! - [`dialog`]: `KSR.dialog.*`, `$dlg(attr)`, `$dlg_var(name)`: calls tracked from INVITE to
+//!   BYE or timeout (shared sharded table), profiles, timeouts with BYEs, script events.
 //! - [`rtpengine`], [`rtpproxy`]: `KSR.rtpengine.*`, `KSR.rtpproxy.*`: media relay through
 //!   rtpengine (ng protocol) or an rtpproxy-protocol daemon; the SDP body replaced.
 //!
@@ -47,6 +49,7 @@ pub mod auth;
 pub mod auth_db;
 pub mod core;
 pub mod corex;
+pub mod dialog;
 pub mod dispatcher;
 pub mod hdr;
 pub mod htable;
@@ -108,5 +111,6 @@ pub static MODULES: ModuleSet = ModuleSet {
         "dispatcher",
         "rtpengine",
         "rtpproxy",
+        "dialog",
     ],
 };

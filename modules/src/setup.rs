@@ -145,6 +145,7 @@ const STATEFUL: &[(&str, SetupFn)] = &[
     ("dispatcher", crate::dispatcher::setup),
     ("rtpengine", crate::rtpengine::setup),
     ("rtpproxy", crate::rtpproxy::setup),
+    ("dialog", crate::dialog::setup),
 ];
 
 /// Modules that take modparams but export nothing to scripts, and the KSR module they serve.

@@ -118,6 +118,11 @@ fn split_alias(alias: &str) -> (&str, Option<u16>) {
     }
 }
 
+/// Whether `uri` names this proxy (a listen socket or an alias of `env`), as `is_myself`.
+pub fn names_us(env: &RouteEnv, uri: &str) -> bool {
+    Target::parse(uri).is_some_and(|t| check_self(env, &t))
+}
+
 fn is_myself_text(msg: &SipMsg, text: Option<&str>) -> bool {
     text.and_then(Target::parse)
         .is_some_and(|t| check_self(&msg.env, &t))

@@ -114,6 +114,10 @@ pub enum PvSpec<'a> {
     Ulc(&'a str),
     /// `$redis(res=>key)`: a reply of `ndb_redis` (the text inside the parentheses).
     Redis(&'a str),
+    /// `$dlg(attr)`: an attribute of the message's dialog.
+    Dlg(&'a str),
+    /// `$dlg_var(name)`: a variable of the message's dialog.
+    DlgVar(&'a str),
     /// `$avp(name)`: the newest per-message AVP of that name.
     Avp(&'a str),
     /// `$(avp(name)[*])`: every AVP of that name (read joined by `, `, newest first; a write
@@ -249,6 +253,15 @@ impl<'a> PvSpec<'a> {
                     .and_then(|r| r.strip_suffix(')'))
                 {
                     return body.contains("=>").then_some(PvSpec::Redis(body));
+                }
+                if let Some(attr) = inner.strip_prefix("dlg(").and_then(|r| r.strip_suffix(')')) {
+                    return (!attr.is_empty()).then_some(PvSpec::Dlg(attr));
+                }
+                if let Some(name) = inner
+                    .strip_prefix("dlg_var(")
+                    .and_then(|r| r.strip_suffix(')'))
+                {
+                    return (!name.is_empty()).then_some(PvSpec::DlgVar(name));
                 }
                 if inner.starts_with("ulc(") || inner.starts_with("(ulc(") {
                     return Some(PvSpec::Ulc(inner));

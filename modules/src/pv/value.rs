@@ -159,6 +159,14 @@ pub fn read<'m>(msg: &'m SipMsg, spec: &PvSpec<'_>) -> PvValue<'m> {
             crate::ndb_redis::PvValue::Int(n) => PvValue::Int(n),
             crate::ndb_redis::PvValue::Str(s) => PvValue::Str(Cow::Owned(s)),
         },
+        PvSpec::Dlg(attr) => match crate::dialog::pv_get(msg, attr) {
+            Some(crate::dialog::DlgPv::Int(n)) => PvValue::Int(n),
+            Some(crate::dialog::DlgPv::Str(s)) => PvValue::Str(Cow::Owned(s)),
+            None => PvValue::Null,
+        },
+        PvSpec::DlgVar(name) => {
+            crate::dialog::pv_var(msg, name).map_or(PvValue::Null, |s| PvValue::Str(Cow::Owned(s)))
+        }
         PvSpec::Avp(name) => stack::avp_get(msg, name),
         PvSpec::AvpAll(name) => stack::avp_get_all(msg, name),
         PvSpec::Xavp(ref x) => stack::xavp_get(msg, x),

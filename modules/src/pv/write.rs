@@ -73,6 +73,13 @@ pub fn write(msg: &mut SipMsg, spec: &PvSpec<'_>, name: &str, value: Assign<'_>)
             };
             crate::htable::write(msg, table, &key, value)
         }
+        (PvSpec::DlgVar(var), _) => {
+            let ok = crate::dialog::pv_set_var(msg, var, text);
+            if !ok {
+                msg.log(LogLevel::Err, &format!("cannot set {name}: no dialog"));
+            }
+            ok
+        }
         (PvSpec::Xavp(ref x), _) => {
             let ok = stack::xavp_set(msg, x, to_var(value));
             if !ok {

@@ -28,6 +28,15 @@ fn ruri_is_our_rr(msg: &mut SipMsg) -> bool {
 /// The Route processing; 1 when the Route set decided the next hop, -1 when there was no
 /// Route header or only our own on an initial request (`preloaded` asks for the latter check).
 fn process(msg: &mut SipMsg) -> i32 {
+    let r = route(msg);
+    if r > 0 {
+        // Kamailio's rr callbacks: the dialog module follows in-dialog requests routed here.
+        crate::dialog::on_loose_route(msg);
+    }
+    r
+}
+
+fn route(msg: &mut SipMsg) -> i32 {
     if !msg.message.is_request() {
         return -1;
     }

@@ -51,6 +51,19 @@ impl GaugeSource for ModuleMetrics {
                 n(down),
             ));
         }
+        if let Some(d) = self.services.get::<modules::dialog::DialogState>() {
+            use std::sync::atomic::Ordering;
+            out.push((
+                "dialog_active",
+                "Confirmed dialogs (dialog module)",
+                d.stats.active.load(Ordering::Relaxed).max(0),
+            ));
+            out.push((
+                "dialog_early",
+                "Early dialogs: a provisional reply, no final yet (dialog module)",
+                d.stats.early.load(Ordering::Relaxed).max(0),
+            ));
+        }
         out
     }
 
@@ -86,6 +99,24 @@ impl GaugeSource for ModuleMetrics {
                 "dispatcher_probes_failed",
                 "Dispatcher probes unanswered in time or answered with a code that does not count",
                 ds.probes.failed.load(Ordering::Relaxed),
+            ));
+        }
+        if let Some(d) = self.services.get::<modules::dialog::DialogState>() {
+            use std::sync::atomic::Ordering;
+            out.push((
+                "dialog_processed",
+                "Dialogs that started a transaction (dialog module)",
+                d.stats.processed.load(Ordering::Relaxed),
+            ));
+            out.push((
+                "dialog_expired",
+                "Dialogs ended by their timeout",
+                d.stats.expired.load(Ordering::Relaxed),
+            ));
+            out.push((
+                "dialog_failed",
+                "Dialogs whose INVITE got a negative final reply",
+                d.stats.failed.load(Ordering::Relaxed),
             ));
         }
         out

@@ -96,6 +96,13 @@ impl RpcContext {
         {
             m.extend(super::dispatcher::METHODS.iter().map(|s| s.to_string()));
         }
+        if self
+            .services
+            .get::<modules::dialog::DialogState>()
+            .is_some()
+        {
+            m.extend(super::dialog::METHODS.iter().map(|s| s.to_string()));
+        }
         if self.services.get::<modules::rtpengine::NgRelay>().is_some() {
             m.extend(super::rtpengine::METHODS.iter().map(|s| s.to_string()));
         }
@@ -140,6 +147,9 @@ impl RpcContext {
             return r;
         }
         if let Some(r) = super::rtpengine::call(&self.services, method, params) {
+            return r;
+        }
+        if let Some(r) = super::dialog::call(&self.services, method, params) {
             return r;
         }
         match method {

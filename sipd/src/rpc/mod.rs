@@ -12,6 +12,7 @@
 //! A reload stages the new script on that thread, so other RPC clients wait for it meanwhile.
 
 pub mod client;
+pub mod dialog;
 pub mod dispatcher;
 pub mod htable;
 pub mod http;

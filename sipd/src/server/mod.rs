@@ -104,6 +104,8 @@ pub struct ServerHandle {
     housekeeping: Option<JoinHandle<()>>,
     /// The dispatcher's OPTIONS prober, when probing is on.
     prober: Option<JoinHandle<()>>,
+    /// The dialog module's timer and BYE sender, when dialog is set up.
+    dialog_agent: Option<JoinHandle<()>>,
     tls: Option<Arc<TlsContext>>,
 }
 
@@ -210,6 +212,11 @@ impl Server {
         });
         let locals = Arc::new(Locals::new(&bound, &config.aliases));
         let (stop, stop_rx) = watch::channel(false);
+        let events_wake = Arc::new(tokio::sync::Notify::new());
+        if let Some(q) = services.get::<kemi_runtime::services::EventQueue>() {
+            let wake = Arc::clone(&events_wake);
+            q.set_wake(move || wake.notify_one());
+        }
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut handle = ServerHandle {
             local: bound
@@ -223,6 +230,7 @@ impl Server {
             ops: None,
             housekeeping: crate::modsetup::housekeeping(&services, stop_rx.clone())?,
             prober: dispatcher_prober(&services, &bound, stop_rx.clone())?,
+            dialog_agent: dialog_agent(&services, &udp_socks, stop_rx.clone())?,
             services: services.clone(),
             tls: None,
         };
@@ -264,6 +272,7 @@ impl Server {
                 max_message_size: config.max_message_size,
                 tcp_idle: config.tcp_idle_timeout,
                 shutdown: stop_rx.clone(),
+                events_wake: Arc::clone(&events_wake),
             };
             let ready = ready_tx.clone();
             let node = config.node.span();
@@ -413,6 +422,9 @@ impl ServerHandle {
         if let Some(t) = self.prober.take() {
             let _ = t.join();
         }
+        if let Some(t) = self.dialog_agent.take() {
+            let _ = t.join();
+        }
         crate::modsetup::flush(&self.services);
         stuck
     }
@@ -436,6 +448,27 @@ fn dispatcher_prober(
     modules::dispatcher::probe::spawn(&ds, &udp, move || {
         *stop.borrow() || stop.has_changed().is_err()
     })
+}
+
+/// Start the dialog module's agent (its own thread: dialog timeouts, the BYEs sipd sends)
+/// when dialog is set up; it sends from duplicates of the UDP listen sockets, so a BYE leaves
+/// from the address the phones know, and its replies come back through the workers.
+fn dialog_agent(
+    services: &kemi_runtime::services::Services,
+    udp: &[std::net::UdpSocket],
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<Option<JoinHandle<()>>> {
+    let Some(d) = services.get_arc::<modules::dialog::DialogState>() else {
+        return Ok(None);
+    };
+    let socks = udp
+        .iter()
+        .map(std::net::UdpSocket::try_clone)
+        .collect::<std::io::Result<Vec<_>>>()?;
+    modules::dialog::agent::spawn(&d, socks, move || {
+        *stop.borrow() || stop.has_changed().is_err()
+    })
+    .map(Some)
 }
 
 /// How long [`ServerHandle::shutdown`] waits for busy workers.

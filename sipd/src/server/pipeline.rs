@@ -33,6 +33,7 @@ use crate::metrics::{Callback, WorkerStats};
 use crate::reload::ScriptWatch;
 use crate::router::{Routed, Router};
 use crate::tm::{self, proxy::TmHost, TimerQueue, TmLayer};
+use kemi_runtime::services::{EventQueue, PostedEvent, ScriptEvent};
 use modules::siptrace::Tracer;
 
 /// Where an [`Outgoing`] message goes.
@@ -81,6 +82,10 @@ pub struct Pipeline {
     tm_timers: TimerQueue,
     /// `siptrace`, when set up: sees every message in and out.
     tracer: Option<Arc<Tracer>>,
+    /// Script events modules raise while running (`dialog:start`), when a module does.
+    events: Option<Arc<EventQueue>>,
+    /// The dialog module, when set up: takes the replies to the BYEs it sent.
+    dialog: Option<Arc<modules::dialog::DialogState>>,
 }
 
 /// What the live-operation layer adds to a pipeline: counters, reloads, the limit policy.
@@ -113,6 +118,8 @@ impl Pipeline {
         let tracer = env.services.get_arc::<Tracer>();
         Pipeline {
             tracer,
+            events: env.services.get_arc::<EventQueue>(),
+            dialog: env.services.get_arc::<modules::dialog::DialogState>(),
             router,
             env,
             locals,
@@ -128,7 +135,23 @@ impl Pipeline {
     pub fn run_startup_events(&mut self) {
         let env = Arc::clone(&self.env);
         for event in env.services.startup_events() {
-            self.run_event(event);
+            self.run_event(event, None);
+        }
+    }
+
+    /// Whether module events wait to run (one atomic load; false when no module raises any).
+    #[inline]
+    pub fn events_pending(&self) -> bool {
+        self.events.as_ref().is_some_and(|q| q.is_pending())
+    }
+
+    /// Run the events modules raised (`dialog:start|end|failed`), each with its context.
+    pub fn run_posted_events(&mut self) {
+        let Some(q) = self.events.clone() else {
+            return;
+        };
+        for PostedEvent { event, dialog } in q.take() {
+            self.run_event(&event, dialog);
         }
     }
 
@@ -136,7 +159,8 @@ impl Pipeline {
     /// stand-in request, as Kamailio runs its event routes on a faked message: what the
     /// callback does to that request (replies, forwards) goes nowhere. A script error is
     /// logged like any other; a callback the script does not define is logged once.
-    pub fn run_event(&mut self, event: &kemi_runtime::services::ScriptEvent) {
+    /// `dialog` is the dialog the stand-in request belongs to (for `$dlg(...)`).
+    pub fn run_event(&mut self, event: &ScriptEvent, dialog: Option<kemi_runtime::msg::Watcher>) {
         if !self.router.engine_mut().has_callback(&event.callback) {
             warn!(
                 callback = %event.callback,
@@ -153,6 +177,7 @@ impl Pipeline {
             }
         };
         let mut msg = SipMsg::new(message, RecvInfo::default(), Arc::clone(&self.env));
+        msg.route.dialog = dialog;
         let routed = self
             .router
             .run(&event.callback, &mut msg, Some(&event.name));
@@ -203,6 +228,9 @@ impl Pipeline {
             self.tm_host(out).on_timer(handle, req);
         }
         self.trace_sent(out.get(first_out..).unwrap_or_default(), None);
+        if self.events_pending() {
+            self.run_posted_events();
+        }
         more
     }
 
@@ -296,6 +324,9 @@ impl Pipeline {
             }
         };
         self.trace_sent(out.get(first_out..).unwrap_or_default(), Some(rcv.src));
+        if self.events_pending() {
+            self.run_posted_events();
+        }
         parsed
     }
 
@@ -478,6 +509,16 @@ impl Pipeline {
     fn response(&mut self, message: Message, rcv: RecvInfo, out: &mut Vec<Outgoing>) {
         let status = message.status().unwrap_or(0);
         self.ops.stats.reply_in(cseq_method(&message), status);
+        if let Some(d) = &self.dialog {
+            if let Some(b) = message
+                .top_via_branch()
+                .filter(|b| b.starts_with(modules::dialog::BRANCH_PREFIX))
+            {
+                // A reply to a BYE the dialog module sent (timeout, dlg_bye): its own.
+                d.bye_reply(b, status);
+                return;
+            }
+        }
         let txn_branch = message.top_via_branch().and_then(tm::key::parse_branch);
         let message = match txn_branch {
             Some((id, index)) => match self.tm_host(out).on_reply(id, index, message, rcv) {

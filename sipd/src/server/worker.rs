@@ -56,6 +56,9 @@ pub(crate) struct WorkerSetup {
     pub max_message_size: usize,
     pub tcp_idle: Duration,
     pub shutdown: watch::Receiver<bool>,
+    /// Wakes a worker to run module events raised off the workers (`dialog:end` on a
+    /// timeout); shared by all workers of the server.
+    pub events_wake: Arc<tokio::sync::Notify>,
 }
 
 /// A worker's TLS part: its duplicates of the `tls:` listeners (each with the address it was
@@ -159,6 +162,7 @@ pub(crate) fn run(setup: WorkerSetup, ready: std::sync::mpsc::Sender<Result<(), 
             setup.max_message_size,
             setup.tcp_idle,
             setup.shutdown,
+            setup.events_wake,
             ready,
         ),
     );
@@ -176,6 +180,7 @@ async fn serve(
     max: usize,
     idle: Duration,
     mut shutdown: watch::Receiver<bool>,
+    events_wake: Arc<tokio::sync::Notify>,
     ready: std::sync::mpsc::Sender<Result<(), ServerError>>,
 ) {
     let registered = (|| -> std::io::Result<_> {
@@ -222,6 +227,7 @@ async fn serve(
         idle,
     });
     tokio::task::spawn_local(tm_timers(Rc::clone(&worker)));
+    tokio::task::spawn_local(module_events(Rc::clone(&worker), events_wake));
     for i in 0..worker.udp.len() {
         tokio::task::spawn_local(udp_loop(Rc::clone(&worker), i));
     }
@@ -405,6 +411,17 @@ async fn tm_timers(worker: Rc<Worker>) {
                 break;
             }
             tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Run module events raised off the workers (a dialog timeout's `dialog:end`) when woken.
+async fn module_events(worker: Rc<Worker>, wake: Arc<tokio::sync::Notify>) {
+    loop {
+        wake.notified().await;
+        let mut p = worker.pipeline.borrow_mut();
+        if p.events_pending() {
+            p.run_posted_events();
         }
     }
 }

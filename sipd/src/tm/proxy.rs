@@ -172,6 +172,11 @@ impl TmHost<'_> {
                 for (t, after) in timers {
                     self.arm(cell, &mut txn.timers, TimerKind::Server(t), after);
                 }
+                if code >= 300 {
+                    if let Some(w) = &txn.watch {
+                        w.0.reply_out(code, None);
+                    }
+                }
                 self.send(txn.upstream, wire);
             }
             // A 2xx is forwarded even when a final went up already (RFC 3261 16.7 step 5).
@@ -394,6 +399,7 @@ impl TmHost<'_> {
             return;
         }
         let invite = method == "INVITE";
+        let watch = msg.tm.watch.take();
         let (fr, fr_inv) = self.timeouts(&msg.tm, self.tm.config.fr, self.tm.config.fr_inv);
         let mut callbacks = Callbacks::default();
         callbacks.update(&msg.tm);
@@ -423,10 +429,15 @@ impl TmHost<'_> {
             removed: false,
             timers: Vec::new(),
             lean: false,
+            watch: watch.clone(),
         };
         let (cell, fresh) = self.tm.insert(txn);
         let mut txn = lock(&cell);
-        if !fresh {
+        if fresh {
+            if let Some(w) = &watch {
+                w.0.bound();
+            }
+        } else {
             // Another worker created it meanwhile: this copy is a retransmission.
             if let Some(w) = txn.server.on_retransmission().map(<[u8]>::to_vec) {
                 let hop = txn.upstream;
@@ -612,6 +623,7 @@ impl TmHost<'_> {
             return ReplyHandling::Done;
         }
         let mut rmsg = SipMsg::new(message, rcv, Arc::clone(self.env));
+        rmsg.route.dialog.clone_from(&txn.watch);
         if let Routed::Failed(e) = self.router.route(&mut rmsg) {
             script_log::script_failed("ksr_reply_route (reply dropped)", "", Some(rcv.src), &e);
             return ReplyHandling::Done;
@@ -669,6 +681,11 @@ impl TmHost<'_> {
         let Some(code) = rmsg.message.status() else {
             return;
         };
+        if code < 300 {
+            if let Some(w) = &txn.watch {
+                w.0.reply_out(code, Some((&rmsg.message, &rmsg.rcv)));
+            }
+        }
         let mut w = Vec::with_capacity(rmsg.message.as_bytes().len());
         rmsg.message.write_response(&mut w, &rmsg.route.edits, true);
         let Some(b) = txn.branches.get_mut(index) else {

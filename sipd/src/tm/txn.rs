@@ -154,6 +154,8 @@ pub struct Txn {
     pub timers: Vec<(super::TimerKind, super::TimerHandle)>,
     /// [`Txn::shrink_if_waiting`] freed what the wait does not need.
     pub lean: bool,
+    /// A module following this transaction's replies (the dialog of `dlg_manage`).
+    pub watch: Option<kemi_runtime::msg::Watcher>,
 }
 
 /// A request with nothing in it, standing in for a finished transaction's request (no
@@ -301,6 +303,7 @@ mod tests {
             removed: false,
             timers: Vec::new(),
             lean: false,
+            watch: None,
         }
     }
 
