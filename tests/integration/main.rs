@@ -7,6 +7,7 @@ mod route_test;
 mod stubs;
 mod support;
 
+mod dialog;
 mod dispatcher;
 mod latin1;
 mod limits_watchdog;

@@ -28,8 +28,10 @@ const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
 /// 64 * T1: how long a BYE waits for its final reply.
 const GIVE_UP: Duration = Duration::from_secs(32);
-/// How often timeouts and retransmissions are looked at.
+/// How often timeouts and retransmissions are looked at while dialogs or BYEs are live.
 const TICK: Duration = Duration::from_millis(50);
+/// How long the agent sleeps when there is nothing to watch (a job wakes it at once).
+const IDLE: Duration = Duration::from_millis(200);
 
 /// A BYE waiting for its final reply.
 #[derive(Debug)]
@@ -74,7 +76,10 @@ fn run(
         if stopped() {
             return;
         }
-        let job = rx.recv_timeout(TICK);
+        let idle = weak
+            .upgrade()
+            .is_none_or(|s| s.live() == 0 && s.pending_byes() == 0);
+        let job = rx.recv_timeout(if idle { IDLE } else { TICK });
         let Some(state) = weak.upgrade() else {
             return;
         };

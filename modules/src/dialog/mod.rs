@@ -133,6 +133,13 @@ pub fn on_loose_route(msg: &mut SipMsg) {
     if msg.route.dialog.is_some() {
         return;
     }
+    let Some(st) = msg.env.services.get::<DialogState>() else {
+        return;
+    };
+    if st.live() == 0 {
+        // No dialog tracked: nothing to match (the usual cost when no script calls dlg_manage).
+        return;
+    }
     if let Some(st) = state_of(msg) {
         match_in_dialog(&st, msg);
     }

@@ -294,6 +294,8 @@ pub struct DialogState {
     pub stats: DlgStats,
     shards: Vec<Mutex<Shard>>,
     next_id: AtomicU32,
+    /// Dialogs in the table (lets `loose_route` skip the lookup while there are none).
+    live: std::sync::atomic::AtomicUsize,
     profiles: HashMap<String, Profile>,
     epoch: Instant,
     events: Option<Arc<EventQueue>>,
@@ -331,6 +333,7 @@ impl DialogState {
             stats: DlgStats::default(),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             next_id: AtomicU32::new(1),
+            live: std::sync::atomic::AtomicUsize::new(0),
             profiles: profiles
                 .iter()
                 .map(|(n, v)| (n.clone(), Profile::new(n, *v)))
@@ -345,6 +348,11 @@ impl DialogState {
     /// Milliseconds since the table's epoch.
     pub fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Dialogs in the table now (one atomic load).
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
     }
 
     /// The profile `name`.
@@ -445,6 +453,7 @@ impl DialogState {
             }
         }
         self.stats.processed.fetch_add(1, Ordering::Relaxed);
+        self.live.fetch_add(1, Ordering::Relaxed);
         if let Some(s) = self.shards.get(cell.h_entry as usize) {
             lock(s)
                 .entry(cell.call_id.clone())
@@ -459,6 +468,7 @@ impl DialogState {
             return;
         }
         inner.inserted = false;
+        self.live.fetch_sub(1, Ordering::Relaxed);
         for (p, v) in &inner.profiles {
             if let Some(p) = self.profiles.get(&**p) {
                 p.add(v, -1);
