@@ -67,6 +67,18 @@ end
 /// `calls`, `timeout` (a script line) on each, `modparams` for the dialog module, a control
 /// socket `ctl` and metrics.
 fn start(uas: SocketAddr, limit: u32, timeout: &str, dialog: &str, ctl: &Path) -> Sipd {
+    start_with_db(uas, limit, timeout, dialog, ctl, None)
+}
+
+/// [`start`] with the store at `db` (a SQLite URL) instead of the script directory's.
+fn start_with_db(
+    uas: SocketAddr,
+    limit: u32,
+    timeout: &str,
+    dialog: &str,
+    ctl: &Path,
+    db: Option<String>,
+) -> Sipd {
     let ctl = ctl.to_path_buf();
     let dialog = dialog.to_string();
     Sipd::launch(
@@ -92,6 +104,9 @@ fn start(uas: SocketAddr, limit: u32, timeout: &str, dialog: &str, ctl: &Path) -
             c.metrics = Some(MetricsConfig {
                 listen: SocketAddr::new(LO, 0),
             });
+            if let Some(db) = db {
+                c.db_url = db;
+            }
         },
     )
 }
@@ -408,4 +423,64 @@ fn rpc_end_dlg_sends_bye_both_ways() {
     wait_for(Duration::from_secs(3), "dialog:end ran", || {
         event_count(&sipd, "dialog:end") == 1
     });
+}
+
+#[test]
+fn a_restart_with_db_mode_1_keeps_the_call_and_can_still_end_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ctl = dir.path().join("ctl");
+    let db = format!("sqlite://{}", dir.path().join("dialogs.db").display());
+    let uas_addr = free_addr(LO);
+    let mut first = start_with_db(uas_addr, 10, "", "db_mode = 1", &ctl, Some(db.clone()));
+    let mut uas = Sipp::uas("uas", "dlg_bye_uas.xml", uas_addr, "u1", 1)
+        .timeout(Duration::from_secs(20))
+        .wall(Duration::from_secs(25))
+        .spawn();
+    uas.wait_bound(uas_addr, "u1");
+    let uac = Sipp::uac(
+        "uac",
+        "dlg_bye_uac.xml",
+        free_addr(LO),
+        "u1",
+        1,
+        first.addr(Proto::Udp),
+    )
+    .timeout(Duration::from_secs(20))
+    .wall(Duration::from_secs(25))
+    .spawn();
+    let mut before = Value::Null;
+    wait_for(
+        Duration::from_secs(5),
+        "a confirmed dialog after the ACK",
+        || {
+            before = rpc(&ctl, "dlg.list", &[]);
+            before[0]["state"] == json!(4)
+        },
+    );
+    // A clean stop flushes the store; the next sipd loads the call back.
+    first.shutdown();
+    let second = start_with_db(uas_addr, 10, "", "db_mode = 1", &ctl, Some(db));
+    let st = dialogs(&second);
+    assert_eq!(st.live(), 1);
+    assert_eq!(st.stats.active.load(Ordering::Relaxed), 1);
+    let after = rpc(&ctl, "dlg.list", &[]);
+    assert_eq!(after[0]["call-id"], before[0]["call-id"], "{after}");
+    assert_eq!(after[0]["state"], json!(4), "{after}");
+    assert_eq!(
+        after[0]["callee"]["tag"], before[0]["callee"]["tag"],
+        "{after}"
+    );
+    assert_eq!(
+        rpc(&ctl, "dlg.profile_get_size", &[json!("calls")])["count"],
+        json!(1)
+    );
+    // Ended from the new process: both sides get its BYE.
+    rpc(
+        &ctl,
+        "dlg.end_dlg",
+        &[after[0]["h_entry"].clone(), after[0]["h_id"].clone()],
+    );
+    uac.expect_all_ok();
+    uas.expect_all_ok();
+    assert_eq!(st.live(), 0);
 }

@@ -21,11 +21,15 @@
 //! `dialog:end` and `dialog:failed` run that script function (on a stand-in request carrying
 //! the dialog, so `$dlg(...)` works there).
 //!
+//! With `db_mode = 1` confirmed dialogs are written to the store and loaded back at startup
+//! ([`persist`]).
+//!
 //! Not done: the Record-Route `did` cookie (matching is by Call-ID and tags, Kamailio's
-//! `seq_match_mode` 2), spiral detection, the store (`db_mode`: a restart forgets the dialogs,
-//! docs/DECISIONS.md), DMQ, `dlg_bridge`/`dlg_refer*`, BYEs over stream transports.
+//! `seq_match_mode` 2), spiral detection, DMQ, `dlg_bridge`/`dlg_refer*`, BYEs over stream
+//! transports.
 
 pub mod agent;
+pub mod persist;
 pub mod state;
 
 use std::sync::Arc;
@@ -52,6 +56,8 @@ const KNOWN: &[&str] = &[
     "enable_stats",
     "hash_size",
     "db_mode",
+    "db_url",
+    "table_name",
     "detect_spirals",
 ];
 
@@ -66,8 +72,24 @@ pub fn setup(ctx: &mut SetupCtx<'_>) -> Result<(), SetupError> {
         ctx.services.insert(Arc::clone(&q));
         q
     });
-    ctx.services
-        .insert(Arc::new(DialogState::new(config, &profiles, events)));
+    let mut st = DialogState::new(config, &profiles, events);
+    let mut rows = Vec::new();
+    if params.int("db_mode", 0)? != 0 {
+        let table = params.str("table_name")?.unwrap_or_else(|| "dialog".into());
+        crate::store::check_table(&table).map_err(SetupCtx::store_error("dialog"))?;
+        let writer = ctx.store(&params)?;
+        rows = writer
+            .store()
+            .htable_rows(&table)
+            .map_err(SetupCtx::store_error("dialog"))?;
+        st = st.with_persist(persist::Persist { writer, table });
+    }
+    let st = Arc::new(st);
+    let restored = st.restore(&rows);
+    if restored > 0 {
+        tracing::info!("dialog: {restored} confirmed dialog(s) restored from the store");
+    }
+    ctx.services.insert(st);
     Ok(())
 }
 
@@ -80,10 +102,10 @@ pub fn read_params(
         .ok()
         .filter(|t| *t > 0)
         .ok_or_else(|| params.error("default_timeout", "must be a positive number of seconds"))?;
-    if params.int("db_mode", 0)? != 0 {
+    if !(0..=2).contains(&params.int("db_mode", 0)?) {
         return Err(params.error(
             "db_mode",
-            "sipd keeps dialogs in memory only (db_mode 0): a restart forgets them",
+            "0 (memory only) or 1/2 (confirmed dialogs written to the store, behind the message path)",
         ));
     }
     let mut profiles: Vec<(String, bool)> = Vec::new();
@@ -435,6 +457,7 @@ pub fn dlg_setflag(msg: &mut SipMsg, flag: i32) -> i32 {
     match (flag_bit(flag), find_or_new(msg)) {
         (Some(b), Some(c)) => {
             c.lock().dflags |= b;
+            touch(msg, &c);
             1
         }
         _ => -1,
@@ -447,6 +470,7 @@ pub fn dlg_resetflag(msg: &mut SipMsg, flag: i32) -> i32 {
     match (flag_bit(flag), find(msg)) {
         (Some(b), Some(c)) => {
             c.lock().dflags &= !b;
+            touch(msg, &c);
             1
         }
         _ => -1,
@@ -459,6 +483,13 @@ pub fn dlg_isflagset(msg: &mut SipMsg, flag: i32) -> i32 {
     match (flag_bit(flag), find(msg)) {
         (Some(b), Some(c)) if c.lock().dflags & b != 0 => 1,
         _ => -1,
+    }
+}
+
+/// Write `cell` to the store again (when it is kept there) after a change.
+fn touch(msg: &SipMsg, cell: &DlgCell) {
+    if let Some(st) = msg.env.services.get::<DialogState>() {
+        st.touch(cell);
     }
 }
 
@@ -490,6 +521,7 @@ pub fn pv_set_var(msg: &mut SipMsg, name: &str, value: Option<&str>) -> bool {
     match find_or_new(msg) {
         Some(c) => {
             set_var(&c, name, value);
+            touch(msg, &c);
             true
         }
         None => false,
@@ -574,6 +606,7 @@ pub fn var_getw(msg: &mut SipMsg, name: &str) -> Xval {
 pub fn var_rm(msg: &mut SipMsg, name: &str) -> i32 {
     if let Some(c) = find(msg) {
         set_var(&c, name, None);
+        touch(msg, &c);
     }
     1
 }
@@ -610,6 +643,7 @@ pub fn dlg_set_var(
     match state_of(msg).and_then(|st| st.lookup(callid, ftag, ttag)) {
         Some((c, _)) => {
             set_var(&c, key, Some(val));
+            touch(msg, &c);
             1
         }
         None => -1,

@@ -303,6 +303,8 @@ pub struct DialogState {
     pub(crate) agent: OnceLock<std::sync::mpsc::Sender<ByeJob>>,
     /// BYEs sent and not answered yet, by Via branch (retransmitted by the agent).
     pub(crate) pending: Mutex<HashMap<String, crate::dialog::agent::PendingBye>>,
+    /// Where confirmed dialogs are written (`db_mode = 1`).
+    persist: Option<crate::dialog::persist::Persist>,
 }
 
 impl std::fmt::Debug for DialogState {
@@ -342,6 +344,79 @@ impl DialogState {
             events,
             agent: OnceLock::new(),
             pending: Mutex::default(),
+            persist: None,
+        }
+    }
+
+    /// Write confirmed dialogs through `persist`.
+    pub fn with_persist(mut self, persist: crate::dialog::persist::Persist) -> DialogState {
+        self.persist = Some(persist);
+        self
+    }
+
+    /// Put the dialogs of `rows` (read from the store at startup) back in the table with the
+    /// rest of their timeout; rows past their deadline are deleted. The number restored.
+    pub fn restore(self: &Arc<Self>, rows: &[crate::store::HtableRow]) -> usize {
+        let now = crate::store::now_unix();
+        let env = Arc::new(RouteEnv::default());
+        let mut n = 0;
+        for r in rows {
+            let Some((call_id, inner)) = crate::dialog::persist::from_row(r) else {
+                continue;
+            };
+            let left = r.expires - now;
+            if left <= 0 {
+                if let Some(p) = &self.persist {
+                    let (table, key) = (p.table.clone(), r.key_name.clone());
+                    p.writer
+                        .submit("dialog", move |s| s.delete_htable(&table, &key));
+                }
+                continue;
+            }
+            let h_entry = shard_of(&call_id) as u32;
+            let h_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let owner = Arc::downgrade(self);
+            let cell = Arc::new_cyclic(|me| DlgCell {
+                h_entry,
+                h_id,
+                call_id: call_id.as_str().into(),
+                inner: Mutex::new(inner),
+                deadline: AtomicU64::new(0),
+                me: me.clone(),
+                owner,
+                env: Arc::clone(&env),
+            });
+            let ms = u64::try_from(left).unwrap_or(0).saturating_mul(1000);
+            cell.deadline
+                .store(self.now_ms().saturating_add(ms).max(1), Ordering::Relaxed);
+            self.stats.active.fetch_add(1, Ordering::Relaxed);
+            self.insert(&cell);
+            n += 1;
+        }
+        n
+    }
+
+    /// Write `cell` to the store when it is confirmed (with its mutex held by the caller).
+    fn save(&self, cell: &DlgCell, inner: &DlgInner) {
+        let Some(p) = &self.persist else {
+            return;
+        };
+        if !inner.state.is_confirmed() || !inner.inserted {
+            return;
+        }
+        let left_ms = cell.deadline_ms().saturating_sub(self.now_ms());
+        let deadline = crate::store::now_unix() + i64::try_from(left_ms / 1000 + 1).unwrap_or(0);
+        let row = crate::dialog::persist::row(&cell.call_id, inner, deadline);
+        let table = p.table.clone();
+        p.writer
+            .submit("dialog", move |s| s.put_htable(&table, &row));
+    }
+
+    /// Write `cell` again after a change of its profiles, variables or flags.
+    pub fn touch(&self, cell: &DlgCell) {
+        if self.persist.is_some() {
+            let inner = cell.lock();
+            self.save(cell, &inner);
         }
     }
 
@@ -513,6 +588,12 @@ impl DialogState {
             cell.deadline.store(0, Ordering::Relaxed);
             inner.end_ts = crate::store::now_unix();
             let was_inserted = inner.inserted;
+            if let (Some(p), true) = (&self.persist, was_inserted && old.is_confirmed()) {
+                let table = p.table.clone();
+                let key = crate::dialog::persist::key(&cell.call_id, &inner.caller.tag);
+                p.writer
+                    .submit("dialog", move |s| s.delete_htable(&table, &key));
+            }
             self.remove(cell, inner);
             if old.is_confirmed() {
                 self.stats.active.fetch_sub(1, Ordering::Relaxed);
@@ -521,6 +602,7 @@ impl DialogState {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             return was_inserted.then_some("dialog:failed");
         }
+        self.save(cell, inner);
         (new == DlgState::ConfirmedNa && !old.is_confirmed()).then_some("dialog:start")
     }
 
@@ -663,6 +745,7 @@ impl DialogState {
                 _ => {
                     if inner.state.is_confirmed() && !self.config.timeout_noreset {
                         self.arm(cell, inner.lifetime);
+                        self.save(cell, &inner);
                     }
                     None
                 }
@@ -678,6 +761,7 @@ impl DialogState {
         inner.lifetime = secs;
         if inner.state.is_confirmed() {
             self.arm(cell, secs);
+            self.save(cell, &inner);
         }
     }
 
@@ -750,6 +834,7 @@ impl DialogState {
         if inner.inserted {
             p.add(&v, -1);
         }
+        self.save(cell, &inner);
         true
     }
 

@@ -305,6 +305,48 @@ fn modparams_with_kamailio_syntax() {
         .with("profiles_with_value", ParamValue::Str("a".into()))
         .with("profiles_no_value", ParamValue::Str("a".into()));
     assert!(read_params(&twice).is_err());
-    let db = ModParams::new("dialog").with("db_mode", ParamValue::Int(1));
+    let db = ModParams::new("dialog").with("db_mode", ParamValue::Int(3));
     assert!(read_params(&db).is_err());
+}
+
+#[test]
+fn rows_carry_a_confirmed_dialog_across_a_restart() {
+    let (st, env) = table(&[("calls", false), ("caller", true)], false);
+    let cell = st.create(&invite(), &rcv(CALLER), &env).expect("dialog");
+    assert!(st.set_profile(&cell, "calls", ""));
+    assert!(st.set_profile(&cell, "caller", "alice"));
+    set_var(&cell, "k", Some("v"));
+    cell.bound();
+    cell.reply_out(200, Some((&reply(200, "ttag"), &rcv(CALLEE))));
+    st.on_request(&cell, true, "ACK", 7);
+    let row = {
+        let i = cell.lock();
+        persist::row(&cell.call_id, &i, crate::store::now_unix() + 60)
+    };
+    assert_eq!(row.key_name, "call-1;ftag");
+    let expired = crate::store::HtableRow {
+        key_name: "old".into(),
+        expires: crate::store::now_unix() - 1,
+        ..row.clone()
+    };
+
+    let (again, _) = table(&[("calls", false), ("caller", true)], false);
+    assert_eq!(again.restore(&[row, expired]), 1);
+    let (c, down) = again.lookup("call-1", "ttag", "ftag").expect("restored");
+    assert!(!down);
+    assert_eq!(c.lock().state, DlgState::Confirmed);
+    assert_eq!(c.lock().callee.addr, Some(addr(CALLEE)));
+    assert_eq!(get_var(&c, "k").as_deref(), Some("v"));
+    assert_eq!(again.stats.active.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        again.profile("caller").map(|p| p.size(Some("alice"))),
+        Some(1)
+    );
+    assert!(
+        c.deadline_ms() > again.now_ms() + 50_000,
+        "the rest of its timeout"
+    );
+    again.on_request(&c, false, "BYE", 1);
+    assert_eq!(again.live(), 0);
+    assert_eq!(again.profile("calls").map(|p| p.size(None)), Some(0));
 }
