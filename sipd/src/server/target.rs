@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use kemi_runtime::msg::Proto;
 use kemi_runtime::services::{OpenConnections, Services};
+use kemi_runtime::sip::uri::strip_brackets;
 use kemi_runtime::sip::{Scheme, Uri, Via};
 
 /// Default SIP port.
@@ -102,12 +103,23 @@ impl Target {
     /// transport. `maddr` is ignored.
     pub fn from_via(via: &Via<'_>) -> Result<Target, TargetError> {
         let proto = proto_named(via.transport)?;
-        let host = via
-            .received()
+        // `Via::received` and `Via::rport` in one walk over the params (the first of each,
+        // as they take it): this runs for every relayed reply.
+        let (mut received, mut rport) = (None, None);
+        for p in via.params.iter() {
+            if received.is_none() && p.name.eq_ignore_ascii_case("received") {
+                received = Some(strip_brackets(p.value.unwrap_or("")));
+            } else if rport.is_none() && p.name.eq_ignore_ascii_case("rport") {
+                rport = Some(p.value.unwrap_or(""));
+            }
+            if received.is_some() && rport.is_some() {
+                break;
+            }
+        }
+        let host = received
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| via.host_unbracketed());
-        let port = via
-            .rport()
+        let port = rport
             .and_then(|p| p.parse::<u16>().ok())
             .filter(|p| *p != 0);
         Ok(Target {
@@ -304,6 +316,32 @@ mod tests {
             (t.proto, t.host.as_str(), t.port),
             (Proto::Wss, "127.0.0.1", 50000)
         );
+    }
+
+    #[test]
+    fn from_via_agrees_with_via_received_and_rport() {
+        for raw in [
+            "SIP/2.0/UDP h.example:5070;RPORT=6000;Received=192.0.2.9;branch=z9hG4bK1",
+            "SIP/2.0/UDP h.example;received=192.0.2.9;received=192.0.2.8;rport=1;rport=2",
+            "SIP/2.0/UDP h.example;received=[::1];rport=7000",
+            "SIP/2.0/UDP [::1]:5071;received;rport=0",
+            "SIP/2.0/UDP h.example;x=\"a;rport=9\";rport=8",
+            "SIP/2.0/UDP h.example;rport=notaport;received=",
+        ] {
+            let v = Via::parse(raw).unwrap();
+            let host = v
+                .received()
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| v.host_unbracketed());
+            let port = v
+                .rport()
+                .and_then(|p| p.parse::<u16>().ok())
+                .filter(|p| *p != 0)
+                .or(v.port)
+                .unwrap_or(5060);
+            let t = Target::from_via(&v).unwrap();
+            assert_eq!((t.host.as_str(), t.port), (host, port), "{raw}");
+        }
     }
 
     #[test]

@@ -280,6 +280,12 @@ impl StopFlag {
     }
 }
 
+/// Datagrams one turn of [`udp_loop`] handles before it lets the worker's other tasks (timers,
+/// streams, other sockets) run. Draining the socket without going back to the runtime saves
+/// its readiness bookkeeping per datagram; the batch keeps a flood from starving the rest
+/// (tokio's own per-task budget does not count a held readiness guard).
+const UDP_BATCH: usize = 64;
+
 async fn udp_loop(worker: Rc<Worker>, index: usize) {
     let Some((local, _)) = worker.udp.get(index) else {
         return;
@@ -291,7 +297,7 @@ async fn udp_loop(worker: Rc<Worker>, index: usize) {
         let Some((_, sock)) = worker.udp.get(index) else {
             return;
         };
-        let (n, src) = match sock.recv_from(&mut buf).await {
+        let mut ready = match sock.readable().await {
             Ok(r) => r,
             Err(e) => {
                 debug!(%local, "udp receive error: {e}");
@@ -299,25 +305,48 @@ async fn udp_loop(worker: Rc<Worker>, index: usize) {
                 continue;
             }
         };
-        if n > worker.max {
-            super::drop_log::input(
+        let mut handled = 0;
+        // Until the socket is drained (`None`: its readiness is cleared) or the batch is done.
+        while let Some(received) = ready.recv_from(&mut buf) {
+            let (n, src) = match received {
+                Ok(r) => r,
+                Err(e) => {
+                    debug!(%local, "udp receive error: {e}");
+                    continue;
+                }
+            };
+            if n > worker.max {
+                super::drop_log::input(
+                    src,
+                    Proto::Udp,
+                    format_args!("dropping datagram larger than {} octets", worker.max),
+                );
+                continue;
+            }
+            let bytes = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+            let rcv = RecvInfo {
+                proto: Proto::Udp,
                 src,
-                Proto::Udp,
-                format_args!("dropping datagram larger than {} octets", worker.max),
-            );
-            continue;
+                dst: local,
+            };
+            worker.pipeline.borrow_mut().handle(bytes, rcv, &mut out);
+            for o in out.drain(..) {
+                // UDP sends are synchronous; anything else (a TCP or TLS next hop) goes
+                // through the async path.
+                if let Some(o) = worker.send_udp(o) {
+                    worker.send(o, None).await;
+                }
+            }
+            worker.arm_tm_timers();
+            handled += 1;
+            if handled == UDP_BATCH {
+                break;
+            }
         }
-        let bytes = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
-        let rcv = RecvInfo {
-            proto: Proto::Udp,
-            src,
-            dst: local,
-        };
-        worker.pipeline.borrow_mut().handle(bytes, rcv, &mut out);
-        for o in out.drain(..) {
-            worker.send(o, None).await;
+        if handled == UDP_BATCH {
+            // The readiness is left set: the next turn receives at once.
+            tokio::task::yield_now().await;
         }
-        worker.arm_tm_timers();
     }
 }
 
@@ -473,24 +502,34 @@ impl Worker {
         tx
     }
 
-    /// Send one message.
-    async fn send(self: &Rc<Self>, o: Outgoing, conn: Option<(&ConnSender, SocketAddr)>) {
-        match (o.proto, o.dest) {
-            (Proto::Udp, Dest::Addr(dst)) => {
-                let sock = self
-                    .udp
-                    .iter()
-                    .find(|(l, _)| *l == o.local)
-                    .or_else(|| self.udp.iter().find(|(l, _)| l.is_ipv6() == dst.is_ipv6()));
-                match sock {
-                    Some((_, s)) => {
-                        if let Err(e) = s.send_to(&o.wire, dst) {
-                            super::drop_log::unanswerable(dst, Proto::Udp, e);
-                        }
-                    }
-                    None => info!(%dst, "no udp socket to send from"),
+    /// Send `o` at once if it is a UDP datagram to an address; otherwise hand it back (for
+    /// [`Worker::send`]).
+    fn send_udp(&self, o: Outgoing) -> Option<Outgoing> {
+        let (Proto::Udp, Dest::Addr(dst)) = (o.proto, o.dest) else {
+            return Some(o);
+        };
+        let sock = self
+            .udp
+            .iter()
+            .find(|(l, _)| *l == o.local)
+            .or_else(|| self.udp.iter().find(|(l, _)| l.is_ipv6() == dst.is_ipv6()));
+        match sock {
+            Some((_, s)) => {
+                if let Err(e) = s.send_to(&o.wire, dst) {
+                    super::drop_log::unanswerable(dst, Proto::Udp, e);
                 }
             }
+            None => info!(%dst, "no udp socket to send from"),
+        }
+        None
+    }
+
+    /// Send one message.
+    async fn send(self: &Rc<Self>, o: Outgoing, conn: Option<(&ConnSender, SocketAddr)>) {
+        let Some(o) = self.send_udp(o) else {
+            return;
+        };
+        match (o.proto, o.dest) {
             (Proto::Tcp | Proto::Tls | Proto::Ws | Proto::Wss, Dest::Connection) => match conn {
                 Some((tx, peer)) => send_on(tx, peer, o.wire, o.flags.close),
                 None => info!("no connection to answer on"),

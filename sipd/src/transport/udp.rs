@@ -69,11 +69,19 @@ impl UdpIo {
     /// Receive one datagram.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         loop {
-            let mut guard = self.fd.readable().await?;
-            if let Ok(r) = guard.try_io(|s| s.get_ref().recv_from(buf)) {
+            if let Some(r) = self.readable().await?.recv_from(buf) {
                 return r;
             }
         }
+    }
+
+    /// Wait until the socket is readable. The returned [`Readable`] receives datagrams until
+    /// the socket is drained, without going back to the runtime's readiness machinery for
+    /// each one (a readiness future per datagram cost about 300 instructions).
+    pub async fn readable(&self) -> io::Result<Readable<'_>> {
+        Ok(Readable {
+            guard: self.fd.readable().await?,
+        })
     }
 
     /// Send one datagram, waiting up to [`SEND_WAIT_MS`] for room in the send buffer.
@@ -86,6 +94,20 @@ impl UdpIo {
             }
             r => r,
         }
+    }
+}
+
+/// A [`UdpIo`] known to be readable: see [`UdpIo::readable`].
+pub struct Readable<'a> {
+    guard: tokio::io::unix::AsyncFdReadyGuard<'a, UdpSocket>,
+}
+
+impl Readable<'_> {
+    /// Receive one datagram; `None` once the socket has nothing more (its readiness is then
+    /// cleared: wait with [`UdpIo::readable`] again). An error (an ICMP error reported on the
+    /// socket, say) is returned as `Some(Err(..))` and consumed: the socket stays readable.
+    pub fn recv_from(&mut self, buf: &mut [u8]) -> Option<io::Result<(usize, SocketAddr)>> {
+        self.guard.try_io(|s| s.get_ref().recv_from(buf)).ok()
     }
 }
 
